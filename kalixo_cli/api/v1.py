@@ -1,0 +1,46 @@
+"""Kalixo API v1: paths and answer shapes, on top of the HTTP seam."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kalixo_cli.api.http import Answer, Transport
+from kalixo_cli.errors import OutcomeUnknown, TransportError
+from kalixo_cli.models import Order, OrderRequest
+from kalixo_cli.normalize import normalize_order, normalize_placed_order
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    order: Order
+    answer: Answer
+
+
+class V1Client:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        code = request.externalOrderCode
+        answer = self.transport.post_order("orders/place-order", request.body(), code=code)
+        try:
+            order = normalize_placed_order(answer.data, request)
+        except ValueError as exc:
+            raise OutcomeUnknown(
+                f"the API accepted the order {code} but its answer is not an order ({exc})",
+                where=self.transport.url("orders/place-order"),
+                correlation_key=answer.correlation_key,
+                hint="find the order's id with Kalixo support before placing it again",
+            ) from exc
+        return OrderResult(order, answer)
+
+    def retrieve_order(self, order_id: int) -> OrderResult:
+        answer = self.transport.get("orders/retrieve-order", params={"id": order_id})
+        try:
+            order = normalize_order(answer.data)
+        except ValueError as exc:
+            raise TransportError(
+                f"the API's answer is not an order ({exc})",
+                where=self.transport.url("orders/retrieve-order"),
+            ) from exc
+        return OrderResult(order, answer)

@@ -1,0 +1,225 @@
+"""Every failure kalixo expects, and the exit code each one ends the process with.
+
+Commands raise these; `cli.main` is the one place that turns them into a line on stderr
+(plus a JSON object with ``-o json``) and an exit code. Foreign exceptions (requests,
+OSError, pydantic) are translated where they arise, never leaked to the user.
+
+    KalixoError
+    ├── UsageError            2  bad flag, file or value; nothing was sent
+    │   ├── InputError        2  the order file is unreadable or invalid (located problems)
+    │   └── ConfigError       2  the config file or a setting is wrong
+    ├── CredentialsMissing    4  no token anywhere
+    ├── APIError                 the server answered with an error status
+    │   ├── RequestRejected   3  400, 404, 409, 422
+    │   ├── AuthRejected      4  401, 403
+    │   └── ServiceUnavailable 5  429 or 5xx after retries; nothing was placed
+    ├── TransportError        5  no usable answer (network, timeout, bad body); nothing was placed
+    ├── OutcomeUnknown        6  a place-order may have been placed; check before retrying
+    └── OrderUnsuccessful     7  the order ended failed, cancelled or in error
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """Documented exit statuses; scripts branch on these, so they never change meaning."""
+
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2
+    REJECTED = 3
+    AUTH = 4
+    TEMPORARY = 5
+    OUTCOME_UNKNOWN = 6
+    ORDER_UNSUCCESSFUL = 7
+    INTERRUPTED = 130
+
+
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.UNEXPECTED: "unexpected error (a bug; no traceback unless --verbose)",
+    ExitCode.USAGE: "invalid usage or input; nothing was sent",
+    ExitCode.REJECTED: "the API rejected the request (400, 404, 409, 422)",
+    ExitCode.AUTH: "no credentials, or the API refused them (401, 403)",
+    ExitCode.TEMPORARY: (
+        "temporary failure (network, timeout, 429 or 5xx after retries); nothing was placed"
+    ),
+    ExitCode.OUTCOME_UNKNOWN: (
+        "outcome unknown: the order may have been placed; check before retrying"
+    ),
+    ExitCode.ORDER_UNSUCCESSFUL: (
+        "the order ended unsuccessfully (failed, cancelled, error); "
+        "retrieve-order only with --exit-status"
+    ),
+    ExitCode.INTERRUPTED: "interrupted",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located validation problem: what is wrong, and where (file:line:col, field)."""
+
+    message: str
+    where: str | None = None
+    field: str | None = None
+
+    def describe(self) -> str:
+        what = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{what} ({self.where})" if self.where else what
+
+
+class KalixoError(Exception):
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+    kind: str = "error"
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def lines(self) -> list[str]:
+        """The error as the lines printed after ``kalixo: error: ``."""
+        return [f"{self.message} ({self.where})" if self.where else self.message]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "kind": self.kind,
+                "exitCode": int(self.exit_code),
+                "message": self.message,
+                "where": self.where,
+                "hint": self.hint,
+            }
+        }
+
+
+class UsageError(KalixoError):
+    exit_code = ExitCode.USAGE
+    kind = "usage"
+
+
+class InputError(UsageError):
+    """The order input is unreadable or invalid; carries every located problem found."""
+
+    kind = "invalid_input"
+
+    def __init__(self, problems: list[Problem], *, hint: str | None = None):
+        if not problems:
+            raise ValueError("InputError needs at least one problem")
+        first = problems[0]
+        super().__init__(
+            f"{first.field}: {first.message}" if first.field else first.message,
+            where=first.where,
+            hint=hint,
+        )
+        self.problems = problems
+
+    def lines(self) -> list[str]:
+        return [problem.describe() for problem in self.problems]
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["error"]["problems"] = [
+            {"message": p.message, "where": p.where, "field": p.field} for p in self.problems
+        ]
+        return data
+
+
+class ConfigError(UsageError):
+    kind = "config"
+
+
+class CredentialsMissing(KalixoError):
+    exit_code = ExitCode.AUTH
+    kind = "no_credentials"
+
+
+class APIError(KalixoError):
+    """The server answered with an error status; keeps what support needs to find it."""
+
+    kind = "api"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        server_message: str | None = None,
+        correlation_key: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+    ):
+        super().__init__(message, where=where, hint=hint)
+        self.status = status
+        self.server_message = server_message
+        self.correlation_key = correlation_key
+
+    def lines(self) -> list[str]:
+        detail = f"{self.message}: {self.server_message}" if self.server_message else self.message
+        extras = [self.where] if self.where else []
+        if self.correlation_key:
+            extras.append(f"correlation key {self.correlation_key}")
+        return [f"{detail} ({'; '.join(extras)})" if extras else detail]
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["error"].update(
+            status=self.status,
+            serverMessage=self.server_message,
+            correlationKey=self.correlation_key,
+        )
+        return data
+
+
+class RequestRejected(APIError):
+    exit_code = ExitCode.REJECTED
+    kind = "rejected"
+
+
+class AuthRejected(APIError):
+    exit_code = ExitCode.AUTH
+    kind = "auth_rejected"
+
+
+class ServiceUnavailable(APIError):
+    exit_code = ExitCode.TEMPORARY
+    kind = "temporary"
+
+
+class TransportError(KalixoError):
+    exit_code = ExitCode.TEMPORARY
+    kind = "transport"
+
+
+class OutcomeUnknown(KalixoError):
+    exit_code = ExitCode.OUTCOME_UNKNOWN
+    kind = "outcome_unknown"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        status: int | None = None,
+        correlation_key: str | None = None,
+    ):
+        super().__init__(message, where=where, hint=hint)
+        self.status = status
+        self.correlation_key = correlation_key
+
+    def lines(self) -> list[str]:
+        extras = [self.where] if self.where else []
+        if self.correlation_key:
+            extras.append(f"correlation key {self.correlation_key}")
+        return [f"{self.message} ({'; '.join(extras)})" if extras else self.message]
+
+
+class OrderUnsuccessful(KalixoError):
+    exit_code = ExitCode.ORDER_UNSUCCESSFUL
+    kind = "order_unsuccessful"

@@ -1,0 +1,123 @@
+"""Server order bodies -> the one `Order` shape scripts rely on.
+
+Kalixo spells the same things several ways (`orderId` as string or number, `pin: [{PIN}]`,
+`pin: [{pin}]`, `codes: [{code}]`, `orderStatus` or `status`); this is the only place that
+knows. Pure: dicts in, models out. A body that is not an order raises `ValueError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kalixo_cli.models import Order, OrderProduct, OrderRequest
+
+_PIN_LISTS = ("pins", "pin", "codes", "PIN", "PINs")
+_PIN_KEYS = ("PIN", "pin", "code", "Pin")
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _as_str(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _pins(product: dict[str, Any]) -> list[str]:
+    for key in _PIN_LISTS:
+        entries = product.get(key)
+        if entries is None:
+            continue
+        if isinstance(entries, (str, dict)):
+            entries = [entries]
+        if not isinstance(entries, list):
+            continue
+        pins: list[str] = []
+        for entry in entries:
+            if isinstance(entry, str):
+                pins.append(entry)
+            elif isinstance(entry, dict):
+                pin = next((entry[k] for k in _PIN_KEYS if isinstance(entry.get(k), str)), None)
+                if pin is not None:
+                    pins.append(pin)
+        return pins
+    return []
+
+
+def _product(raw: Any) -> OrderProduct:
+    if not isinstance(raw, dict):
+        raise ValueError("an order product is not an object")
+    return OrderProduct(
+        productId=_as_int(raw.get("productId")),
+        sku=_as_str(raw.get("sku")),
+        price=_as_int(raw.get("price")),
+        quantity=_as_int(raw.get("quantity")),
+        pins=_pins(raw),
+    )
+
+
+def _status(body: dict[str, Any]) -> str | None:
+    for key in ("status", "orderStatus"):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip().lower()
+    return None
+
+
+def normalize_order(body: Any) -> Order:
+    """A retrieve-order body as the server sent it: what it did not send stays null."""
+    if not isinstance(body, dict):
+        raise ValueError("the answer is not a JSON object")
+    if "orderId" not in body and "products" not in body:
+        raise ValueError("the answer has neither orderId nor products")
+    products = body.get("products") or []
+    if not isinstance(products, list):
+        raise ValueError("products is not a list")
+    return Order(
+        orderId=_as_int(body.get("orderId")),
+        externalOrderCode=_as_str(body.get("externalOrderCode")),
+        status=_status(body),
+        currency=_as_str(body.get("currency") or body.get("currencyCode")),
+        price=_as_int(body.get("price")),
+        products=[_product(item) for item in products],
+    )
+
+
+def delivery_status(order: Order) -> str:
+    """v1 place-order states no status: complete when every ordered unit has its PIN."""
+    if order.products and all(
+        product.quantity is not None and len(product.pins) >= product.quantity
+        for product in order.products
+    ):
+        return "completed"
+    return "processing"
+
+
+def normalize_placed_order(body: Any, request: OrderRequest) -> Order:
+    """A place-order answer, completed with what the accepted request already says.
+
+    The v1 answer omits the code, currency, total and SKUs; they are the request's, which
+    the server has just accepted, so a script gets them without a second call.
+    """
+    order = normalize_order(body)
+    skus = {line.productId: line.sku for line in request.orderProducts}
+    for product in order.products:
+        if product.sku is None and product.productId in skus:
+            product.sku = skus[product.productId]
+    order.externalOrderCode = order.externalOrderCode or request.externalOrderCode
+    order.currency = order.currency or request.currency
+    order.price = order.price if order.price is not None else request.price
+    order.status = order.status or delivery_status(order)
+    return order

@@ -1,0 +1,116 @@
+"""Rich renderables for people at a terminal. Pure: models in, renderables out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kalixo_cli.models import Order, OrderRequest
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD", "UGX"})
+STATUS_STYLES = {
+    "completed": "green",
+    "processing": "yellow",
+    "requested": "yellow",
+    "partially_completed": "yellow",
+    "failed": "red",
+    "cancelled": "red",
+    "error": "red",
+}
+
+
+def format_amount(minor: int | None, currency: str | None) -> str:
+    """4138 GBP -> '41.38 GBP': amounts travel in minor units, people read major ones."""
+    if minor is None:
+        return "-"
+    unit = currency or ""
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        return f"{minor:,} {unit}".strip()
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole:,}.{cents:02d} {unit}".strip()
+
+
+def _status_text(status: str | None) -> Any:
+    from rich.text import Text
+
+    if status is None:
+        return Text("unknown", style="dim")
+    return Text(status, style=STATUS_STYLES.get(status, "bold"))
+
+
+def order_view(order: Order) -> RenderableType:
+    """A summary grid, then one table row per PIN so no PIN is ever wrapped or cut."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("Order", str(order.orderId) if order.orderId is not None else "-")
+    summary.add_row("Code", order.externalOrderCode or "-")
+    summary.add_row("Status", _status_text(order.status))
+    summary.add_row("Total", format_amount(order.price, order.currency))
+
+    lines = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    lines.add_column("ID", justify="right")
+    lines.add_column("SKU", overflow="fold")
+    lines.add_column("Unit price", justify="right", no_wrap=True)
+    lines.add_column("Qty", justify="right")
+    lines.add_column("PIN", no_wrap=True, min_width=10)
+    for product in order.products:
+        pins = product.pins or []
+        first = pins[0] if pins else "(not delivered)"
+        lines.add_row(
+            str(product.productId) if product.productId is not None else "-",
+            product.sku or "-",
+            format_amount(product.price, order.currency),
+            str(product.quantity) if product.quantity is not None else "-",
+            first if pins else f"[dim]{first}[/dim]",
+        )
+        for pin in pins[1:]:
+            lines.add_row("", "", "", "", pin)
+    return Group(summary, "", lines)
+
+
+def request_view(request: OrderRequest) -> RenderableType:
+    """What --dry-run would send, for a person to check before spending money."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("Code", request.externalOrderCode)
+    summary.add_row("Total", format_amount(request.price, request.currency))
+    lines = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    lines.add_column("ID", justify="right")
+    lines.add_column("SKU", overflow="fold")
+    lines.add_column("Unit price", justify="right", no_wrap=True)
+    lines.add_column("Qty", justify="right")
+    lines.add_column("Line total", justify="right", no_wrap=True)
+    for line in request.orderProducts:
+        lines.add_row(
+            str(line.productId), line.sku, format_amount(line.price, line.currency),
+            str(line.quantity), format_amount(line.total, line.currency),
+        )
+    return Group(summary, "", lines)
+
+
+def settings_view(described: dict[str, Any]) -> RenderableType:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Key", style="bold")
+    table.add_column("Value", overflow="fold")
+    table.add_column("Source", overflow="fold")
+    for key, entry in described.items():
+        if isinstance(entry, dict):
+            value = entry.get("value")
+            table.add_row(key, "-" if value is None else str(value), entry.get("source") or "-")
+    return table

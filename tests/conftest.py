@@ -1,0 +1,87 @@
+"""Isolation for every test, a live sandbox on 127.0.0.1, and a CLI runner."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from kalixo_cli.cli import app
+from tests.faultserver import FaultServer, fault_server
+
+TEST_TOKEN_ENV = "KALIXO_TOKEN"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Own config and data folders per test; no KALIXO_* from the developer's shell."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("KALIXO_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("KALIXO_RETRIES", "2")
+    monkeypatch.setenv("COLUMNS", "200")
+    return tmp_path
+
+
+@dataclass
+class Clock:
+    """The sandbox's time, which tests move forward instead of sleeping."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture(scope="session")
+def sandbox_clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def _sandbox_server(tmp_path_factory: pytest.TempPathFactory, sandbox_clock: Clock) -> Iterator[object]:
+    from kalixo_cli.sandbox.server import running_sandbox
+
+    db = tmp_path_factory.mktemp("sandbox") / "sandbox.sqlite3"
+    with running_sandbox(db, clock=sandbox_clock) as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox(_sandbox_server, sandbox_clock: Clock, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The live sandbox, with KALIXO_API_URL and KALIXO_TOKEN pointing kalixo at it."""
+    from kalixo_cli.sandbox.auth import SANDBOX_TOKEN
+
+    sandbox_clock.offset = 0.0
+    _sandbox_server.reset_counts()
+    monkeypatch.setenv("KALIXO_API_URL", _sandbox_server.v1_url)
+    monkeypatch.setenv(TEST_TOKEN_ENV, SANDBOX_TOKEN)
+    return _sandbox_server
+
+
+@pytest.fixture
+def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
+    """A scriptable server for faults, with kalixo pointed at it."""
+    with fault_server() as server:
+        monkeypatch.setenv("KALIXO_API_URL", f"{server.url}/v1")
+        monkeypatch.setenv(TEST_TOKEN_ENV, "fault-server-token-0123456789")
+        yield server
+
+
+_runner = CliRunner()
+
+
+def run(args: Sequence[str], *, input: str | bytes | None = None) -> Result:
+    """Run kalixo in-process, as a user would type it."""
+    return _runner.invoke(app, list(args), input=input, catch_exceptions=False)
