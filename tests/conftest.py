@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from kalixo_cli.cli import app
+from kalixo_cli.sandbox import SANDBOX_TOKEN
+from kalixo_cli.sandbox.server import RunningSandbox, running_sandbox
 from tests.faultserver import FaultServer, fault_server
 
 TEST_TOKEN_ENV = "KALIXO_TOKEN"
@@ -50,19 +52,19 @@ def sandbox_clock() -> Clock:
 
 
 @pytest.fixture(scope="session")
-def _sandbox_server(tmp_path_factory: pytest.TempPathFactory, sandbox_clock: Clock) -> Iterator[object]:
-    from kalixo_cli.sandbox.server import running_sandbox
-
+def _sandbox_server(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_clock: Clock
+) -> Iterator[RunningSandbox]:
     db = tmp_path_factory.mktemp("sandbox") / "sandbox.sqlite3"
     with running_sandbox(db, clock=sandbox_clock) as running:
         yield running
 
 
 @pytest.fixture
-def sandbox(_sandbox_server, sandbox_clock: Clock, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def sandbox(
+    _sandbox_server: RunningSandbox, sandbox_clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> RunningSandbox:
     """The live sandbox, with KALIXO_API_URL and KALIXO_TOKEN pointing kalixo at it."""
-    from kalixo_cli.sandbox.auth import SANDBOX_TOKEN
-
     sandbox_clock.offset = 0.0
     _sandbox_server.reset_counts()
     monkeypatch.setenv("KALIXO_API_URL", _sandbox_server.v1_url)

@@ -22,12 +22,12 @@ from pydantic import ValidationError
 from kalixo_cli import inputs
 from kalixo_cli.errors import InputError, Problem, UsageError
 from kalixo_cli.inputs import (  # the private ones test the model-level safety net
-    _describe,
-    _JsonSource,
     MAX_INPUT_BYTES,
     MAX_PROBLEMS,
     OrderFormat,
     ParsedOrder,
+    _describe,
+    _JsonSource,
     detect_format,
     generate_order_code,
     parse_order,
