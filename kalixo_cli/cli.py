@@ -64,7 +64,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 def _report(state: AppState | None, error: KalixoError) -> None:
     error_lines(error.lines(), error.hint)
-    if state is not None and state.output_format == "json":
+    if state is not None and state.json_errors:
         sys.stderr.write(json.dumps(error.to_json()) + "\n")
 
 

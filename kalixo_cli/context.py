@@ -56,6 +56,7 @@ class AppState:
     sandbox: bool = False
     verbose: bool = False
     output_format: OutputFormat | None = None
+    json_errors: bool = False
     stack: ExitStack = field(default_factory=ExitStack)
     _config: ConfigFile | None = None
     _settings: Settings | None = None
@@ -76,6 +77,8 @@ class AppState:
 
     def choose_output(self, requested: OutputChoice | None, raw: bool = False) -> OutputFormat:
         self.output_format = resolve_format(requested.value if requested else None, raw)
+        # Asked for by name only: a person piping to jq should not get JSON on their screen.
+        self.json_errors = raw or requested is OutputChoice.json
         return self.output_format
 
     def config_file(self) -> ConfigFile:

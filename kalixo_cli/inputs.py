@@ -2,7 +2,7 @@
 
 The rules live in `models.py`; this module gets bytes into their shape and, when they do
 not fit, says where. Every problem found is reported at once (up to `MAX_PROBLEMS`), each
-with a place (``orders.json:7:18`` or ``orders.csv:4 (row 3)``) and a field
+with a place (``orders.json:7:18`` or ``orders.csv:4, row 3``) and a field
 (``orderProducts[1].price`` or ``row 3 price``), because fixing an order file one error
 per run is slow and the user is about to spend money.
 
@@ -324,13 +324,13 @@ class _CsvSource(_Source):
         row = self._row(path)
         if row is None:
             return 0, self.name
-        return row[1], f"{self.name}:{row[1]} (row {row[0]})"
+        return row[1], f"{self.name}:{row[1]}, row {row[0]}"
 
     def field(self, path: Path) -> str | None:
         row = self._row(path)
         if row is None:
             return _dotted(path)
-        return " ".join([f"row {row[0]}", *(str(part) for part in path[2:])])
+        return ".".join(str(part) for part in path[2:]) or f"row {row[0]}"
 
     def line_ref(self, index: int) -> str:
         return f"row {self.rows[index][0]}" if 0 <= index < len(self.rows) else "another row"
@@ -554,8 +554,8 @@ def _read_csv(text: str, name: str) -> tuple[dict[str, Any], _Source, _Report]:
             report.add(
                 line,
                 f"has {len(cells)} cells but the header names {len(columns)} columns",
-                f"{name}:{line} (row {row_number})",
-                f"row {row_number}",
+                f"{name}:{line}, row {row_number}",
+                None,
             )
             continue
         index = len(lines)
