@@ -91,9 +91,12 @@ class ParsedOrder:
 
 
 def generate_order_code() -> str:
-    """A fresh, readable idempotency key: UTC time to the second plus 24 random bits."""
+    """A fresh, readable order code: UTC time plus 60 random bits.
+
+    The random part is long enough that scripts placing many orders a second never collide.
+    """
     now = datetime.now(UTC)
-    return f"KX-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3).upper()}"
+    return f"KX-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(8).upper()[:15]}"
 
 
 def detect_format(name: str, explicit: OrderFormat | None) -> OrderFormat:

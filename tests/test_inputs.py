@@ -212,7 +212,7 @@ def test_generated_codes_are_readable_and_unique() -> None:
     codes = {generate_order_code() for _ in range(200)}
     assert len(codes) == 200
     for code in codes:
-        assert re.fullmatch(r"KX-\d{8}-\d{6}-[0-9A-F]{6}", code)
+        assert re.fullmatch(r"KX-\d{8}-\d{6}-[0-9A-F]{15}", code)
 
 
 # ----------------------------------------------------------------------------------------
