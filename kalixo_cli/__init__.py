@@ -1,8 +1,5 @@
 """kalixo: place and inspect Kalixo orders from the terminal and from scripts."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("kalixo")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+# The one place the version is written: the build reads it into the package metadata
+# (pyproject [tool.hatch.version]), so importing importlib.metadata at start-up is not needed.
+__version__ = "0.1.0"

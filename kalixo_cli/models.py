@@ -149,35 +149,3 @@ class OrderRequest(_Strict):
 
     def body(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
-
-
-# --------------------------------------------------------------------------------------
-# The normalized order: one shape whatever the server's spelling. Scripts rely on it:
-# later versions only add fields.
-
-V1_STATUSES = ("requested", "processing", "completed", "cancelled", "failed", "error")
-UNSUCCESSFUL_STATUSES = frozenset({"failed", "cancelled", "error"})
-
-
-class OrderProduct(BaseModel):
-    productId: int | None = None
-    sku: str | None = None
-    price: int | None = None
-    quantity: int | None = None
-    pins: list[str] = Field(default_factory=list)
-
-
-class Order(BaseModel):
-    orderId: int | None = None
-    externalOrderCode: str | None = None
-    status: str | None = None
-    currency: str | None = None
-    price: int | None = None
-    products: list[OrderProduct] = Field(default_factory=list)
-
-    @property
-    def unsuccessful(self) -> bool:
-        return (self.status or "").lower() in UNSUCCESSFUL_STATUSES
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")

@@ -7,9 +7,12 @@ knows. Pure: dicts in, models out. A body that is not an order raises `ValueErro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kalixo_cli.models import Order, OrderProduct, OrderRequest
+from kalixo_cli.order import Order, OrderProduct
+
+if TYPE_CHECKING:
+    from kalixo_cli.models import OrderRequest
 
 _PIN_LISTS = ("pins", "pin", "codes", "PIN", "PINs")
 _PIN_KEYS = ("PIN", "pin", "code", "Pin")

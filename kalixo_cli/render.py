@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kalixo_cli.models import Order, OrderRequest
+from kalixo_cli.order import Order
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+
+    from kalixo_cli.models import OrderRequest
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD", "UGX"})
 STATUS_STYLES = {

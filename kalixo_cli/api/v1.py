@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kalixo_cli.api.http import Answer, Transport
 from kalixo_cli.errors import OutcomeUnknown, TransportError
-from kalixo_cli.models import Order, OrderRequest
 from kalixo_cli.normalize import normalize_order, normalize_placed_order
+from kalixo_cli.order import Order
+
+if TYPE_CHECKING:
+    from kalixo_cli.models import OrderRequest
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import typer
 
 from kalixo_cli.context import OutputOption, RawOption, get_state
 from kalixo_cli.errors import OrderUnsuccessful
-from kalixo_cli.models import Order
+from kalixo_cli.order import Order
 from kalixo_cli.output import note, print_json, print_raw, print_renderable
 
 
