@@ -21,7 +21,7 @@ from kalixo_cli.errors import EXIT_CODE_MEANINGS, ExitCode, KalixoError
 from kalixo_cli.output import error_lines
 
 # Global flags that may also be typed after the command name; moved before it on parsing.
-_GLOBAL_FLAGS = frozenset({"--sandbox", "--verbose"})
+_GLOBAL_FLAGS = frozenset({"--sandbox", "--verbose", "--quiet", "-q", "--no-color"})
 _GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--api-url"})
 
 
@@ -107,6 +107,8 @@ app = typer.Typer(
     epilog=f"Exit codes:\n\n\b\n{EXIT_CODES_HELP}\n",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
 )
@@ -137,8 +139,18 @@ def root(
     ] = False,
     verbose: Annotated[
         bool,
-        typer.Option("--verbose", help="Show HTTP requests, timings and retries on stderr "
-                     "(credentials redacted); tracebacks for bugs."),
+        typer.Option("--verbose", help="Show the HTTP exchange on stderr: method, URL, "
+                     "status, time, retries, correlation key; credentials and PINs masked "
+                     "[env KALIXO_DEBUG=1]."),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print results only: no notes or warnings "
+                     "(errors still go to stderr)."),
+    ] = False,
+    no_color: Annotated[
+        bool,
+        typer.Option("--no-color", help="No colour, even at a terminal (as NO_COLOR=1)."),
     ] = False,
     version: Annotated[
         bool,
@@ -150,6 +162,8 @@ def root(
     state.api_url_flag = api_url
     state.sandbox = use_sandbox
     state.verbose = verbose
+    state.quiet = quiet
+    state.no_color = no_color
     ctx.call_on_close(state.close)
     state.start()
 

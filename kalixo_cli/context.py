@@ -19,6 +19,10 @@ import typer
 from kalixo_cli.config import ConfigFile, Settings, config_path, load_config, resolve_settings
 from kalixo_cli.errors import CredentialsMissing, UsageError
 from kalixo_cli.output import OutputFormat, resolve_format, warn
+from kalixo_cli.output import configure as configure_output
+from kalixo_cli.redact import Redactor
+
+ENV_DEBUG = "KALIXO_DEBUG"
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import V1Client
@@ -29,11 +33,27 @@ class OutputChoice(StrEnum):
     json = "json"
 
 
+class OrderOutputChoice(StrEnum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
 OutputOption = Annotated[
     OutputChoice | None,
     typer.Option(
         "--output", "-o",
         help="Output format: table (default at a terminal) or json (default when piped).",
+        show_default=False,
+    ),
+]
+OrderOutputOption = Annotated[
+    OrderOutputChoice | None,
+    typer.Option(
+        "--output", "-o",
+        help="Output format: table (default at a terminal), json (default when piped), "
+        "jsonl (one line per order) or csv (one row per PIN).",
         show_default=False,
     ),
 ]
@@ -44,10 +64,14 @@ RawOption = Annotated[
 
 
 class _StderrHandler(logging.Handler):
-    """Writes to whatever sys.stderr is at the time (tests swap it)."""
+    """Writes to whatever sys.stderr is at the time (tests swap it), redacted."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
 
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"kalixo: {self.format(record)}\n")
+        sys.stderr.write(f"kalixo: {self.redact(self.format(record))}\n")
 
 
 @dataclass
@@ -55,6 +79,9 @@ class AppState:
     api_url_flag: str | None = None
     sandbox: bool = False
     verbose: bool = False
+    quiet: bool = False
+    no_color: bool = False
+    redactor: Redactor = field(default_factory=Redactor)
     output_format: OutputFormat | None = None
     json_errors: bool = False
     stack: ExitStack = field(default_factory=ExitStack)
@@ -65,9 +92,11 @@ class AppState:
         if self.sandbox and self.api_url_flag:
             raise UsageError("--sandbox and --api-url cannot be used together",
                              hint="drop one of them")
-        if self.verbose:
+        configure_output(quiet=self.quiet, no_color=self.no_color)
+        if self.verbose or os.environ.get(ENV_DEBUG, "").strip() not in ("", "0"):
+            self.verbose = True
             logger = logging.getLogger("kalixo")
-            handler = _StderrHandler()
+            handler = _StderrHandler(self.redactor)
             logger.addHandler(handler)
             logger.setLevel(logging.DEBUG)
             self.stack.callback(logger.removeHandler, handler)
@@ -75,10 +104,16 @@ class AppState:
     def close(self) -> None:
         self.stack.close()
 
-    def choose_output(self, requested: OutputChoice | None, raw: bool = False) -> OutputFormat:
-        self.output_format = resolve_format(requested.value if requested else None, raw)
+    def choose_output(
+        self, requested: OutputChoice | OrderOutputChoice | None, raw: bool = False
+    ) -> OutputFormat:
+        allowed = [choice.value for choice in type(requested)] if requested else ["table"]
+        self.output_format = resolve_format(
+            requested.value if requested else None, raw, allowed
+        )
         # Asked for by name only: a person piping to jq should not get JSON on their screen.
-        self.json_errors = raw or requested is OutputChoice.json
+        explicit = requested is not None and self.output_format in ("json", "jsonl")
+        self.json_errors = raw or explicit
         return self.output_format
 
     def config_file(self) -> ConfigFile:
@@ -100,6 +135,8 @@ class AppState:
         from kalixo_cli.api.v1 import V1Client
 
         settings = self.settings()
+        if settings.token is not None:
+            self.redactor.add(settings.token.value)
         if self.sandbox:
             base_url, token = self._start_sandbox()
         else:
@@ -111,6 +148,7 @@ class AppState:
                     "or try the offline sandbox with `kalixo --sandbox ...`",
                 )
             base_url, token = settings.api_url.value, settings.token.value
+        self.redactor.add(token)
         transport = Transport(
             base_url, token, timeout=settings.timeout.value, retries=settings.retries.value
         )
@@ -126,6 +164,7 @@ class AppState:
         from kalixo_cli.sandbox.server import running_sandbox
         from kalixo_cli.sandbox.store import default_db_path
 
+        self.redactor.add(SANDBOX_TOKEN)
         running = self.stack.enter_context(running_sandbox(default_db_path()))
         logging.getLogger("kalixo.sandbox").info("sandbox serving at %s", running.v1_url)
         return running.v1_url, SANDBOX_TOKEN

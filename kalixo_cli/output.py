@@ -2,50 +2,95 @@
 
 stdout carries only results (a table at a terminal, JSON otherwise), so a script can pipe
 it; notes, warnings and errors go to stderr. Consoles are made per call because tests and
-callers swap sys.stdout.
+callers swap sys.stdout. Colour follows rich's rules (NO_COLOR, FORCE_COLOR, a terminal or
+not) plus --no-color; nothing is ever paged.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-OutputFormat = Literal["table", "json"]
+OutputFormat = Literal["table", "json", "jsonl", "csv"]
 PROG = "kalixo"
 
 
-def resolve_format(requested: str | None, raw: bool) -> OutputFormat:
+@dataclass
+class OutputSettings:
+    quiet: bool = False
+    no_color: bool = False
+
+
+settings = OutputSettings()
+
+
+def configure(*, quiet: bool, no_color: bool) -> None:
+    """Set once per invocation by the root command."""
+    settings.quiet = quiet
+    settings.no_color = no_color
+
+
+def resolve_format(
+    requested: str | None, raw: bool, allowed: Sequence[str] = ("table", "json")
+) -> OutputFormat:
     """Table for people at a terminal, JSON for pipes, unless asked otherwise."""
     from kalixo_cli.errors import UsageError
 
-    if raw and requested == "table":
-        raise UsageError("--raw prints the server's JSON, so it cannot go with -o table")
+    if raw and requested not in (None, "json"):
+        raise UsageError(f"--raw prints the server's JSON, so it cannot go with -o {requested}")
     if raw:
         return "json"
     if requested is None:
         return "table" if sys.stdout.isatty() else "json"
-    if requested not in ("table", "json"):
-        raise UsageError(f"unknown output format {requested!r}", hint="use -o table or -o json")
+    if requested not in allowed:
+        raise UsageError(f"-o {requested} does not fit this command",
+                         hint=f"use one of: {', '.join(allowed)}")
     return requested  # type: ignore[return-value]
 
 
 def console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(file=sys.stderr if stderr else sys.stdout, soft_wrap=False,
-                   highlight=False)
+    return Console(
+        file=sys.stderr if stderr else sys.stdout,
+        soft_wrap=False,
+        highlight=False,
+        no_color=settings.no_color or None,
+    )
 
 
 def print_renderable(renderable: RenderableType) -> None:
     console().print(renderable)
 
 
+def print_view(build: Callable[[bool], RenderableType]) -> None:
+    """Render for where stdout goes: rules and colour at a terminal, plain columns otherwise."""
+    target = console()
+    target.print(build(not target.is_terminal))
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def print_jsonl(records: Iterable[Any]) -> None:
+    for record in records:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def print_csv(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(fieldnames), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
     sys.stdout.flush()
 
 
@@ -55,11 +100,13 @@ def print_raw(text: str) -> None:
 
 
 def note(message: str) -> None:
-    sys.stderr.write(f"{PROG}: {message}\n")
+    if not settings.quiet:
+        sys.stderr.write(f"{PROG}: {message}\n")
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"{PROG}: warning: {message}\n")
+    if not settings.quiet:
+        sys.stderr.write(f"{PROG}: warning: {message}\n")
 
 
 def error_lines(lines: list[str], hint: str | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kalixo_cli.order import Order
+from kalixo_cli.redact import mask_pin
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -43,9 +44,44 @@ def _status_text(status: str | None) -> Any:
     return Text(status, style=STATUS_STYLES.get(status, "bold"))
 
 
-def order_view(order: Order) -> RenderableType:
-    """A summary grid, then one table row per PIN so no PIN is ever wrapped or cut."""
+PIN_FIELDS = ("orderId", "productId", "sku", "pin")
+ORDER_CSV_FIELDS = ("orderId", "externalOrderCode", "status", "currency", "productId", "sku",
+                    "price", "quantity", "pin")
+
+
+def pin_rows(order: Order) -> list[dict[str, Any]]:
+    """One record per delivered PIN: what --pins-out files hold."""
+    return [
+        {"orderId": order.orderId, "productId": product.productId, "sku": product.sku,
+         "pin": pin}
+        for product in order.products
+        for pin in product.pins
+    ]
+
+
+def order_csv_rows(order: Order) -> list[dict[str, Any]]:
+    """One row per PIN, and one (with an empty pin) per line still waiting for its PINs."""
+    rows: list[dict[str, Any]] = []
+    for product in order.products:
+        base = {"orderId": order.orderId, "externalOrderCode": order.externalOrderCode,
+                "status": order.status, "currency": order.currency,
+                "productId": product.productId, "sku": product.sku, "price": product.price,
+                "quantity": product.quantity}
+        rows.extend({**base, "pin": pin} for pin in product.pins or [""])
+    return rows
+
+
+def _line_box(plain: bool) -> Any:
     from rich import box
+
+    return None if plain else box.SIMPLE_HEAD
+
+
+def order_view(order: Order, *, mask_pins: bool = False, plain: bool = False) -> RenderableType:
+    """A summary grid, then one table row per PIN so no PIN is ever wrapped or cut.
+
+    `plain` (output that is not a terminal) drops the rules, leaving aligned columns.
+    """
     from rich.console import Group
     from rich.table import Table
 
@@ -57,14 +93,14 @@ def order_view(order: Order) -> RenderableType:
     summary.add_row("Status", _status_text(order.status))
     summary.add_row("Total", format_amount(order.price, order.currency))
 
-    lines = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    lines = Table(box=_line_box(plain), show_edge=False, pad_edge=False)
     lines.add_column("ID", justify="right")
     lines.add_column("SKU", overflow="fold")
     lines.add_column("Unit price", justify="right", no_wrap=True)
     lines.add_column("Qty", justify="right")
     lines.add_column("PIN", no_wrap=True, min_width=10)
     for product in order.products:
-        pins = product.pins or []
+        pins = [mask_pin(pin) for pin in product.pins] if mask_pins else product.pins
         first = pins[0] if pins else "(not delivered)"
         lines.add_row(
             str(product.productId) if product.productId is not None else "-",
@@ -78,9 +114,8 @@ def order_view(order: Order) -> RenderableType:
     return Group(summary, "", lines)
 
 
-def request_view(request: OrderRequest) -> RenderableType:
+def request_view(request: OrderRequest, *, plain: bool = False) -> RenderableType:
     """What --dry-run would send, for a person to check before spending money."""
-    from rich import box
     from rich.console import Group
     from rich.table import Table
 
@@ -89,7 +124,7 @@ def request_view(request: OrderRequest) -> RenderableType:
     summary.add_column()
     summary.add_row("Code", request.externalOrderCode)
     summary.add_row("Total", format_amount(request.price, request.currency))
-    lines = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    lines = Table(box=_line_box(plain), show_edge=False, pad_edge=False)
     lines.add_column("ID", justify="right")
     lines.add_column("SKU", overflow="fold")
     lines.add_column("Unit price", justify="right", no_wrap=True)
@@ -103,11 +138,10 @@ def request_view(request: OrderRequest) -> RenderableType:
     return Group(summary, "", lines)
 
 
-def settings_view(described: dict[str, Any]) -> RenderableType:
-    from rich import box
+def settings_view(described: dict[str, Any], *, plain: bool = False) -> RenderableType:
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table = Table(box=_line_box(plain), show_edge=False, pad_edge=False)
     table.add_column("Key", style="bold")
     table.add_column("Value", overflow="fold")
     table.add_column("Source", overflow="fold")

@@ -14,7 +14,7 @@ from kalixo_cli.config import (
 )
 from kalixo_cli.context import OutputOption, get_state
 from kalixo_cli.errors import ConfigError, UsageError
-from kalixo_cli.output import note, print_json, print_renderable
+from kalixo_cli.output import note, print_json, print_view
 
 app = typer.Typer(
     help="Show and change settings.\n\nExample: kalixo config set api_url https://api.kalixo.io/v1",
@@ -48,7 +48,7 @@ def show(ctx: typer.Context, output: OutputOption = None) -> None:
     else:
         from kalixo_cli.render import settings_view
 
-        print_renderable(settings_view(described))
+        print_view(lambda plain: settings_view(described, plain=plain))
 
 
 @app.command("set")

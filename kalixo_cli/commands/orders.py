@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from kalixo_cli.context import OutputOption, RawOption, get_state
+from kalixo_cli.context import OrderOutputOption, RawOption, get_state
 from kalixo_cli.errors import OrderUnsuccessful
 from kalixo_cli.order import Order
-from kalixo_cli.output import note, print_json, print_raw, print_renderable
+from kalixo_cli.output import (
+    OutputFormat,
+    note,
+    print_csv,
+    print_json,
+    print_jsonl,
+    print_raw,
+    print_view,
+)
 
 
 class InputFormat(StrEnum):
@@ -19,15 +28,54 @@ class InputFormat(StrEnum):
     csv = "csv"
 
 
-def _show_order(order: Order, raw_text: str | None, fmt: str) -> None:
+PinsOutOption = Annotated[
+    Path | None,
+    typer.Option("--pins-out", metavar="FILE", dir_okay=False,
+                 help="Also save the PINs (orderId, productId, sku, pin) to FILE: CSV, or JSON "
+                 "if it ends in .json; created mode 0600, never over an existing file."),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Let --pins-out replace an existing file."),
+]
+MaskPinsOption = Annotated[
+    bool,
+    typer.Option("--mask-pins", help="Mask the middle of each PIN in tables, for screens "
+                 "others can see (JSON, CSV and --pins-out stay complete)."),
+]
+
+
+def _show_order(order: Order, raw_text: str | None, fmt: OutputFormat, *,
+                mask_pins: bool) -> None:
+    from kalixo_cli.render import ORDER_CSV_FIELDS, order_csv_rows, order_view
+
     if raw_text is not None:
         print_raw(raw_text)
     elif fmt == "json":
         print_json(order.to_json())
+    elif fmt == "jsonl":
+        print_jsonl([order.to_json()])
+    elif fmt == "csv":
+        print_csv(order_csv_rows(order), ORDER_CSV_FIELDS)
     else:
-        from kalixo_cli.render import order_view
+        print_view(lambda plain: order_view(order, mask_pins=mask_pins, plain=plain))
 
-        print_renderable(order_view(order))
+
+def _save_pins(order: Order, pins_out: Path | None, *, force: bool) -> None:
+    if pins_out is None:
+        return
+    from kalixo_cli.pinfile import write_pins
+    from kalixo_cli.render import pin_rows
+
+    rows = pin_rows(order)
+    write_pins(pins_out, rows, force=force)
+    note(f"{len(rows)} PIN{'s' if len(rows) != 1 else ''} saved to {pins_out} (mode 0600)")
+
+
+def _check_pins_out(pins_out: Path | None, *, force: bool) -> None:
+    if pins_out is not None:
+        from kalixo_cli.pinfile import check_target
+
+        check_target(pins_out, force=force)
 
 
 def place_order(
@@ -55,8 +103,11 @@ def place_order(
         bool,
         typer.Option("--dry-run", help="Validate and print the request; send nothing."),
     ] = False,
-    output: OutputOption = None,
+    output: OrderOutputOption = None,
     raw: RawOption = False,
+    pins_out: PinsOutOption = None,
+    force: ForceOption = False,
+    mask_pins: MaskPinsOption = False,
 ) -> None:
     """Place an order from a JSON or CSV file and print its PINs.
 
@@ -70,6 +121,7 @@ def place_order(
 
     state = get_state(ctx)
     fmt = state.choose_output(output, raw)
+    _check_pins_out(pins_out, force=force)
     source_format = inputs.detect_format(file, input_format.value if input_format else None)
     data, name = inputs.read_source(file, sys.stdin.buffer)
     parsed = inputs.parse_order(
@@ -81,17 +133,20 @@ def place_order(
         note(f"generated externalOrderCode {request.externalOrderCode} "
              "(give --external-order-code to choose your own)")
     if dry_run:
-        if fmt == "json":
-            print_json(request.body())
-        else:
+        if fmt == "table":
             from kalixo_cli.render import request_view
 
-            print_renderable(request_view(request))
+            print_view(lambda plain: request_view(request, plain=plain))
+        elif fmt == "jsonl":
+            print_jsonl([request.body()])
+        else:
+            print_json(request.body())
         note("dry run: the order is valid; nothing was sent")
         return
     result = state.v1_client().place_order(request)
     order = result.order
-    _show_order(order, result.answer.text if raw else None, fmt)
+    _show_order(order, result.answer.text if raw else None, fmt, mask_pins=mask_pins)
+    _save_pins(order, pins_out, force=force)
     if order.status != "completed" and order.orderId is not None:
         note(f"order {order.orderId} is {order.status}: not every PIN is delivered yet; "
              f"fetch them later with `kalixo retrieve-order {order.orderId}`")
@@ -107,8 +162,11 @@ def retrieve_order(
         typer.Option("--exit-status", help="Exit 7 when the order ended failed, cancelled "
                      "or in error."),
     ] = False,
-    output: OutputOption = None,
+    output: OrderOutputOption = None,
     raw: RawOption = False,
+    pins_out: PinsOutOption = None,
+    force: ForceOption = False,
+    mask_pins: MaskPinsOption = False,
 ) -> None:
     """Show an order's status, lines and PINs.
 
@@ -116,8 +174,10 @@ def retrieve_order(
     """
     state = get_state(ctx)
     fmt = state.choose_output(output, raw)
+    _check_pins_out(pins_out, force=force)
     result = state.v1_client().retrieve_order(order_id)
     order = result.order
-    _show_order(order, result.answer.text if raw else None, fmt)
+    _show_order(order, result.answer.text if raw else None, fmt, mask_pins=mask_pins)
+    _save_pins(order, pins_out, force=force)
     if exit_status and order.unsuccessful:
         raise OrderUnsuccessful(f"order {order_id} ended {order.status}")
