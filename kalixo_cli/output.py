@@ -70,10 +70,13 @@ def print_renderable(renderable: RenderableType) -> None:
     console().print(renderable)
 
 
-def print_view(build: Callable[[bool], RenderableType]) -> None:
-    """Render for where stdout goes: rules and colour at a terminal, plain columns otherwise."""
+def print_view(build: Callable[[bool, int], RenderableType]) -> None:
+    """Render for where stdout goes: rules and colour at a terminal, plain columns otherwise.
+
+    `build` gets (plain, width). Lines are never cropped: a PIN is worth more than a tidy edge.
+    """
     target = console()
-    target.print(build(not target.is_terminal))
+    target.print(build(not target.is_terminal, target.width), crop=False)
 
 
 def print_json(data: Any) -> None:

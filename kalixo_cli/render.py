@@ -44,6 +44,9 @@ def _status_text(status: str | None) -> Any:
     return Text(status, style=STATUS_STYLES.get(status, "bold"))
 
 
+# Columns beside the PIN in an order table (ID, SKU, price, quantity, padding), at their
+# narrowest; below this a terminal gets the stacked view.
+TABLE_BESIDE_PIN = 34
 PIN_FIELDS = ("orderId", "productId", "sku", "pin")
 ORDER_CSV_FIELDS = ("orderId", "externalOrderCode", "status", "currency", "productId", "sku",
                     "price", "quantity", "pin")
@@ -77,13 +80,16 @@ def _line_box(plain: bool) -> Any:
     return None if plain else box.SIMPLE_HEAD
 
 
-def order_view(order: Order, *, mask_pins: bool = False, plain: bool = False) -> RenderableType:
+def order_view(order: Order, *, mask_pins: bool = False, plain: bool = False,
+               width: int = 80) -> RenderableType:
     """A summary grid, then one table row per PIN so no PIN is ever wrapped or cut.
 
-    `plain` (output that is not a terminal) drops the rules, leaving aligned columns.
+    `plain` (output that is not a terminal) drops the rules, leaving aligned columns; a
+    terminal too narrow for the table gets each line and then its PINs on lines of their own.
     """
     from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
@@ -93,12 +99,27 @@ def order_view(order: Order, *, mask_pins: bool = False, plain: bool = False) ->
     summary.add_row("Status", _status_text(order.status))
     summary.add_row("Total", format_amount(order.price, order.currency))
 
+    widest_pin = max((len(pin) for p in order.products for pin in p.pins), default=10)
+    if width < widest_pin + TABLE_BESIDE_PIN:
+        stacked: list[Any] = [summary, ""]
+        for product in order.products:
+            stacked.append(Text(
+                f"{product.productId} {product.sku or '-'} "
+                f"{format_amount(product.price, order.currency)} x{product.quantity}",
+                style="bold",
+            ))
+            pins = [mask_pin(pin) for pin in product.pins] if mask_pins else product.pins
+            stacked.extend(Text(f"  {pin}", no_wrap=True, overflow="ignore") for pin in pins)
+            if not pins:
+                stacked.append(Text("  (not delivered)", style="dim"))
+        return Group(*stacked)
     lines = Table(box=_line_box(plain), show_edge=False, pad_edge=False)
     lines.add_column("ID", justify="right")
     lines.add_column("SKU", overflow="fold")
-    lines.add_column("Unit price", justify="right", no_wrap=True)
+    lines.add_column("Unit price", justify="right", no_wrap=True, overflow="fold")
     lines.add_column("Qty", justify="right")
-    lines.add_column("PIN", no_wrap=True, min_width=10)
+    # A PIN is never cut or wrapped: the other columns give way first.
+    lines.add_column("PIN", no_wrap=True, min_width=widest_pin, overflow="ignore")
     for product in order.products:
         pins = [mask_pin(pin) for pin in product.pins] if mask_pins else product.pins
         first = pins[0] if pins else "(not delivered)"

@@ -48,7 +48,7 @@ def show(ctx: typer.Context, output: OutputOption = None) -> None:
     else:
         from kalixo_cli.render import settings_view
 
-        print_view(lambda plain: settings_view(described, plain=plain))
+        print_view(lambda plain, _: settings_view(described, plain=plain))
 
 
 @app.command("set")

@@ -57,7 +57,8 @@ def _show_order(order: Order, raw_text: str | None, fmt: OutputFormat, *,
     elif fmt == "csv":
         print_csv(order_csv_rows(order), ORDER_CSV_FIELDS)
     else:
-        print_view(lambda plain: order_view(order, mask_pins=mask_pins, plain=plain))
+        print_view(lambda plain, width: order_view(order, mask_pins=mask_pins, plain=plain,
+                                                    width=width))
 
 
 def _save_pins(order: Order, pins_out: Path | None, *, force: bool) -> None:
@@ -136,7 +137,7 @@ def place_order(
         if fmt == "table":
             from kalixo_cli.render import request_view
 
-            print_view(lambda plain: request_view(request, plain=plain))
+            print_view(lambda plain, _: request_view(request, plain=plain))
         elif fmt == "jsonl":
             print_jsonl([request.body()])
         else:
