@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import signal
@@ -114,3 +115,48 @@ def test_readme_documents_every_exit_code() -> None:
     for code in ExitCode:
         assert f"| {int(code)} | " in readme
     assert set(EXIT_CODE_MEANINGS) == set(ExitCode)
+
+
+def test_readme_usage_blocks_are_fresh() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_readme", ROOT / "scripts" / "gen_readme.py")
+    assert spec and spec.loader
+    gen_readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_readme)
+    text = (ROOT / "README.md").read_text()
+    assert "<!-- usage: place-order -->" in text
+    assert gen_readme.render(text) == text, "run .venv/bin/python scripts/gen_readme.py"
+
+
+HEAVY = ("requests", "urllib3", "pydantic", "rich", "fastapi", "uvicorn", "starlette")
+PROBE = """
+import atexit, sys
+heavy = {heavy!r}
+atexit.register(lambda: print(sorted({{m.split('.')[0] for m in sys.modules}} & set(heavy)),
+                              file=sys.__stderr__))
+sys.argv = ["kalixo", *{args!r}]
+from kalixo_cli.cli import main
+main()
+"""
+
+
+def _heavy_modules_loaded(args: list[str], env: dict[str, str]) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY, args=args)],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+    )
+    return list(ast.literal_eval(result.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["config", "path"],
+                                  ["place-order", "--help"]])
+def test_help_version_and_config_load_nothing_heavy(args: list[str]) -> None:
+    assert _heavy_modules_loaded(args, {}) == []
+
+
+def test_retrieve_order_json_loads_requests_only(faults: FaultServer) -> None:
+    faults.on("/v1/orders/retrieve-order", Reply(200, {"orderId": 1, "products": []}))
+    env = {"KALIXO_API_URL": f"{faults.url}/v1", "KALIXO_TOKEN": "t" * 24}
+    assert _heavy_modules_loaded(["retrieve-order", "1", "-o", "json"], env) == [
+        "requests", "urllib3"]
