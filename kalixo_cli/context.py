@@ -12,7 +12,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +26,7 @@ ENV_DEBUG = "KALIXO_DEBUG"
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import V1Client
+    from kalixo_cli.journal import Journal
 
 
 class OutputChoice(StrEnum):
@@ -87,6 +88,9 @@ class AppState:
     stack: ExitStack = field(default_factory=ExitStack)
     _config: ConfigFile | None = None
     _settings: Settings | None = None
+    _endpoint: Endpoint | None = None
+    _client: V1Client | None = None
+    _journal: Journal | None = None
 
     def start(self) -> None:
         if self.sandbox and self.api_url_flag:
@@ -130,15 +134,15 @@ class AppState:
             )
         return self._settings
 
-    def v1_client(self) -> V1Client:
-        from kalixo_cli.api.http import Transport
-        from kalixo_cli.api.v1 import V1Client
-
+    def endpoint(self) -> Endpoint:
+        """Where to send requests and with what credential; starts the sandbox if asked."""
+        if self._endpoint is not None:
+            return self._endpoint
         settings = self.settings()
         if settings.token is not None:
             self.redactor.add(settings.token.value)
         if self.sandbox:
-            base_url, token = self._start_sandbox()
+            self._endpoint = self._start_sandbox()
         else:
             if settings.token is None:
                 raise CredentialsMissing(
@@ -147,16 +151,51 @@ class AppState:
                     hint="run `kalixo auth set-token`, set KALIXO_TOKEN, "
                     "or try the offline sandbox with `kalixo --sandbox ...`",
                 )
-            base_url, token = settings.api_url.value, settings.token.value
-        self.redactor.add(token)
+            self._endpoint = Endpoint(settings.api_url.value, settings.token.value,
+                                      journal_key=self.journal_key())
+        self.redactor.add(self._endpoint.token)
+        return self._endpoint
+
+    def new_v1_client(self, **transport_options: Any) -> V1Client:
+        """A client of its own (one per thread: a requests.Session is not shared)."""
+        from kalixo_cli.api.http import Transport
+        from kalixo_cli.api.v1 import V1Client
+
+        endpoint = self.endpoint()
+        settings = self.settings()
         transport = Transport(
-            base_url, token, timeout=settings.timeout.value, retries=settings.retries.value
+            endpoint.base_url, endpoint.token, timeout=settings.timeout.value,
+            retries=settings.retries.value, **transport_options,
         )
         self.stack.callback(transport.close)
         return V1Client(transport)
 
-    def _start_sandbox(self) -> tuple[str, str]:
-        """The emulator, in-process on an ephemeral loopback port, for this command only."""
+    def v1_client(self) -> V1Client:
+        if self._client is None:
+            self._client = self.new_v1_client()
+        return self._client
+
+    def journal_key(self) -> str:
+        """The API the journal files entries under, without starting or calling anything."""
+        if self.sandbox:
+            from kalixo_cli.sandbox.store import default_db_path
+
+            return f"sandbox:{default_db_path()}"
+        return str(self.settings().api_url.value)
+
+    def journal(self) -> Journal:
+        if self._journal is None:
+            from kalixo_cli.journal import Journal, default_journal_path
+
+            self._journal = Journal(default_journal_path())
+            self.stack.callback(self._journal.close)
+        return self._journal
+
+    def _start_sandbox(self) -> Endpoint:
+        """The emulator, in-process on an ephemeral loopback port, for this command only.
+
+        Its journal key is its database, not its URL: the port changes with every run.
+        """
         from kalixo_cli.sandbox.server import require_sandbox_stack
 
         require_sandbox_stack()
@@ -167,7 +206,14 @@ class AppState:
         self.redactor.add(SANDBOX_TOKEN)
         running = self.stack.enter_context(running_sandbox(default_db_path()))
         logging.getLogger("kalixo.sandbox").info("sandbox serving at %s", running.v1_url)
-        return running.v1_url, SANDBOX_TOKEN
+        return Endpoint(running.v1_url, SANDBOX_TOKEN, journal_key=self.journal_key())
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    token: str
+    journal_key: str
 
 
 def get_state(ctx: typer.Context) -> AppState:

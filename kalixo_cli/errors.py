@@ -11,9 +11,11 @@ OSError, pydantic) are translated where they arise, never leaked to the user.
     ├── CredentialsMissing    4  no token anywhere
     ├── APIError                 the server answered with an error status
     │   ├── RequestRejected   3  400, 404, 409, 422
+    │   │   └── OrderExists   3  a place-order's code is taken (v2 409): look it up by code
     │   ├── AuthRejected      4  401, 403
     │   └── ServiceUnavailable 5  429 or 5xx after retries; nothing was placed
     ├── TransportError        5  no usable answer (network, timeout, bad body); nothing was placed
+    ├── AlreadyPlaced         3  the journal knows the code as placed; not sent again
     ├── OutcomeUnknown        6  a place-order may have been placed; check before retrying
     └── OrderUnsuccessful     7  the order ended failed, cancelled or in error
 """
@@ -176,9 +178,48 @@ class APIError(KalixoError):
         return data
 
 
+class AlreadyPlaced(KalixoError):
+    """The journal knows this code as placed: it is not sent again."""
+
+    exit_code = ExitCode.REJECTED
+    kind = "already_placed"
+
+
 class RequestRejected(APIError):
     exit_code = ExitCode.REJECTED
     kind = "rejected"
+
+
+class OrderExists(RequestRejected):
+    """The API already has an order with this externalOrderCode (v2 answers 409).
+
+    A signal more than an error: the v2 client catches it and fetches the order by `code`,
+    since an earlier attempt or run may have placed it. Uncaught, it ends like any 409.
+    """
+
+    kind = "order_exists"
+
+    def __init__(
+        self,
+        code: str,
+        *,
+        status: int = 409,
+        server_message: str | None = None,
+        correlation_key: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+    ):
+        super().__init__(
+            f"an order with the externalOrderCode {code} already exists (HTTP {status}); "
+            "nothing new was placed",
+            status=status,
+            server_message=server_message,
+            correlation_key=correlation_key,
+            where=where,
+            hint=hint or f"retrieve the existing order {code}, or give a new "
+            "--external-order-code",
+        )
+        self.code = code
 
 
 class AuthRejected(APIError):

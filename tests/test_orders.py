@@ -147,10 +147,26 @@ def test_dry_run_prints_the_request_and_sends_nothing(sandbox: Any) -> None:
     assert sandbox.request_count() == 0
 
 
-def test_reused_code_is_refused_with_409_and_nothing_new_placed(sandbox: Any) -> None:
+def test_a_placed_code_is_not_sent_again(sandbox: Any) -> None:
+    args = ["place-order", str(EXAMPLES / "order.json"), "--external-order-code", "DUP-0",
+            "-o", "json"]
+    first = placed(run(args))
+    sandbox.reset_counts()
+    again = run(args)
+    assert again.exit_code == ExitCode.REJECTED
+    assert "already placed on " in again.stderr and str(first["orderId"]) in again.stderr
+    assert sandbox.request_count("POST") == 0
+    assert json.loads(again.stdout)["orderId"] == first["orderId"]
+
+
+def test_reused_code_is_refused_with_409_and_nothing_new_placed(
+    sandbox: Any, isolated: Path
+) -> None:
+    """Another machine (no journal here) reusing a code: the API's 409 stops it."""
     args = ["place-order", str(EXAMPLES / "order.json"), "--external-order-code", "DUP-1",
             "-o", "json"]
     placed(run(args))
+    (isolated / "xdg-data" / "kalixo" / "journal.sqlite3").unlink()
     before = sandbox.store.count_orders()
     again = run(args)
     assert again.exit_code == ExitCode.REJECTED

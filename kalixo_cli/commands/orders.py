@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from kalixo_cli.context import OrderOutputOption, RawOption, get_state
-from kalixo_cli.errors import OrderUnsuccessful
+from kalixo_cli.context import AppState, OrderOutputOption, RawOption, get_state
+from kalixo_cli.errors import AlreadyPlaced, OrderUnsuccessful, OutcomeUnknown, UsageError
 from kalixo_cli.order import Order
 from kalixo_cli.output import (
     OutputFormat,
@@ -21,6 +21,9 @@ from kalixo_cli.output import (
     print_raw,
     print_view,
 )
+
+if TYPE_CHECKING:
+    from kalixo_cli.placement import Verdict
 
 
 class InputFormat(StrEnum):
@@ -144,13 +147,51 @@ def place_order(
             print_json(request.body())
         note("dry run: the order is valid; nothing was sent")
         return
-    result = state.v1_client().place_order(request)
+    from kalixo_cli import placement
+
+    journal = state.journal()
+    api = state.endpoint().journal_key
+    known = placement.check(journal, api, request)
+    if not known.may_send:
+        _refuse_known(state, known, request.externalOrderCode, fmt)
+    result = placement.place(journal, api, state.v1_client(), request)
     order = result.order
     _show_order(order, result.answer.text if raw else None, fmt, mask_pins=mask_pins)
     _save_pins(order, pins_out, force=force)
     if order.status != "completed" and order.orderId is not None:
         note(f"order {order.orderId} is {order.status}: not every PIN is delivered yet; "
              f"fetch them later with `kalixo retrieve-order {order.orderId}`")
+
+
+def _refuse_known(state: AppState, known: Verdict, code: str, fmt: OutputFormat) -> NoReturn:
+    """The journal says this code was placed, or may have been: show it, send nothing."""
+    from kalixo_cli.placement import resolution_hint
+
+    entry = known.entry
+    assert entry is not None
+    when = entry.to_json()["createdAt"]
+    if known.kind == "conflict":
+        raise UsageError(
+            f"externalOrderCode {code} was already sent on {when} with a different order "
+            f"({entry.effective_state}); nothing was sent",
+            hint="give this order a new --external-order-code",
+        )
+    if known.kind == "placed":
+        if fmt == "json":
+            print_json(entry.to_json())
+        elif fmt == "jsonl":
+            print_jsonl([entry.to_json()])
+        raise AlreadyPlaced(
+            f"order {code} was already placed on {when} as order {entry.order_id}; "
+            "it was not sent again",
+            hint=f"see it with `kalixo retrieve-order {entry.order_id}`; give a new "
+            "--external-order-code to buy the same again",
+        )
+    raise OutcomeUnknown(
+        f"order {code} was sent on {when} and its outcome is unknown "
+        f"({entry.error or 'no answer'}); it was not sent again",
+        hint=resolution_hint(code, entry),
+    )
 
 
 def retrieve_order(

@@ -1,0 +1,170 @@
+"""orders: what this machine has sent, from the local journal, and settling unknown outcomes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from kalixo_cli.context import OrderOutputOption, get_state
+from kalixo_cli.errors import UsageError
+from kalixo_cli.output import note, print_csv, print_json, print_jsonl, print_view
+
+app = typer.Typer(
+    help="What this machine has sent: the local journal of placed orders.\n\n"
+    "Example: kalixo orders list --state unknown",
+    no_args_is_help=True,
+)
+
+STATE_NAMES = ("placed", "rejected", "failed", "unknown")
+FIELDS = ("externalOrderCode", "state", "orderId", "status", "errorKind", "error", "attempts",
+          "createdAt", "updatedAt")
+
+
+def _timestamp(text: str | None, flag: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not a date",
+                         hint="use ISO 8601: 2026-11-27 or 2026-11-27T10:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _glob_to_like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def _view(records: list[dict[str, Any]], plain: bool) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("Code", "State", "Order", "Status", "Sent (UTC)", "Error"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(
+            record["externalOrderCode"], record["state"],
+            "-" if record["orderId"] is None else str(record["orderId"]),
+            record["status"] or "-", record["createdAt"].replace("T", " ").rstrip("Z"),
+            record["error"] or "",
+        )
+    return table
+
+
+@app.command("list")
+def list_orders(
+    ctx: typer.Context,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", metavar="STATE",
+                     help=f"Only this state: {', '.join(STATE_NAMES)}."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="DATE", help="Sent at or after (UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", metavar="DATE", help="Sent before (UTC).")
+    ] = None,
+    code: Annotated[
+        str | None,
+        typer.Option("--code", metavar="PATTERN", help="Codes matching a glob, e.g. 'batch-7-*'."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N.")] = None,
+    output: OrderOutputOption = None,
+) -> None:
+    """List the orders this machine has sent to the current API.
+
+    Example: kalixo orders list --state unknown --since 2026-11-01
+    """
+    app_state = get_state(ctx)
+    fmt = app_state.choose_output(output)
+    if state is not None and state not in STATE_NAMES:
+        raise UsageError(f"unknown state {state!r}", hint=f"states: {', '.join(STATE_NAMES)}")
+    entries = app_state.journal().entries(
+        app_state.journal_key(), state=state, since=_timestamp(since, "--since"),
+        until=_timestamp(until, "--until"),
+        code_like=_glob_to_like(code) if code else None, limit=limit,
+    )
+    records = [entry.to_json() for entry in entries]
+    if fmt == "json":
+        print_json(records)
+    elif fmt == "jsonl":
+        print_jsonl(records)
+    elif fmt == "csv":
+        print_csv(records, FIELDS)
+    elif records:
+        print_view(lambda plain, _: _view(records, plain))
+    else:
+        note("no orders in the journal for this API")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(metavar="CODE", help="The externalOrderCode.")],
+    output: OrderOutputOption = None,
+) -> None:
+    """Show what the journal knows of one order.
+
+    Example: kalixo orders show O-12345 -o json
+    """
+    app_state = get_state(ctx)
+    fmt = app_state.choose_output(output)
+    entry = app_state.journal().get(app_state.journal_key(), code)
+    if entry is None:
+        raise UsageError(f"no order {code} in the journal for {app_state.journal_key()}",
+                         hint="`kalixo orders list` shows what this machine has sent")
+    record = entry.to_json()
+    if fmt == "json":
+        print_json(record)
+    elif fmt == "jsonl":
+        print_jsonl([record])
+    elif fmt == "csv":
+        print_csv([record], FIELDS)
+    else:
+        print_view(lambda plain, _: _view([record], plain))
+    if entry.effective_state == "unknown":
+        from kalixo_cli.placement import resolution_hint
+
+        note(f"outcome unknown: {resolution_hint(code, entry)}")
+
+
+@app.command("resolve")
+def resolve(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(metavar="CODE", help="The externalOrderCode.")],
+    order_id: Annotated[
+        int | None,
+        typer.Option("--order-id", min=1, help="It was placed: this is its orderId."),
+    ] = None,
+    not_placed: Annotated[
+        bool, typer.Option("--not-placed", help="It was not placed: allow sending it again."),
+    ] = False,
+) -> None:
+    """Record how an unknown outcome ended, after checking with Kalixo.
+
+    Example: kalixo orders resolve O-12345 --order-id 59400
+    """
+    if (order_id is None) == (not not_placed):
+        raise UsageError("give exactly one of --order-id N or --not-placed")
+    app_state = get_state(ctx)
+    journal = app_state.journal()
+    api = app_state.journal_key()
+    entry = journal.get(api, code)
+    if entry is None:
+        raise UsageError(f"no order {code} in the journal for {api}")
+    if entry.effective_state == "placed" and not_placed:
+        raise UsageError(f"{code} is recorded as placed (order {entry.order_id}); "
+                         "refusing to mark it not placed")
+    if order_id is not None:
+        journal.resolve(api, code, order_id)
+        note(f"{code} recorded as placed: order {order_id}")
+    else:
+        journal.mark_not_placed(api, code)
+        note(f"{code} recorded as not placed; it may be sent again")
