@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from kalixo_cli import __version__
-from kalixo_cli.commands import auth, config, journal, orders, sandbox
+from kalixo_cli.commands import auth, bulk, config, journal, orders, sandbox
 from kalixo_cli.context import AppState, get_state
 from kalixo_cli.errors import EXIT_CODE_MEANINGS, ExitCode, KalixoError
 from kalixo_cli.output import error_lines
@@ -170,6 +170,7 @@ def root(
 
 app.command("place-order")(orders.place_order)
 app.command("retrieve-order")(orders.retrieve_order)
+app.command("place-orders")(bulk.place_orders)
 app.add_typer(journal.app, name="orders")
 app.add_typer(auth.app, name="auth")
 app.add_typer(config.app, name="config")

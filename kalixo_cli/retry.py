@@ -202,10 +202,11 @@ class Pacer(Protocol):
 class RetryBudget:
     """A token bucket of retries, shared by every worker of a bulk run (thread-safe).
 
-    Each first attempt deposits `ratio` of a token (up to `max_tokens`); each retry takes
-    one whole token and is refused when there is none. So across any run, retries are at
-    most `initial + ratio * requests`: a storm of failures costs ~20 % more requests,
-    not 3x. The same scheme as Finagle's RetryBudget and gRPC's retry throttling.
+    Each first attempt deposits `ratio` of a token (up to `max_tokens`, by default the larger
+    of `initial` and 10, so a long calm run does not bank a storm's worth of retries); each
+    retry takes one whole token and is refused when there is none. So across any run,
+    retries are at most `initial + ratio * requests`: a storm of failures costs ~20 % more
+    requests, not 3x. The same scheme as Finagle's RetryBudget and gRPC's retry throttling.
     """
 
     _UNIT = 1000  # tokens are counted in thousandths, so 5 x 0.2 is exactly 1
@@ -216,7 +217,8 @@ class RetryBudget:
             raise ValueError("ratio and initial must not be negative")
         self._lock = threading.Lock()
         self._deposit = round(ratio * self._UNIT)
-        self._max = round((initial if max_tokens is None else max_tokens) * self._UNIT)
+        ceiling = max(initial, 10.0) if max_tokens is None else max_tokens
+        self._max = round(ceiling * self._UNIT)
         self._units = min(round(initial * self._UNIT), self._max)
 
     @property

@@ -168,7 +168,7 @@ def test_post_5xx_is_not_retried_and_exits_6(faults: FaultServer, reply: Reply) 
     assert_clean_error(result, ExitCode.OUTCOME_UNKNOWN)
     assert faults.count("POST") == 1
     assert "may have been placed" in result.stderr
-    assert "--external-order-code O-FAULT-1" in result.stderr
+    assert "kalixo orders resolve O-FAULT-1" in result.stderr
 
 
 def test_get_html_error_page_is_a_clear_error(faults: FaultServer) -> None:

@@ -1,74 +1,75 @@
-"""The HTTP seam: one requests.Session, retries, timeouts, and error translation.
+"""The HTTP seam: requests.Sessions, the retry loop, timeouts, and error translation.
 
 Every `requests`/`urllib3` exception and every error status is turned into a
-`kalixo_cli.errors` exception here and nowhere else. Retries are urllib3's `Retry`
-(maintained, with backoff, jitter and Retry-After), configured per method: a GET is
-safe to repeat; a POST that spends money is repeated only when it never left this
-machine (the connection was refused or never established).
+`kalixo_cli.errors` exception here and nowhere else. Which failures are retried, and how
+long to wait, is decided by the pure rules in `kalixo_cli.retry` (per method and API
+generation); this module only runs the loop: classify the failure, ask `retry.decide`,
+sleep, try again. urllib3's own retries are off (`max_retries=0`), so there is one policy.
+
+A GET is safe to repeat. A v1 POST that spends money is repeated only when it never left
+this machine; v2 rules (idempotent by externalOrderCode) also repeat it after a timeout or a
+5xx, and turn a 409 into `OrderExists` so the caller looks the order up by code.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Self
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from kalixo_cli import __version__
 from kalixo_cli.errors import (
     APIError,
     AuthRejected,
+    OrderExists,
     OutcomeUnknown,
     RequestRejected,
     ServiceUnavailable,
     TransportError,
 )
+from kalixo_cli.retry import (
+    V1_RULES,
+    Action,
+    Decision,
+    Failure,
+    FailureKind,
+    Pacer,
+    RetryBudget,
+    RetryRules,
+    Rng,
+    decide,
+)
+
+__all__ = [
+    "CORRELATION_HEADER",
+    "Answer",
+    "Pacer",
+    "Transport",
+    "classify_failure",
+]
 
 log = logging.getLogger("kalixo.http")
 
 CORRELATION_HEADER = "fhp-codehype-correlation-key"
 CONNECT_TIMEOUT = 5.0
-RETRY_AFTER_CAP = 30.0
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
 USER_AGENT = f"kalixo-cli/{__version__} python-requests/{requests.__version__}"
 
-
-class _LoggedRetry(Retry):
-    """urllib3's Retry, with each retry reported and Retry-After capped."""
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), RETRY_AFTER_CAP)
-
-    def increment(self, method: str | None = None, url: str | None = None,
-                  response: Any = None, error: Exception | None = None,
-                  _pool: Any = None, _stacktrace: Any = None) -> Self:
-        new = super().increment(method, url, response, error, _pool, _stacktrace)
-        cause = f"HTTP {response.status}" if response is not None else type(error).__name__
-        log.info("retrying %s %s after %s (%d so far)", method, url, cause, len(new.history))
-        return new
-
-
-def retry_policy(method: str, attempts: int) -> Retry:
-    """How often to try again, by method: see the module docstring for why."""
-    if method == "GET":
-        return _LoggedRetry(
-            total=attempts, connect=attempts, read=attempts, status=attempts, other=0,
-            allowed_methods=frozenset({"GET"}), status_forcelist=RETRYABLE_STATUSES,
-            backoff_factor=0.5, backoff_max=8.0, backoff_jitter=0.25,
-            respect_retry_after_header=True, raise_on_status=False, redirect=5,
-        )
-    return _LoggedRetry(
-        total=attempts, connect=attempts, read=0, status=0, other=0, redirect=0,
-        allowed_methods=None, backoff_factor=0.5, backoff_max=8.0,
-        backoff_jitter=0.25, raise_on_status=False, respect_retry_after_header=False,
-    )
+# Failures that say something about the connection, so another attempt may fare better.
+# Anything else requests raises (a bad URL, too many redirects) would fail the same way again.
+_TRANSIENT_ERRORS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 
 @dataclass(frozen=True)
@@ -107,21 +108,52 @@ def _retry_after(response: requests.Response) -> str | None:
     return value.strip() if value else None
 
 
-class Transport:
-    """Talks to one API base URL with one credential."""
+@dataclass
+class _Outcome:
+    """How a request's attempts ended: the last response or exception, and what was decided."""
 
-    def __init__(self, base_url: str, token: str | None, *, timeout: float,
-                 retries: int) -> None:
+    response: requests.Response | None
+    error: requests.exceptions.RequestException | None
+    failure: Failure | None  # None when the last attempt got an answer below 400
+    decision: Decision | None
+    doubt: Failure | None  # an earlier, retried failure after which a POST may have landed
+
+
+class Transport:
+    """Talks to one API base URL with one credential, retrying as `rules` say.
+
+    Not thread-safe: a bulk run gives each worker thread its own Transport. What the workers
+    share, a `RetryBudget` and a `Pacer`, is thread-safe. `deadline` is seconds for the whole
+    command from construction: no retry is started whose wait would end after it (a request
+    in flight is bounded by `timeout`, not by the deadline). `retries` (KALIXO_RETRIES) is
+    the number of attempts after the first and overrides `rules.max_attempts`.
+    """
+
+    def __init__(self, base_url: str, token: str | None, *, timeout: float, retries: int,
+                 rules: RetryRules = V1_RULES, deadline: float | None = None,
+                 budget: RetryBudget | None = None, pacer: Pacer | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time,
+                 rng: Rng | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
-        self._retries = retries
-        self._get = self._session("GET")
-        self._post = self._session("POST")
+        self._rules = replace(rules, max_attempts=max(retries, 0) + 1)
+        self._budget = budget
+        self._pacer = pacer
+        self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rng: Rng = rng if rng is not None else random.Random()
+        self._deadline_at = None if deadline is None else clock() + deadline
+        self._get = self._session()
+        self._get.max_redirects = MAX_REDIRECTS
+        self._post = self._session()
 
-    def _session(self, method: str) -> requests.Session:
+    def _session(self) -> requests.Session:
         session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry_policy(method, self._retries))
+        adapter = HTTPAdapter(max_retries=0)  # the loop in _exchange retries, nothing else
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = USER_AGENT
@@ -150,51 +182,74 @@ class Transport:
     # ----------------------------------------------------------------------------------
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Answer:
+        """GET, following redirects (requests drops Authorization when the host changes)."""
         url = self.url(path)
         log.info("> GET %s", url)
-        started = time.monotonic()
-        try:
-            response = self._get.get(url, params=params, timeout=self._timeout)
-        except requests.exceptions.RequestException as exc:
-            stage, reason = classify_failure(exc)
-            if stage == "timeout":
+        started = self._clock()
+        outcome = self._exchange(
+            "GET", url, lambda: self._get.get(url, params=params, timeout=self._timeout)
+        )
+        if outcome.error is not None:
+            assert outcome.failure is not None
+            if outcome.failure.kind is FailureKind.TIMEOUT:
                 raise TransportError(
                     f"the API did not answer within {self._timeout[1]:g} s", where=url,
                     hint="try again, or allow more time with KALIXO_TIMEOUT or "
                     "`kalixo config set timeout`",
-                ) from exc
+                ) from outcome.error
             raise TransportError(
-                f"cannot reach {self._host}: {reason}", where=url,
+                f"cannot reach {self._host}: {outcome.failure.reason}", where=url,
                 hint="check the network and --api-url",
-            ) from exc
-        log.debug("GET took %.0f ms in all", (time.monotonic() - started) * 1000)
+            ) from outcome.error
+        response = outcome.response
+        assert response is not None
+        log.debug("GET took %.0f ms in all", (self._clock() - started) * 1000)
         if response.status_code >= 400:
             raise self._status_error(response, url=url, placing=False)
         return self._answer(response, url=url, placing=False)
 
     def post_order(self, path: str, body: Mapping[str, Any], *, code: str) -> Answer:
-        """POST an order: any doubt about whether it arrived becomes OutcomeUnknown."""
+        """POST an order: any doubt about whether it arrived becomes OutcomeUnknown.
+
+        Redirects are never followed (the body would be re-sent somewhere unchecked). When
+        the rules say a status means "look it up" (v2: 409), raises `OrderExists(code)`.
+        """
         url = self.url(path)
         log.info("> POST %s", url)
         data = json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json"}
-        try:
-            response = self._post.post(
-                url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
-            )
-        except requests.exceptions.RequestException as exc:
-            stage, reason = classify_failure(exc)
-            if stage == "connect":
+        outcome = self._exchange("POST", url, lambda: self._post.post(
+            url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
+        ))
+        response = outcome.response
+        key = response.headers.get(CORRELATION_HEADER) if response is not None else None
+        if outcome.decision is not None and outcome.decision.action is Action.LOOK_UP:
+            assert response is not None
+            raise OrderExists(code, status=response.status_code, where=url,
+                              server_message=_server_message(response), correlation_key=key)
+        if outcome.doubt is not None and (response is None or response.status_code >= 300):
+            last = (outcome.failure.describe() if outcome.failure is not None
+                    else f"HTTP {response.status_code if response is not None else '?'}")
+            raise _unknown(
+                f"an earlier attempt ended with {outcome.doubt.describe()}, the last with {last}",
+                code=code, url=url, correlation_key=key,
+                status=response.status_code if response is not None else None,
+            ) from outcome.error
+        if outcome.error is not None:
+            assert outcome.failure is not None
+            reason = outcome.failure.reason
+            if outcome.failure.kind is FailureKind.CONNECT:
                 raise TransportError(
                     f"could not connect to {self._host}: {reason}; nothing was placed",
                     where=url,
                     hint="check the network and --api-url, then run the same command again",
-                ) from exc
-            if stage == "timeout":
+                ) from outcome.error
+            if outcome.failure.kind is FailureKind.TIMEOUT:
                 raise _unknown(f"no answer within {self._timeout[1]:g} s", code=code,
-                               url=url) from exc
+                               url=url) from outcome.error
             raise _unknown(f"the connection broke before an answer ({reason})",
-                           code=code, url=url) from exc
+                           code=code, url=url) from outcome.error
+        assert response is not None
         if 300 <= response.status_code < 400:
             raise TransportError(
                 f"the API answered with a redirect (HTTP {response.status_code}) to "
@@ -204,13 +259,59 @@ class Transport:
         if response.status_code >= 500:
             raise _unknown(
                 f"the API answered HTTP {response.status_code}", code=code, url=url,
-                status=response.status_code,
-                correlation_key=response.headers.get(CORRELATION_HEADER),
+                status=response.status_code, correlation_key=key,
                 server_message=_server_message(response),
             )
         if response.status_code >= 400:
             raise self._status_error(response, url=url, placing=True)
         return self._answer(response, url=url, placing=True, code=code)
+
+    def _exchange(self, method: str, url: str,
+                  send: Callable[[], requests.Response]) -> _Outcome:
+        """Attempt `send` until an answer or a failure that `retry.decide` will not retry."""
+        if self._budget is not None:
+            self._budget.deposit()
+        rule = self._rules.for_method(method)
+        doubt: Failure | None = None
+        attempt = 1
+        while True:
+            if self._pacer is not None:
+                self._pacer.before_request()
+            response: requests.Response | None = None
+            error: requests.exceptions.RequestException | None = None
+            try:
+                response = send()
+            except requests.exceptions.RequestException as exc:
+                error = exc
+                stage, reason = classify_failure(exc)
+                failure = Failure(FailureKind(stage), reason=reason)
+            else:
+                if self._pacer is not None:
+                    self._pacer.after_response(response.status_code, response.headers)
+                if response.status_code < 400:
+                    return _Outcome(response, None, None, None, doubt)
+                failure = Failure.http(response.status_code, response.headers)
+            if error is not None and not isinstance(error, _TRANSIENT_ERRORS):
+                decision = Decision(Action.GIVE_UP, reason="it would fail the same way again")
+            else:
+                now = self._wall_clock()
+                deadline = (None if self._deadline_at is None
+                            else now + self._deadline_at - self._clock())
+                decision = decide(self._rules, method, failure, attempt, now=now,
+                                  deadline=deadline, budget=self._budget, rng=self._rng)
+            if not decision.retry:
+                log.log(logging.INFO if rule.retries(failure) else logging.DEBUG,
+                        "not retrying %s %s after %s: %s", method, url, failure.describe(),
+                        decision.reason)
+                return _Outcome(response, error, failure, decision, doubt)
+            if doubt is None and method == "POST" and failure.doubtful:
+                doubt = failure
+            log.info("retrying %s %s after %s in %.1f s (attempt %d of %d)", method, url,
+                     failure.describe(), decision.delay, attempt + 1, self._rules.max_attempts)
+            if response is not None:
+                response.close()
+            self._sleep(decision.delay)
+            attempt += 1
 
     # ----------------------------------------------------------------------------------
 
@@ -336,8 +437,9 @@ def _unknown(what: str, *, code: str, url: str, status: int | None = None,
         status=status,
         correlation_key=correlation_key,
         hint=(
-            f"do not place it under a new code. Run the same command again with "
-            f"--external-order-code {code}: the API refuses a code it already has (HTTP 409), "
-            f"so nothing is bought twice; or ask Kalixo support about externalOrderCode {code}"
+            f"do not place it again under a new code. Find out whether {code} was placed "
+            f"(Kalixo support can, with the correlation key), then record the answer with "
+            f"`kalixo orders resolve {code} --order-id N` or `--not-placed`; until then "
+            f"kalixo will not send it again"
         ),
     )

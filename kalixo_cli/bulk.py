@@ -1,0 +1,379 @@
+"""Many orders, each placed exactly once: plan everything, then send with a few workers.
+
+Two passes, both in constant memory:
+
+1. plan: stream the input, validate every order, and file it in a temporary SQLite table
+   (which also catches a code used twice in one file) beside the journal's verdict for it:
+   send, skip (already placed), skip (outcome unknown), or conflict (code reused for another
+   order). Any invalid order stops the run here: nothing has been sent.
+2. send: workers take the orders to send in file order; each POST is journaled before and
+   after (`placement.place`), paced from the server's X-RateLimit-* headers so a limited
+   server sees no 429s once it has said its limit, and bounded by a shared retry budget.
+
+Ctrl-C stops handing out orders; requests in flight finish (or are journaled unknown).
+A kill -9 leaves at most the in-flight rows in `sending`, which the next run reads as unknown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from kalixo_cli.errors import (
+    AuthRejected,
+    ExitCode,
+    InputError,
+    KalixoError,
+    OutcomeUnknown,
+    Problem,
+    RequestRejected,
+)
+from kalixo_cli.journal import Journal, request_hash
+from kalixo_cli.placement import verdict
+
+if TYPE_CHECKING:
+    from kalixo_cli.api.v1 import V1Client
+    from kalixo_cli.bulk_inputs import BulkOrder
+    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.order import Order
+
+OutcomeKind = Literal["placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown"]
+
+# Worst first: the exit code of a run is that of its worst outcome.
+EXIT_FOR = {
+    "unknown": ExitCode.OUTCOME_UNKNOWN,
+    "skipped_unknown": ExitCode.OUTCOME_UNKNOWN,
+    "failed": ExitCode.TEMPORARY,
+    "rejected": ExitCode.REJECTED,
+    "placed": ExitCode.OK,
+    "skipped": ExitCode.OK,
+}
+SEVERITY = [ExitCode.OUTCOME_UNKNOWN, ExitCode.TEMPORARY, ExitCode.AUTH, ExitCode.REJECTED,
+            ExitCode.OK]
+
+
+# ------------------------------------------------------------------------------------------
+# Client-side pacing.
+
+
+class RatePacer:
+    """Spreads requests over what is left of the server's rate-limit window.
+
+    Reads X-RateLimit-Limit / -Remaining / -Reset (unix seconds) from every answer; before a
+    request, waits for the next free slot: the time left in the window divided by the
+    requests left in it (less those already in flight). Until the server has said its
+    limit, requests go unpaced. Thread-safe: one pacer serves every worker.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._remaining: int | None = None
+        self._reset_at = 0.0
+        self._limit: int | None = None
+        self._next_slot = 0.0
+        self._in_flight = 0
+        self.waited = 0.0
+
+    def before_request(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if self._remaining is None:
+                self._in_flight += 1
+                return
+            if now >= self._reset_at:  # a new window: the server will say how much is left
+                self._remaining = self._limit
+                self._reset_at = now + 60.0
+            budget = (self._remaining or 0) - self._in_flight
+            if budget <= 0:
+                slot = max(self._reset_at + 0.05, self._next_slot)
+                self._next_slot = slot
+            else:
+                interval = max(0.0, self._reset_at - now) / budget
+                slot = max(now, self._next_slot)
+                self._next_slot = slot + interval
+            self._in_flight += 1
+        delay = slot - now
+        if delay > 0:
+            self.waited += delay
+            self._sleep(delay)
+
+    def after_response(self, status: int, headers: Mapping[str, str]) -> None:
+        lowered = {key.lower(): value for key, value in headers.items()}
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            try:
+                limit = int(lowered["x-ratelimit-limit"])
+                remaining = int(lowered["x-ratelimit-remaining"])
+                reset = float(lowered["x-ratelimit-reset"])
+            except (KeyError, ValueError):
+                if status == 429 and self._remaining is not None:
+                    self._remaining = 0
+                return
+            self._limit = limit
+            if reset > self._reset_at or self._remaining is None:
+                self._reset_at, self._remaining = reset, remaining
+            else:
+                self._remaining = min(self._remaining, remaining)
+            if status == 429:
+                self._remaining = 0
+
+    def release(self) -> None:
+        """A request that got no answer still leaves the in-flight count."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+
+
+# ------------------------------------------------------------------------------------------
+# Pass 1: plan.
+
+
+@dataclass
+class Plan:
+    """The validated batch, on disk: what to send, what to skip, and why."""
+
+    path: str
+    db: sqlite3.Connection
+    total: int = 0
+    to_send: int = 0
+    skipped: int = 0
+    skipped_unknown: int = 0
+
+    def orders_to_send(self) -> Iterator[tuple[int, str, str]]:
+        cursor = self.db.execute(
+            "SELECT idx, code, body FROM batch WHERE verdict = 'send' ORDER BY idx")
+        while rows := cursor.fetchmany(500):
+            yield from rows
+
+    def skipped_rows(self) -> Iterator[tuple[str, str, int | None, str | None]]:
+        cursor = self.db.execute(
+            "SELECT code, verdict, order_id, error FROM batch WHERE verdict != 'send' "
+            "ORDER BY idx")
+        while rows := cursor.fetchmany(500):
+            yield from rows
+
+    def close(self) -> None:
+        self.db.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, api: str,
+               max_problems: int = 50) -> Plan:
+    """Validate everything before anything is sent; raise InputError listing the problems."""
+    descriptor, path = tempfile.mkstemp(prefix="kalixo-batch-", suffix=".sqlite3")
+    os.close(descriptor)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.executescript(
+        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+        "CREATE TABLE batch (idx INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, "
+        "where_ TEXT, body TEXT, verdict TEXT, order_id INTEGER, error TEXT);"
+    )
+    plan = Plan(path, db)
+    problems: list[Problem] = []
+    invalid = 0
+
+    def problem(item: Problem) -> None:
+        nonlocal invalid
+        invalid += 1
+        if len(problems) < max_problems:
+            problems.append(item)
+
+    import json
+
+    db.execute("BEGIN")
+    try:
+        for item in orders:
+            if isinstance(item, InputError):
+                for found in item.problems:
+                    problem(found)
+                continue
+            request = item.request
+            body = request.body()
+            code = request.externalOrderCode
+            known = verdict(journal.get(api, code), request_hash(body))
+            if known.kind == "conflict":
+                problem(Problem(
+                    f"was already sent with a different order "
+                    f"({known.entry.effective_state if known.entry else '?'}); "
+                    "give this order a new code", where=item.where,
+                    field=f"externalOrderCode {code}"))
+                continue
+            kind = {"send": "send", "placed": "skipped", "unknown": "skipped_unknown"}[known.kind]
+            entry = known.entry
+            try:
+                db.execute(
+                    "INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (item.index, code, item.where,
+                     json.dumps(body, separators=(",", ":")) if kind == "send" else None,
+                     kind, entry.order_id if entry else None,
+                     entry.error if entry and kind != "send" else None),
+                )
+            except sqlite3.IntegrityError:
+                first = db.execute("SELECT where_ FROM batch WHERE code = ?",
+                                   (code,)).fetchone()
+                problem(Problem(f"appears twice in the file (first at {first[0]}); "
+                                "rows of one order must be together, codes unique",
+                                where=item.where, field=f"externalOrderCode {code}"))
+                continue
+            plan.total += 1
+            plan.to_send += kind == "send"
+            plan.skipped += kind == "skipped"
+            plan.skipped_unknown += kind == "skipped_unknown"
+        db.execute("COMMIT")
+    except BaseException:
+        plan.close()
+        raise
+    if problems:
+        plan.close()
+        more = f"; {invalid - len(problems)} more problems not shown" if invalid > len(
+            problems) else ""
+        raise InputError(problems, hint=f"{invalid} problems in all{more}; nothing was sent")
+    if plan.total == 0 and invalid == 0:
+        plan.close()
+        raise InputError([Problem("no orders in the input")])
+    return plan
+
+
+# ------------------------------------------------------------------------------------------
+# Pass 2: send.
+
+
+@dataclass
+class Result:
+    code: str
+    outcome: OutcomeKind
+    order: Order | None = None
+    order_id: int | None = None
+    status: str | None = None
+    error: KalixoError | None = None
+    detail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        error: dict[str, Any] | None = None
+        if self.error is not None:
+            error = {
+                "kind": self.error.kind, "exitCode": int(self.error.exit_code),
+                "message": self.error.message,
+                "serverMessage": getattr(self.error, "server_message", None),
+                "correlationKey": getattr(self.error, "correlation_key", None),
+            }
+        elif self.detail:
+            error = {"kind": self.outcome, "message": self.detail}
+        return {
+            "externalOrderCode": self.code,
+            "outcome": self.outcome,
+            "orderId": self.order.orderId if self.order else self.order_id,
+            "status": self.order.status if self.order else self.status,
+            "error": error,
+            "order": self.order.to_json() if self.order else None,
+        }
+
+
+@dataclass
+class Summary:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EXIT_FOR, 0))
+    worst: ExitCode = ExitCode.OK
+    stopped: str | None = None
+
+    def add(self, result: Result) -> None:
+        self.counts[result.outcome] += 1
+        code = EXIT_FOR[result.outcome]
+        if isinstance(result.error, AuthRejected):
+            code = ExitCode.AUTH
+        if SEVERITY.index(code) < SEVERITY.index(self.worst):
+            self.worst = code
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.counts, "exitCode": int(self.worst), "stopped": self.stopped}
+
+
+def _place_one(journal: Journal, api: str, client: V1Client, request: OrderRequest) -> Result:
+    from kalixo_cli.placement import place
+
+    code = request.externalOrderCode
+    try:
+        result = place(journal, api, client, request)
+    except OutcomeUnknown as exc:
+        return Result(code, "unknown", error=exc)
+    except (RequestRejected, AuthRejected) as exc:
+        return Result(code, "rejected", error=exc)
+    except KalixoError as exc:  # nothing was placed (refused connection, 429 after waits)
+        return Result(code, "failed", error=exc)
+    return Result(code, "placed", order=result.order)
+
+
+def send_plan(plan: Plan, *, journal: Journal, api: str,
+              client_factory: Callable[[], V1Client], concurrency: int,
+              on_result: Callable[[Result], None], stop: threading.Event) -> Summary:
+    """Send what the plan says, `concurrency` at a time, in file order; report each result."""
+    from kalixo_cli.models import OrderRequest
+
+    summary = Summary()
+    local = threading.local()
+    in_flight: dict[Future[Result], str] = {}
+
+    def work(body: str) -> Result:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = client_factory()
+        request = OrderRequest.model_validate_json(body)
+        return _place_one(journal, api, client, request)
+
+    def collect(done: Iterable[Future[Result]]) -> None:
+        for future in done:
+            code = in_flight.pop(future)
+            try:
+                result = future.result()
+            except BaseException as exc:  # a bug in a worker: the order's fate is unknown
+                journal.abandon_in_flight(api, [code], f"{type(exc).__name__} in a worker")
+                result = Result(code, "unknown", detail=f"{type(exc).__name__}: {exc}")
+            summary.add(result)
+            on_result(result)
+            if isinstance(result.error, AuthRejected):
+                stop.set()
+                summary.stopped = "the API refused the credentials; nothing more was sent"
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kalixo-send") as pool:
+        try:
+            for _, code, body in plan.orders_to_send():
+                if stop.is_set():
+                    break
+                while len(in_flight) >= concurrency:
+                    done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                    collect(done)
+                if stop.is_set():
+                    break
+                in_flight[pool.submit(work, body)] = code
+            while in_flight:
+                done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                collect(done)
+        except KeyboardInterrupt:
+            stop.set()
+            summary.stopped = "interrupted: requests in flight were finished; run the same " \
+                "command again to send the rest"
+            # Requests already on the wire finish (each has its timeout); their outcome is
+            # journaled by `place`. Nothing new starts.
+            for future in list(in_flight):
+                future.cancel()
+            while in_flight:
+                try:
+                    done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:  # a second Ctrl-C: leave now, rows stay `sending`
+                    journal.abandon_in_flight(api, list(in_flight.values()),
+                                              "interrupted twice while sending")
+                    raise
+                collect(d for d in done if not d.cancelled())
+                for cancelled in [d for d in done if d.cancelled()]:
+                    in_flight.pop(cancelled)
+    return summary

@@ -1,0 +1,269 @@
+"""place-orders: many orders from one file, each placed exactly once, resumable."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from kalixo_cli.context import get_state
+from kalixo_cli.errors import ExitCode, KalixoError, UsageError
+from kalixo_cli.output import note, print_json, print_jsonl, print_view, settings, warn
+
+if TYPE_CHECKING:
+    from kalixo_cli.bulk import Plan, Result, Summary
+
+DEFAULT_CONCURRENCY = 4
+MAX_CONCURRENCY = 32
+
+
+class BulkFormat(StrEnum):
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class BulkOutput(StrEnum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
+class BatchStopped(KalixoError):
+    """The run ended early or with failures; carries the worst outcome's exit code."""
+
+    kind = "batch"
+
+    def __init__(self, message: str, exit_code: ExitCode, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+def _summary_view(summary: Summary, plain: bool) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Outcome")
+    table.add_column("Orders", justify="right")
+    labels = {"placed": "placed", "skipped": "skipped (placed before)",
+              "rejected": "rejected by the API", "failed": "not placed (temporary failure)",
+              "unknown": "outcome unknown", "skipped_unknown": "skipped (outcome unknown)"}
+    for key, label in labels.items():
+        table.add_row(label, str(summary.counts[key]))
+    return table
+
+
+class _Progress:
+    """A rich progress bar on stderr at a terminal; nothing otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.bar: Any = None
+        self.failures = 0
+        if sys.stderr.isatty() and not settings.quiet and total:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("placing"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.1f}/s"), TimeRemainingColumn(),
+                TextColumn("{task.fields[failures]} failed"),
+                console=Console(file=sys.stderr), transient=True,
+            )
+            self.task = self.bar.add_task("placing", total=total, rate=0.0, failures=0)
+            self.bar.start()
+
+    def advance(self, result: Result) -> None:
+        if self.bar is None:
+            return
+        self.failures += result.outcome not in ("placed", "skipped")
+        task = self.bar.tasks[0]
+        self.bar.update(self.task, advance=1, failures=self.failures,
+                        rate=(task.completed + 1) / max(task.elapsed or 1e-9, 1e-9))
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def place_orders(
+    ctx: typer.Context,
+    file: Annotated[
+        str,
+        typer.Argument(metavar="FILE", help="Orders: a JSON array, JSON Lines, or CSV with an "
+                       "externalOrderCode column; - reads stdin."),
+    ],
+    input_format: Annotated[
+        BulkFormat | None,
+        typer.Option("--format", help="Input format when the extension does not say."),
+    ] = None,
+    currency: Annotated[
+        str | None,
+        typer.Option("--currency", metavar="CODE", help="Currency for CSV rows without one."),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", "-c", min=1, max=MAX_CONCURRENCY,
+                     help="Orders in flight at once."),
+    ] = DEFAULT_CONCURRENCY,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate everything and say what would be sent.")
+    ] = False,
+    max_errors: Annotated[
+        int, typer.Option("--max-errors", min=1, help="Problems listed before stopping.")
+    ] = 50,
+    output: Annotated[
+        BulkOutput | None,
+        typer.Option("--output", "-o", show_default=False,
+                     help="table: a summary (default at a terminal); jsonl: one result per "
+                     "order (default when piped); json: the summary as JSON."),
+    ] = None,
+) -> None:
+    """Place many orders, each exactly once; a re-run sends only what is not placed yet.
+
+    Everything is validated before anything is sent. Every order needs its own
+    externalOrderCode: it is how a re-run, after Ctrl-C or a crash, knows what was placed.
+    Orders whose outcome is unknown are never re-sent; `kalixo orders list --state unknown`
+    lists them.
+
+    Example: kalixo place-orders orders.csv --concurrency 8 -o jsonl > results.jsonl
+    """
+    from kalixo_cli.bulk import RatePacer, plan_batch, send_plan
+    from kalixo_cli.bulk_inputs import detect_bulk_format, iter_bulk_orders
+
+    state = get_state(ctx)
+    fmt = ("table" if sys.stdout.isatty() else "jsonl") if output is None else output.value
+    state.output_format = "json" if fmt == "json" else "table"
+    state.json_errors = output is not None and fmt != "table"
+    source_format = detect_bulk_format(file, input_format.value if input_format else None)
+    api = state.journal_key()
+    journal = state.journal()
+    stream = _open(file)
+    try:
+        plan = plan_batch(
+            iter_bulk_orders(stream, name="<stdin>" if file == "-" else file,
+                             fmt=source_format, currency=currency),
+            journal=journal, api=api, max_problems=max_errors,
+        )
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    try:
+        _announce(plan, dry_run=dry_run)
+        if dry_run:
+            if fmt == "json":
+                print_json({"valid": plan.total, "toSend": plan.to_send,
+                            "skipped": plan.skipped, "skippedUnknown": plan.skipped_unknown})
+            return
+        summary = _send(state, plan, api=api, fmt=fmt, concurrency=concurrency,
+                        pacer=RatePacer(), send=send_plan)
+    finally:
+        plan.close()
+    _finish(summary, fmt)
+
+
+def _open(file: str) -> Any:
+    if file == "-":
+        return sys.stdin.buffer
+    try:
+        return open(file, "rb")  # closed by the caller once streamed
+    except FileNotFoundError:
+        raise UsageError(f"orders file not found: {file}",
+                         hint="check the path, or pass - to read stdin") from None
+    except IsADirectoryError:
+        raise UsageError(f"{file} is a directory, not an orders file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+
+
+def _announce(plan: Plan, *, dry_run: bool) -> None:
+    verb = "would send" if dry_run else "sending"
+    note(f"{plan.total} valid orders: {verb} {plan.to_send}, skipping {plan.skipped} "
+         f"already placed" + (f" and {plan.skipped_unknown} with an unknown outcome"
+                              if plan.skipped_unknown else ""))
+    if dry_run:
+        note("dry run: nothing was sent")
+
+
+def _send(state: Any, plan: Plan, *, api: str, fmt: str, concurrency: int, pacer: Any,
+          send: Any) -> Summary:
+    from kalixo_cli.bulk import Result, Summary
+    from kalixo_cli.retry import RetryBudget
+
+    budget = RetryBudget()
+    if plan.to_send:
+        state.endpoint()  # no credentials: fail before any worker starts
+
+    def client() -> Any:
+        return state.new_v1_client(pacer=pacer, budget=budget)
+
+    def emit(result: Result) -> None:
+        if fmt == "jsonl":
+            print_jsonl([result.to_json()])
+
+    skipped = Summary()
+    for code, kind, order_id, error in plan.skipped_rows():
+        result = Result(code, "skipped" if kind == "skipped" else "skipped_unknown",
+                        order_id=order_id,
+                        detail=error if kind == "skipped_unknown" else None)
+        skipped.add(result)
+        emit(result)
+    progress = _Progress(plan.to_send)
+
+    def on_result(result: Result) -> None:
+        progress.advance(result)
+        emit(result)
+
+    stop = threading.Event()
+    try:
+        summary: Summary = send(plan, journal=state.journal(), api=api,
+                                client_factory=client, concurrency=concurrency,
+                                on_result=on_result, stop=stop)
+    finally:
+        progress.stop()
+    for key, count in skipped.counts.items():
+        summary.counts[key] += count
+    from kalixo_cli.bulk import SEVERITY
+
+    if SEVERITY.index(skipped.worst) < SEVERITY.index(summary.worst):
+        summary.worst = skipped.worst
+    if summary.stopped and "interrupted" in summary.stopped:
+        summary.worst = ExitCode.INTERRUPTED
+    return summary
+
+
+def _finish(summary: Summary, fmt: str) -> None:
+    counts = summary.counts
+    note(f"placed {counts['placed']}, skipped {counts['skipped']} already placed, "
+         f"rejected {counts['rejected']}, not placed {counts['failed']}, "
+         f"unknown {counts['unknown'] + counts['skipped_unknown']}")
+    if fmt == "json":
+        print_json(summary.to_json())
+    elif fmt == "table":
+        print_view(lambda plain, _: _summary_view(summary, plain))
+    if summary.stopped:
+        warn(summary.stopped)
+    if summary.worst == ExitCode.OK:
+        return
+    unknown = counts["unknown"] + counts["skipped_unknown"]
+    if unknown:
+        raise BatchStopped(
+            f"{unknown} orders have an unknown outcome and were not sent again",
+            summary.worst,
+            hint="`kalixo orders list --state unknown` lists them; settle each with "
+            "`kalixo orders resolve CODE --order-id N` or `--not-placed`",
+        )
+    raise BatchStopped(
+        "not every order was placed", summary.worst,
+        hint="fix what was rejected and run the same command again: it sends only what is "
+        "not placed yet",
+    )

@@ -1,0 +1,147 @@
+"""The journal and the exactly-once rules (pure and on disk), and the rate pacer."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from kalixo_cli.bulk import RatePacer
+from kalixo_cli.journal import Journal, request_hash
+from kalixo_cli.placement import verdict
+from tests.conftest import run
+
+API = "https://api.example/v1"
+BODY = {"externalOrderCode": "J-1", "price": 1, "currency": "GBP", "orderProducts": []}
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / "journal.sqlite3")
+
+
+def test_the_journal_file_is_private_under_umask_000(tmp_path: Path) -> None:
+    previous = os.umask(0)
+    try:
+        Journal(tmp_path / "j" / "journal.sqlite3").begin(API, "J-1", BODY)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "j" / "journal.sqlite3").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "j").stat().st_mode) == 0o700
+
+
+def test_intent_is_on_disk_before_the_request(journal: Journal, tmp_path: Path) -> None:
+    journal.begin(API, "J-1", BODY)
+    other = Journal(tmp_path / "journal.sqlite3")  # another process would see the same
+    entry = other.get(API, "J-1")
+    assert entry is not None and entry.state == "sending"
+    assert entry.effective_state == "unknown"
+    assert entry.hash == request_hash(BODY)
+
+
+def test_states_and_verdicts(journal: Journal) -> None:
+    digest = request_hash(BODY)
+    assert verdict(None, digest).kind == "send"
+    journal.begin(API, "J-1", BODY)
+    assert verdict(journal.get(API, "J-1"), digest).kind == "unknown"  # killed mid-request
+    journal.finish(API, "J-1", "rejected", error_kind="RequestRejected", error="price")
+    assert verdict(journal.get(API, "J-1"), "another-payload").kind == "send"  # fixed input
+    journal.begin(API, "J-1", BODY)
+    journal.finish(API, "J-1", "failed")
+    assert verdict(journal.get(API, "J-1"), digest).kind == "send"
+    journal.begin(API, "J-1", BODY)
+    journal.finish(API, "J-1", "placed", order_id=7, status="completed")
+    assert verdict(journal.get(API, "J-1"), digest).kind == "placed"
+    assert verdict(journal.get(API, "J-1"), "another-payload").kind == "conflict"
+    entry = journal.get(API, "J-1")
+    assert entry is not None and entry.attempts == 3 and entry.order_id == 7
+
+
+def test_entries_are_per_api_and_filterable(journal: Journal) -> None:
+    journal.begin(API, "A-1", BODY)
+    journal.finish(API, "A-1", "placed", order_id=1)
+    journal.begin(API, "A-2", BODY)
+    journal.begin("https://other/v1", "A-3", BODY)
+    assert [e.code for e in journal.entries(API)] == ["A-1", "A-2"]
+    assert [e.code for e in journal.entries(API, state="unknown")] == ["A-2"]
+    assert [e.code for e in journal.entries(API, code_like="A-1")] == ["A-1"]
+
+
+def test_abandon_in_flight_marks_unknown_with_the_reason(journal: Journal) -> None:
+    journal.begin(API, "A-1", BODY)
+    journal.abandon_in_flight(API, ["A-1"], "interrupted twice")
+    entry = journal.get(API, "A-1")
+    assert entry is not None and entry.state == "unknown" and entry.error == "interrupted twice"
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def headers(limit: int, remaining: int, reset: float) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(int(reset))}
+
+
+def test_pacer_is_silent_until_the_server_states_its_limit() -> None:
+    time = FakeTime()
+    pacer = RatePacer(clock=time.clock, sleep=time.sleep)
+    for _ in range(5):
+        pacer.before_request()
+        pacer.release()
+    assert time.slept == []
+
+
+def test_pacer_spreads_what_is_left_over_the_window() -> None:
+    time = FakeTime()
+    pacer = RatePacer(clock=time.clock, sleep=time.sleep)
+    pacer.before_request()
+    pacer.after_response(200, headers(60, 30, time.now + 30))
+    sent = 0
+    while time.now < 1_000_000.0 + 30 - 0.001:
+        pacer.before_request()
+        sent += 1
+        remaining = max(0, 30 - sent)
+        pacer.after_response(200, headers(60, remaining, 1_000_000.0 + 30))
+    assert 29 <= sent <= 31  # 30 left for 30 s: about one a second, none over
+    assert all(0 <= s <= 1.05 for s in time.slept)
+
+
+def test_pacer_waits_for_the_next_window_when_none_are_left() -> None:
+    time = FakeTime()
+    pacer = RatePacer(clock=time.clock, sleep=time.sleep)
+    pacer.before_request()
+    pacer.after_response(200, headers(10, 0, time.now + 12))
+    pacer.before_request()
+    assert time.now >= 1_000_000.0 + 12
+
+
+def test_orders_resolve_and_list_via_the_cli(isolated: Path) -> None:
+    from kalixo_cli.journal import default_journal_path
+
+    with Journal(default_journal_path()) as journal:
+        journal.begin("https://api.kalixo.io/v1", "R-1", BODY)
+    listed = json.loads(run(["orders", "list", "-o", "json"]).stdout)
+    assert [(e["externalOrderCode"], e["state"]) for e in listed] == [("R-1", "unknown")]
+    shown = run(["orders", "show", "R-1"])
+    assert "kalixo orders resolve R-1" in shown.stderr
+    assert run(["orders", "resolve", "R-1"]).exit_code == 2
+    assert run(["orders", "resolve", "R-1", "--order-id", "59400"]).exit_code == 0
+    entry = json.loads(run(["orders", "show", "R-1", "-o", "json"]).stdout)
+    assert (entry["state"], entry["orderId"]) == ("placed", 59400)
+    assert run(["orders", "resolve", "R-1", "--not-placed"]).exit_code == 2
+    assert json.loads(run(["orders", "list", "--state", "placed", "-o", "json"]).stdout)
+    assert run(["orders", "list", "--state", "bogus"]).exit_code == 2
+    assert run(["orders", "list", "--since", "yesterday"]).exit_code == 2
