@@ -40,8 +40,8 @@ from kalixo_cli.journal import Journal, request_hash
 from kalixo_cli.placement import verdict
 
 if TYPE_CHECKING:
-    from kalixo_cli.api.v1 import V1Client
     from kalixo_cli.bulk_inputs import BulkOrder
+    from kalixo_cli.context import ApiClient
     from kalixo_cli.models import OrderRequest
     from kalixo_cli.order import Order
 
@@ -146,18 +146,22 @@ class Plan:
     db: sqlite3.Connection
     total: int = 0
     to_send: int = 0
+    reconcile: int = 0
     skipped: int = 0
     skipped_unknown: int = 0
 
-    def orders_to_send(self) -> Iterator[tuple[int, str, str]]:
+    def orders_to_send(self) -> Iterator[tuple[int, str, str, bool]]:
+        """(index, code, body, reconcile first) in file order."""
         cursor = self.db.execute(
-            "SELECT idx, code, body FROM batch WHERE verdict = 'send' ORDER BY idx")
+            "SELECT idx, code, body, verdict = 'reconcile' FROM batch "
+            "WHERE verdict IN ('send', 'reconcile') ORDER BY idx")
         while rows := cursor.fetchmany(500):
             yield from rows
 
     def skipped_rows(self) -> Iterator[tuple[str, str, int | None, str | None]]:
         cursor = self.db.execute(
-            "SELECT code, verdict, order_id, error FROM batch WHERE verdict != 'send' "
+            "SELECT code, verdict, order_id, error FROM batch "
+            "WHERE verdict NOT IN ('send', 'reconcile') "
             "ORDER BY idx")
         while rows := cursor.fetchmany(500):
             yield from rows
@@ -169,7 +173,7 @@ class Plan:
 
 
 def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, api: str,
-               max_problems: int = 50) -> Plan:
+               max_problems: int = 50, can_look_up: bool = False) -> Plan:
     """Validate everything before anything is sent; raise InputError listing the problems."""
     descriptor, path = tempfile.mkstemp(prefix="kalixo-batch-", suffix=".sqlite3")
     os.close(descriptor)
@@ -201,7 +205,7 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, ap
             request = item.request
             body = request.body()
             code = request.externalOrderCode
-            known = verdict(journal.get(api, code), request_hash(body))
+            known = verdict(journal.get(api, code), request_hash(body), can_look_up=can_look_up)
             if known.kind == "conflict":
                 problem(Problem(
                     f"was already sent with a different order "
@@ -209,15 +213,17 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, ap
                     "give this order a new code", where=item.where,
                     field=f"externalOrderCode {code}"))
                 continue
-            kind = {"send": "send", "placed": "skipped", "unknown": "skipped_unknown"}[known.kind]
+            kind = {"send": "send", "reconcile": "reconcile", "placed": "skipped",
+                    "unknown": "skipped_unknown"}[known.kind]
             entry = known.entry
             try:
                 db.execute(
                     "INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (item.index, code, item.where,
-                     json.dumps(body, separators=(",", ":")) if kind == "send" else None,
+                     json.dumps(body, separators=(",", ":"))
+                     if kind in ("send", "reconcile") else None,
                      kind, entry.order_id if entry else None,
-                     entry.error if entry and kind != "send" else None),
+                     entry.error if entry and kind not in ("send", "reconcile") else None),
                 )
             except sqlite3.IntegrityError:
                 first = db.execute("SELECT where_ FROM batch WHERE code = ?",
@@ -227,7 +233,8 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, ap
                                 where=item.where, field=f"externalOrderCode {code}"))
                 continue
             plan.total += 1
-            plan.to_send += kind == "send"
+            plan.to_send += kind in ("send", "reconcile")
+            plan.reconcile += kind == "reconcile"
             plan.skipped += kind == "skipped"
             plan.skipped_unknown += kind == "skipped_unknown"
         db.execute("COMMIT")
@@ -298,12 +305,13 @@ class Summary:
         return {**self.counts, "exitCode": int(self.worst), "stopped": self.stopped}
 
 
-def _place_one(journal: Journal, api: str, client: V1Client, request: OrderRequest) -> Result:
+def _place_one(journal: Journal, api: str, client: ApiClient, request: OrderRequest,
+               reconcile: bool) -> Result:
     from kalixo_cli.placement import place
 
     code = request.externalOrderCode
     try:
-        result = place(journal, api, client, request)
+        result = place(journal, api, client, request, reconcile=reconcile)
     except OutcomeUnknown as exc:
         return Result(code, "unknown", error=exc)
     except (RequestRejected, AuthRejected) as exc:
@@ -314,7 +322,7 @@ def _place_one(journal: Journal, api: str, client: V1Client, request: OrderReque
 
 
 def send_plan(plan: Plan, *, journal: Journal, api: str,
-              client_factory: Callable[[], V1Client], concurrency: int,
+              client_factory: Callable[[], ApiClient], concurrency: int,
               on_result: Callable[[Result], None], stop: threading.Event) -> Summary:
     """Send what the plan says, `concurrency` at a time, in file order; report each result."""
     from kalixo_cli.models import OrderRequest
@@ -323,12 +331,12 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
     local = threading.local()
     in_flight: dict[Future[Result], str] = {}
 
-    def work(body: str) -> Result:
+    def work(body: str, reconcile: bool) -> Result:
         client = getattr(local, "client", None)
         if client is None:
             client = local.client = client_factory()
         request = OrderRequest.model_validate_json(body)
-        return _place_one(journal, api, client, request)
+        return _place_one(journal, api, client, request, reconcile)
 
     def collect(done: Iterable[Future[Result]]) -> None:
         for future in done:
@@ -346,7 +354,7 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kalixo-send") as pool:
         try:
-            for _, code, body in plan.orders_to_send():
+            for _, code, body, reconcile in plan.orders_to_send():
                 if stop.is_set():
                     break
                 while len(in_flight) >= concurrency:
@@ -354,7 +362,7 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
                     collect(done)
                 if stop.is_set():
                     break
-                in_flight[pool.submit(work, body)] = code
+                in_flight[pool.submit(work, body, bool(reconcile))] = code
             while in_flight:
                 done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
                 collect(done)

@@ -22,7 +22,7 @@ from kalixo_cli.output import error_lines
 
 # Global flags that may also be typed after the command name; moved before it on parsing.
 _GLOBAL_FLAGS = frozenset({"--sandbox", "--verbose", "--quiet", "-q", "--no-color"})
-_GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--api-url"})
+_GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--api-url", "--profile"})
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -64,8 +64,14 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 def _report(state: AppState | None, error: KalixoError) -> None:
     error_lines(error.lines(), error.hint)
+    context = state.error_context() if state is not None else None
+    if context:
+        sys.stderr.write(f"kalixo: (profile {context['profile']}, {context['apiUrl']})\n")
     if state is not None and state.json_errors:
-        sys.stderr.write(json.dumps(error.to_json()) + "\n")
+        data = error.to_json()
+        if context:
+            data["error"].update(context)
+        sys.stderr.write(json.dumps(data) + "\n")
 
 
 class KalixoGroup(TyperGroup):
@@ -132,6 +138,12 @@ def root(
             show_default=False,
         ),
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", metavar="NAME", help="Settings and credentials of this "
+                     "profile of the config file [env KALIXO_PROFILE; default: default].",
+                     show_default=False),
+    ] = None,
     use_sandbox: Annotated[
         bool,
         typer.Option("--sandbox", help="Run against the built-in offline sandbox, "
@@ -160,6 +172,7 @@ def root(
 ) -> None:
     state = get_state(ctx)
     state.api_url_flag = api_url
+    state.profile_flag = profile
     state.sandbox = use_sandbox
     state.verbose = verbose
     state.quiet = quiet

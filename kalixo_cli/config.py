@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
@@ -20,6 +21,8 @@ from kalixo_cli.errors import ConfigError
 
 APP_NAME = "kalixo"
 DEFAULT_API_URL = "https://api.kalixo.io/v1"
+DEFAULT_API_URLS = {"v1": DEFAULT_API_URL, "v2": "https://api.kalixo.io/v2"}
+API_VERSIONS = ("v1", "v2")
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 
@@ -27,8 +30,11 @@ ENV_API_URL = "KALIXO_API_URL"
 ENV_TOKEN = "KALIXO_TOKEN"
 ENV_TIMEOUT = "KALIXO_TIMEOUT"
 ENV_RETRIES = "KALIXO_RETRIES"
+ENV_API_VERSION = "KALIXO_API_VERSION"
+ENV_API_KEY = "KALIXO_API_KEY"
+ENV_PROFILE = "KALIXO_PROFILE"
 
-SECRET_KEYS = frozenset({"token"})
+SECRET_KEYS = frozenset({"token", "api_key", "refresh_token"})
 
 
 def config_dir() -> Path:
@@ -62,6 +68,26 @@ def parse_api_url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
+def parse_api_version(value: str) -> str:
+    text = str(value).strip().lower()
+    if text not in API_VERSIONS:
+        raise ValueError(f"must be one of {', '.join(API_VERSIONS)}")
+    return text
+
+
+def version_from_url(url: str) -> str | None:
+    """Kalixo writes the version into the base URL: .../v1 or .../v2."""
+    last = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1].lower()
+    return last if last in API_VERSIONS else None
+
+
+def parse_profile_name(value: str) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", text):
+        raise ValueError("must be a name of letters, digits, '.', '_' or '-'")
+    return text
+
+
 def parse_timeout(value: str | float | int) -> float:
     number = float(value)
     if isinstance(value, bool) or not math.isfinite(number) or not 0 < number <= 600:
@@ -80,6 +106,7 @@ def parse_retries(value: str | int) -> int:
 
 SETTABLE_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_url": parse_api_url,
+    "api_version": parse_api_version,
     "timeout": parse_timeout,
     "retries": parse_retries,
 }
@@ -181,26 +208,74 @@ class Setting:
 
 @dataclass(frozen=True)
 class Settings:
+    profile: Setting
     api_url: Setting
+    api_version: Setting
     token: Setting | None
+    api_key: Setting | None
+    refresh_token: Setting | None
     timeout: Setting
     retries: Setting
     config_path: Path
 
+    @property
+    def credential(self) -> Setting | None:
+        """What authenticates requests for this API generation."""
+        return self.api_key if self.api_version.value == "v2" else self.token
+
     def describe(self) -> dict[str, Any]:
         """The settings as `config show` prints them: secrets masked, sources named."""
-        token = (
-            {"value": mask_secret(self.token.value), "source": self.token.source}
-            if self.token
-            else {"value": None, "source": None}
-        )
+
+        def shown(setting: Setting | None, secret: bool = False) -> dict[str, Any]:
+            if setting is None:
+                return {"value": None, "source": None}
+            value = mask_secret(setting.value) if secret else setting.value
+            return {"value": value, "source": setting.source}
+
         return {
-            "api_url": {"value": self.api_url.value, "source": self.api_url.source},
-            "token": token,
-            "timeout": {"value": self.timeout.value, "source": self.timeout.source},
-            "retries": {"value": self.retries.value, "source": self.retries.source},
+            "profile": shown(self.profile),
+            "api_url": shown(self.api_url),
+            "api_version": shown(self.api_version),
+            "token": shown(self.token, secret=True),
+            "api_key": shown(self.api_key, secret=True),
+            "timeout": shown(self.timeout),
+            "retries": shown(self.retries),
             "config_path": str(self.config_path),
         }
+
+
+def profile_names(file: ConfigFile) -> list[str]:
+    profiles = file.values.get("profiles", {})
+    names = sorted(profiles) if isinstance(profiles, dict) else []
+    return ["default", *(name for name in names if name != "default")]
+
+
+def profile_values(file: ConfigFile, name: str) -> dict[str, Any]:
+    """A profile's own keys; `default` is the file's top level."""
+    if name == "default":
+        return {k: v for k, v in file.values.items() if k not in ("profiles", "profile")}
+    profiles = file.values.get("profiles", {})
+    section = profiles.get(name) if isinstance(profiles, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"no profile {name!r} in the config file",
+            where=str(file.path),
+            hint=f"profiles: {', '.join(profile_names(file))}; create one with "
+            f"`kalixo --profile {name} config set api_url URL`",
+        )
+    return dict(section)
+
+
+def with_profile_values(file: ConfigFile, name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The whole file's values with one profile's keys replaced: what to save."""
+    if name == "default":
+        kept = {k: v for k, v in file.values.items() if k in ("profiles", "profile")}
+        return {**kept, **values}
+    whole = dict(file.values)
+    profiles = dict(whole.get("profiles", {}))
+    profiles[name] = values
+    whole["profiles"] = profiles
+    return whole
 
 
 def _pick(
@@ -211,7 +286,8 @@ def _pick(
     flag_name: str | None,
     env: Mapping[str, str],
     env_name: str,
-    file: ConfigFile,
+    section: Mapping[str, Any],
+    section_name: str,
     default: Any,
 ) -> Setting:
     candidates: list[tuple[Any, str]] = []
@@ -219,8 +295,8 @@ def _pick(
         candidates.append((flag, flag_name))
     if env.get(env_name):
         candidates.append((env[env_name], f"env {env_name}"))
-    if key in file.values:
-        candidates.append((file.values[key], f"config {file.path}"))
+    if key in section:
+        candidates.append((section[key], section_name))
     for raw, source in candidates:
         try:
             return Setting(parse(raw), source)
@@ -229,33 +305,57 @@ def _pick(
     return Setting(default, "default")
 
 
+def _secret(key: str, env_name: str, env: Mapping[str, str], section: Mapping[str, Any],
+            section_name: str) -> Setting | None:
+    if env.get(env_name, "").strip():
+        return Setting(env[env_name].strip(), f"env {env_name}")
+    value = section.get(key)
+    if isinstance(value, str) and value.strip():
+        return Setting(value.strip(), section_name)
+    return None
+
+
 def resolve_settings(
-    *, api_url_flag: str | None, env: Mapping[str, str], file: ConfigFile
+    *, api_url_flag: str | None, env: Mapping[str, str], file: ConfigFile,
+    profile_flag: str | None = None,
 ) -> Settings:
-    unknown = sorted(set(file.values) - KNOWN_KEYS)
-    if unknown:
+    top_unknown = sorted(set(file.values) - KNOWN_KEYS - {"profiles", "profile"})
+    if top_unknown:
         raise ConfigError(
-            f"unknown key {unknown[0]!r} in the config file",
+            f"unknown key {top_unknown[0]!r} in the config file",
             where=str(file.path),
             hint=f"known keys: {', '.join(sorted(KNOWN_KEYS))}",
         )
-    api_url = _pick(
-        "api_url", parse_api_url, flag=api_url_flag, flag_name="--api-url",
-        env=env, env_name=ENV_API_URL, file=file, default=DEFAULT_API_URL,
-    )
-    timeout = _pick(
-        "timeout", parse_timeout, flag=None, flag_name=None,
-        env=env, env_name=ENV_TIMEOUT, file=file, default=DEFAULT_TIMEOUT,
-    )
-    retries = _pick(
-        "retries", parse_retries, flag=None, flag_name=None,
-        env=env, env_name=ENV_RETRIES, file=file, default=DEFAULT_RETRIES,
-    )
-    token: Setting | None = None
-    if env.get(ENV_TOKEN, "").strip():
-        token = Setting(env[ENV_TOKEN].strip(), f"env {ENV_TOKEN}")
-    elif isinstance(file.values.get("token"), str) and file.values["token"].strip():
-        token = Setting(file.values["token"].strip(), f"config {file.path}")
+    profile = _pick("profile", parse_profile_name, flag=profile_flag, flag_name="--profile",
+                    env=env, env_name=ENV_PROFILE, section=file.values,
+                    section_name=f"config {file.path}", default="default")
+    section = profile_values(file, profile.value)
+    unknown = sorted(set(section) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in profile {profile.value!r}",
+                          where=str(file.path),
+                          hint=f"known keys: {', '.join(sorted(KNOWN_KEYS))}")
+    where = (f"config {file.path}" if profile.value == "default"
+             else f"profile {profile.value} in {file.path}")
+    common = dict(env=env, section=section, section_name=where)
+    api_url = _pick("api_url", parse_api_url, flag=api_url_flag, flag_name="--api-url",
+                    env_name=ENV_API_URL, default=None, **common)  # type: ignore[arg-type]
+    version = _pick("api_version", parse_api_version, flag=None, flag_name=None,
+                    env_name=ENV_API_VERSION, default=None, **common)  # type: ignore[arg-type]
+    if version.value is None:
+        inferred = version_from_url(api_url.value) if api_url.value else None
+        version = (Setting(inferred, f"the path of {api_url.value}") if inferred
+                   else Setting("v1", "default"))
+    if api_url.value is None:
+        api_url = Setting(DEFAULT_API_URLS[version.value], "default")
+    timeout = _pick("timeout", parse_timeout, flag=None, flag_name=None,
+                    env_name=ENV_TIMEOUT, default=DEFAULT_TIMEOUT, **common)  # type: ignore[arg-type]
+    retries = _pick("retries", parse_retries, flag=None, flag_name=None,
+                    env_name=ENV_RETRIES, default=DEFAULT_RETRIES, **common)  # type: ignore[arg-type]
     return Settings(
-        api_url=api_url, token=token, timeout=timeout, retries=retries, config_path=file.path
+        profile=profile, api_url=api_url, api_version=version,
+        token=_secret("token", ENV_TOKEN, env, section, where),
+        api_key=_secret("api_key", ENV_API_KEY, env, section, where),
+        refresh_token=_secret("refresh_token", "KALIXO_REFRESH_TOKEN", env, section, where),
+        timeout=timeout, retries=retries, config_path=file.path,
     )

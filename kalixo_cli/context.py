@@ -12,12 +12,13 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kalixo_cli.config import ConfigFile, Settings, config_path, load_config, resolve_settings
-from kalixo_cli.errors import CredentialsMissing, UsageError
+from kalixo_cli.errors import ConfigError, CredentialsMissing, UsageError
 from kalixo_cli.output import OutputFormat, resolve_format, warn
 from kalixo_cli.output import configure as configure_output
 from kalixo_cli.redact import Redactor
@@ -26,7 +27,10 @@ ENV_DEBUG = "KALIXO_DEBUG"
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import V1Client
+    from kalixo_cli.api.v2 import V2Client
     from kalixo_cli.journal import Journal
+
+    ApiClient = V1Client | V2Client
 
 
 class OutputChoice(StrEnum):
@@ -78,6 +82,7 @@ class _StderrHandler(logging.Handler):
 @dataclass
 class AppState:
     api_url_flag: str | None = None
+    profile_flag: str | None = None
     sandbox: bool = False
     verbose: bool = False
     quiet: bool = False
@@ -89,7 +94,7 @@ class AppState:
     _config: ConfigFile | None = None
     _settings: Settings | None = None
     _endpoint: Endpoint | None = None
-    _client: V1Client | None = None
+    _client: ApiClient | None = None
     _journal: Journal | None = None
 
     def start(self) -> None:
@@ -130,7 +135,8 @@ class AppState:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = resolve_settings(
-                api_url_flag=self.api_url_flag, env=os.environ, file=self.config_file()
+                api_url_flag=self.api_url_flag, env=os.environ, file=self.config_file(),
+                profile_flag=self.profile_flag,
             )
         return self._settings
 
@@ -139,48 +145,104 @@ class AppState:
         if self._endpoint is not None:
             return self._endpoint
         settings = self.settings()
-        if settings.token is not None:
-            self.redactor.add(settings.token.value)
+        for secret in (settings.token, settings.api_key, settings.refresh_token):
+            if secret is not None:
+                self.redactor.add(secret.value)
+        version = settings.api_version.value
         if self.sandbox:
-            self._endpoint = self._start_sandbox()
+            self._endpoint = self._start_sandbox(version)
         else:
-            if settings.token is None:
+            credential = settings.credential
+            if credential is None:
                 raise CredentialsMissing(
-                    "no API token",
+                    f"no API {'key' if version == 'v2' else 'token'} "
+                    f"for profile {settings.profile.value}",
                     where=f"api {settings.api_url.value}",
-                    hint="run `kalixo auth set-token`, set KALIXO_TOKEN, "
-                    "or try the offline sandbox with `kalixo --sandbox ...`",
+                    hint=("run `kalixo auth set-key` or set KALIXO_API_KEY"
+                          if version == "v2" else
+                          "run `kalixo auth login` or `kalixo auth set-token`, or set "
+                          "KALIXO_TOKEN")
+                    + "; or try the offline sandbox with `kalixo --sandbox ...`",
                 )
-            self._endpoint = Endpoint(settings.api_url.value, settings.token.value,
-                                      journal_key=self.journal_key())
+            check_key_matches_url(credential.value, settings.api_url.value)
+            self._endpoint = Endpoint(settings.api_url.value, credential.value,
+                                      journal_key=self.journal_key(), version=version)
         self.redactor.add(self._endpoint.token)
         return self._endpoint
 
-    def new_v1_client(self, **transport_options: Any) -> V1Client:
+    def new_client(self, **transport_options: Any) -> ApiClient:
         """A client of its own (one per thread: a requests.Session is not shared)."""
         from kalixo_cli.api.http import Transport
-        from kalixo_cli.api.v1 import V1Client
+        from kalixo_cli.retry import V1_RULES, V2_RULES
 
         endpoint = self.endpoint()
         settings = self.settings()
+        v2 = endpoint.version == "v2"
         transport = Transport(
-            endpoint.base_url, endpoint.token, timeout=settings.timeout.value,
-            retries=settings.retries.value, **transport_options,
+            endpoint.base_url, None if v2 else endpoint.token,
+            api_key=endpoint.token if v2 else None, rules=V2_RULES if v2 else V1_RULES,
+            timeout=settings.timeout.value, retries=settings.retries.value,
+            **transport_options,
         )
         self.stack.callback(transport.close)
+        if v2:
+            from kalixo_cli.api.v2 import V2Client
+
+            return V2Client(transport)
+        if settings.refresh_token is not None and not self.sandbox:
+            from kalixo_cli.api.auth import RefreshingV1Client, Tokens
+
+            def save(tokens: Tokens) -> None:
+                self.redactor.add(tokens.access)
+                self.redactor.add(tokens.refresh)
+                self.update_profile({"token": tokens.access, "refresh_token": tokens.refresh})
+
+            return RefreshingV1Client(transport, settings.refresh_token.value, save)
+        from kalixo_cli.api.v1 import V1Client
+
         return V1Client(transport)
 
-    def v1_client(self) -> V1Client:
+    def profile_name(self) -> str:
+        return str(self.settings().profile.value)
+
+    def update_profile(self, changes: dict[str, Any], remove: tuple[str, ...] = ()) -> Path:
+        """Set and remove keys of the active profile in the config file (0600, atomic)."""
+        from kalixo_cli.config import (
+            load_config,
+            profile_values,
+            save_config,
+            with_profile_values,
+        )
+
+        name = self.profile_name()
+        file = load_config(config_path())  # fresh: another command may have written it
+        try:
+            values = profile_values(file, name)
+        except ConfigError:
+            values = {}
+        values = {k: v for k, v in {**values, **changes}.items() if k not in remove}
+        save_config(file.path, with_profile_values(file, name, values))
+        self._config = None
+        return file.path
+
+    def client(self) -> ApiClient:
         if self._client is None:
-            self._client = self.new_v1_client()
+            self._client = self.new_client()
         return self._client
+
+    def error_context(self) -> dict[str, str] | None:
+        """Which profile and URL a failing command was using, once they were known."""
+        if self._settings is None:
+            return None
+        url = self._endpoint.base_url if self._endpoint else self._settings.api_url.value
+        return {"profile": str(self._settings.profile.value), "apiUrl": str(url)}
 
     def journal_key(self) -> str:
         """The API the journal files entries under, without starting or calling anything."""
         if self.sandbox:
             from kalixo_cli.sandbox.store import default_db_path
 
-            return f"sandbox:{default_db_path()}"
+            return f"sandbox:{self.settings().api_version.value}:{default_db_path()}"
         return str(self.settings().api_url.value)
 
     def journal(self) -> Journal:
@@ -191,7 +253,7 @@ class AppState:
             self.stack.callback(self._journal.close)
         return self._journal
 
-    def _start_sandbox(self) -> Endpoint:
+    def _start_sandbox(self, version: str) -> Endpoint:
         """The emulator, in-process on an ephemeral loopback port, for this command only.
 
         Its journal key is its database, not its URL: the port changes with every run.
@@ -199,21 +261,46 @@ class AppState:
         from kalixo_cli.sandbox.server import require_sandbox_stack
 
         require_sandbox_stack()
-        from kalixo_cli.sandbox.auth import SANDBOX_TOKEN
+        from kalixo_cli.sandbox import SANDBOX_API_KEY, SANDBOX_TOKEN
         from kalixo_cli.sandbox.server import running_sandbox
         from kalixo_cli.sandbox.store import default_db_path
 
         self.redactor.add(SANDBOX_TOKEN)
+        self.redactor.add(SANDBOX_API_KEY)
         running = self.stack.enter_context(running_sandbox(default_db_path()))
-        logging.getLogger("kalixo.sandbox").info("sandbox serving at %s", running.v1_url)
-        return Endpoint(running.v1_url, SANDBOX_TOKEN, journal_key=self.journal_key())
+        url = running.v2_url if version == "v2" else running.v1_url
+        logging.getLogger("kalixo.sandbox").info("sandbox serving at %s", url)
+        credential = SANDBOX_API_KEY if version == "v2" else SANDBOX_TOKEN
+        return Endpoint(url, credential, journal_key=self.journal_key(), version=version)
 
 
 @dataclass(frozen=True)
 class Endpoint:
     base_url: str
-    token: str
+    token: str  # the credential: a v1 bearer token or a v2 API key
     journal_key: str
+    version: str = "v1"
+
+
+def is_sandbox_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return "sandbox" in host or host in ("localhost", "::1") or host.startswith("127.")
+
+
+def check_key_matches_url(credential: str, url: str) -> None:
+    """A live key never goes to a sandbox, nor a test key to production."""
+    if credential.startswith("kal_live_") and is_sandbox_url(url):
+        raise UsageError(
+            f"refusing to send a live key (kal_live_...) to the sandbox at {url}",
+            hint="use a kal_test_ key for the sandbox, or point --api-url at production",
+        )
+    if credential.startswith("kal_test_") and not is_sandbox_url(url):
+        raise UsageError(
+            f"refusing to send a test key (kal_test_...) to {url}, which is not a sandbox",
+            hint="use your kal_live_ key for production, or point --api-url at the sandbox",
+        )
 
 
 def get_state(ctx: typer.Context) -> AppState:

@@ -17,7 +17,8 @@ OSError, pydantic) are translated where they arise, never leaked to the user.
     ├── TransportError        5  no usable answer (network, timeout, bad body); nothing was placed
     ├── AlreadyPlaced         3  the journal knows the code as placed; not sent again
     ├── OutcomeUnknown        6  a place-order may have been placed; check before retrying
-    └── OrderUnsuccessful     7  the order ended failed, cancelled or in error
+    ├── OrderUnsuccessful     7  the order ended failed, cancelled or in error
+    └── StillProcessing       8  --wait ran out of --timeout while the order was processing
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class ExitCode(IntEnum):
     TEMPORARY = 5
     OUTCOME_UNKNOWN = 6
     ORDER_UNSUCCESSFUL = 7
+    STILL_PROCESSING = 8
     INTERRUPTED = 130
 
 
@@ -57,6 +59,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
         "the order ended unsuccessfully (failed, cancelled, error); "
         "retrieve-order only with --exit-status"
     ),
+    ExitCode.STILL_PROCESSING: "still processing when --wait reached its --timeout",
     ExitCode.INTERRUPTED: "interrupted",
 }
 
@@ -264,3 +267,8 @@ class OutcomeUnknown(KalixoError):
 class OrderUnsuccessful(KalixoError):
     exit_code = ExitCode.ORDER_UNSUCCESSFUL
     kind = "order_unsuccessful"
+
+
+class StillProcessing(KalixoError):
+    exit_code = ExitCode.STILL_PROCESSING
+    kind = "still_processing"

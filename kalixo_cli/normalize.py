@@ -95,6 +95,10 @@ def normalize_order(body: Any) -> Order:
         currency=_as_str(body.get("currency") or body.get("currencyCode")),
         price=_as_int(body.get("price")),
         products=[_product(item) for item in products],
+        estimatedReadyAt=_as_str(body.get("estimatedReadyAt")),
+        delivered=_as_int(body.get("delivered")),
+        total=_as_int(body.get("total")),
+        reason=_as_str(body.get("reason")),
     )
 
 
@@ -115,6 +119,12 @@ def normalize_placed_order(body: Any, request: OrderRequest) -> Order:
     the server has just accepted, so a script gets them without a second call.
     """
     order = normalize_order(body)
+    if not order.products:  # v2 accepts first (202) and delivers later: show what was ordered
+        order.products = [
+            OrderProduct(productId=line.productId, sku=line.sku, price=line.price,
+                         quantity=line.quantity)
+            for line in request.orderProducts
+        ]
     skus = {line.productId: line.sku for line in request.orderProducts}
     for product in order.products:
         if product.sku is None and product.productId in skus:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 V1_STATUSES = ("requested", "processing", "completed", "cancelled", "failed", "error")
+V2_STATUSES = ("processing", "completed", "partially_completed", "failed")
 UNSUCCESSFUL_STATUSES = frozenset({"failed", "cancelled", "error"})
 
 
@@ -30,6 +31,17 @@ class Order:
     currency: str | None = None
     price: int | None = None
     products: list[OrderProduct] = field(default_factory=list)
+    # Added with API v2 (null where the server does not say):
+    estimatedReadyAt: str | None = None
+    delivered: int | None = None
+    total: int | None = None
+    reason: str | None = None
+
+    @property
+    def short_lines(self) -> list[OrderProduct]:
+        """Lines with fewer PINs than units ordered (a partial delivery)."""
+        return [p for p in self.products
+                if p.quantity is not None and len(p.pins) < p.quantity]
 
     @property
     def unsuccessful(self) -> bool:

@@ -21,10 +21,11 @@ from kalixo_cli.errors import (
 from kalixo_cli.journal import Entry, Journal, request_hash
 
 if TYPE_CHECKING:
-    from kalixo_cli.api.v1 import OrderResult, V1Client
+    from kalixo_cli.api.v1 import OrderResult
+    from kalixo_cli.context import ApiClient
     from kalixo_cli.models import OrderRequest
 
-VerdictKind = Literal["send", "placed", "unknown", "conflict"]
+VerdictKind = Literal["send", "placed", "unknown", "conflict", "reconcile"]
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,16 @@ class Verdict:
 
     @property
     def may_send(self) -> bool:
-        return self.kind == "send"
+        return self.kind in ("send", "reconcile")
 
 
-def verdict(entry: Entry | None, body_hash: str) -> Verdict:
+def verdict(entry: Entry | None, body_hash: str, *, can_look_up: bool = False) -> Verdict:
     """Send only what nobody has placed and nobody might have placed.
 
     - never sent, or sent and refused (4xx) or not placed (refused connection, 429): send;
     - placed: never again;
-    - unknown (or left `sending` by a process that died): never again until resolved;
+    - unknown (or left `sending` by a process that died): never again until resolved, by
+      a person (v1) or by looking the code up first (v2: "reconcile");
     - placed or unknown under a different payload: the code is taken; refuse.
     """
     if entry is None or entry.effective_state in ("rejected", "failed"):
@@ -51,20 +53,34 @@ def verdict(entry: Entry | None, body_hash: str) -> Verdict:
         return Verdict("conflict", entry)
     if entry.effective_state == "placed":
         return Verdict("placed", entry)
-    return Verdict("unknown", entry)
+    # Unknown: an API that can look the code up (v2) settles it before anything is sent.
+    return Verdict("reconcile" if can_look_up else "unknown", entry)
 
 
-def check(journal: Journal, api: str, request: OrderRequest) -> Verdict:
-    return verdict(journal.get(api, request.externalOrderCode), request_hash(request.body()))
+def check(journal: Journal, api: str, request: OrderRequest, *,
+          can_look_up: bool = False) -> Verdict:
+    return verdict(journal.get(api, request.externalOrderCode), request_hash(request.body()),
+                   can_look_up=can_look_up)
 
 
 def _error_kind(error: KalixoError) -> str:
     return type(error).__name__
 
 
-def place(journal: Journal, api: str, client: V1Client, request: OrderRequest) -> OrderResult:
-    """POST one order with its intent journaled first; the outcome is journaled whatever it is."""
+def place(journal: Journal, api: str, client: ApiClient, request: OrderRequest, *,
+          reconcile: bool = False) -> OrderResult:
+    """POST one order with its intent journaled first; the outcome is journaled whatever it is.
+
+    With `reconcile` (an unknown outcome on an API that can look codes up), the code is
+    looked up first and only sent when the API has no order under it.
+    """
     code = request.externalOrderCode
+    if reconcile and client.can_look_up:
+        found = client.look_up(code)  # type: ignore[union-attr]
+        if found is not None:
+            journal.finish(api, code, "placed", order_id=found.order.orderId,
+                           status=found.order.status, error_kind="reconciled by look-up")
+            return found
     journal.begin(api, code, request.body())
     try:
         result = client.place_order(request)

@@ -66,6 +66,7 @@ def sandbox(
 ) -> RunningSandbox:
     """The live sandbox, with KALIXO_API_URL and KALIXO_TOKEN pointing kalixo at it."""
     sandbox_clock.offset = 0.0
+    _sandbox_server.faults.clear()
     _sandbox_server.reset_counts()
     monkeypatch.setenv("KALIXO_API_URL", _sandbox_server.v1_url)
     monkeypatch.setenv(TEST_TOKEN_ENV, SANDBOX_TOKEN)

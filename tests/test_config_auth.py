@@ -59,7 +59,7 @@ def test_auth_status_shows_source_and_masked_token_never_the_whole() -> None:
     assert status["authenticated"] is True
     assert status["source"].startswith("config ")
     assert TOKEN not in result.stdout
-    assert status["token"].startswith(TOKEN[:4]) and TOKEN[-4:] in status["token"]
+    assert status["masked"].startswith(TOKEN[:4]) and TOKEN[-4:] in status["masked"]
     table = run(["auth", "status", "-o", "table"])
     assert TOKEN not in table.stdout
 

@@ -37,7 +37,8 @@ def test_retrieve_keeps_nulls_for_what_the_server_did_not_send() -> None:
     order = normalize_order({"orderId": 7, "products": [{"productId": 2}]})
     assert order.to_json() == {
         "orderId": 7, "externalOrderCode": None, "status": None, "currency": None,
-        "price": None,
+        "price": None, "estimatedReadyAt": None, "delivered": None, "total": None,
+        "reason": None,
         "products": [{"productId": 2, "sku": None, "price": None, "quantity": None,
                       "pins": []}],
     }

@@ -55,7 +55,8 @@ def test_place_order_from_json_prints_normalized_order(sandbox: Any) -> None:
     result = run(["place-order", str(EXAMPLES / "order.json"), "-o", "json"])
     order = placed(result)
     assert set(order) == {"orderId", "externalOrderCode", "status", "currency", "price",
-                          "products"}
+                          "products", "estimatedReadyAt", "delivered", "total", "reason"}
+    assert order["estimatedReadyAt"] is None and order["reason"] is None
     assert isinstance(order["orderId"], int)
     assert order["status"] == "completed"
     assert order["price"] == 4138

@@ -119,6 +119,20 @@ class _Outcome:
     doubt: Failure | None  # an earlier, retried failure after which a POST may have landed
 
 
+API_KEY_HEADER = "x-api-key"
+
+
+class _Session(requests.Session):
+    """requests drops Authorization when a redirect changes host; the v2 key must go too."""
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
+                     response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        old_url, new_url = response.request.url or "", prepared_request.url or ""
+        if self.should_strip_auth(old_url, new_url):  # type: ignore[no-untyped-call]
+            prepared_request.headers.pop(API_KEY_HEADER, None)
+
+
 class Transport:
     """Talks to one API base URL with one credential, retrying as `rules` say.
 
@@ -135,9 +149,10 @@ class Transport:
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
-                 rng: Rng | None = None) -> None:
+                 rng: Rng | None = None, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
+        self._api_key = api_key
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self._rules = replace(rules, max_attempts=max(retries, 0) + 1)
         self._budget = budget
@@ -152,7 +167,7 @@ class Transport:
         self._post = self._session()
 
     def _session(self) -> requests.Session:
-        session = requests.Session()
+        session = _Session()
         adapter = HTTPAdapter(max_retries=0)  # the loop in _exchange retries, nothing else
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -160,6 +175,8 @@ class Transport:
         session.headers["Accept"] = "application/json"
         if self._token:
             session.headers["Authorization"] = f"Bearer {self._token}"
+        if self._api_key:
+            session.headers[API_KEY_HEADER] = self._api_key
         session.hooks["response"].append(self._log_response)
         return session
 
@@ -204,6 +221,35 @@ class Transport:
         response = outcome.response
         assert response is not None
         log.debug("GET took %.0f ms in all", (self._clock() - started) * 1000)
+        if response.status_code >= 400:
+            raise self._status_error(response, url=url, placing=False)
+        return self._answer(response, url=url, placing=False)
+
+    def set_token(self, token: str) -> None:
+        """A refreshed access token, for the requests that follow."""
+        self._token = token
+        for session in (self._get, self._post):
+            session.headers["Authorization"] = f"Bearer {token}"
+
+    def post_json(self, path: str, body: Mapping[str, Any] | None = None, *,
+                  bearer: str | None = None) -> Answer:
+        """A POST that buys nothing (login, refresh): errors as for a GET."""
+        url = self.url(path)
+        log.info("> POST %s", url)
+        headers = {"Content-Type": "application/json"}
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
+        data = json.dumps(body or {}).encode("utf-8")
+        outcome = self._exchange("POST", url, lambda: self._post.post(
+            url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
+        ))
+        if outcome.error is not None:
+            assert outcome.failure is not None
+            raise TransportError(f"cannot reach {self._host}: {outcome.failure.reason}",
+                                 where=url, hint="check the network and --api-url"
+                                 ) from outcome.error
+        response = outcome.response
+        assert response is not None
         if response.status_code >= 400:
             raise self._status_error(response, url=url, placing=False)
         return self._answer(response, url=url, placing=False)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kalixo_cli.api.http import Answer, Transport
-from kalixo_cli.errors import OutcomeUnknown, TransportError
+from kalixo_cli.errors import OutcomeUnknown, TransportError, UsageError
 from kalixo_cli.normalize import normalize_order, normalize_placed_order
 from kalixo_cli.order import Order
 
@@ -21,6 +21,8 @@ class OrderResult:
 
 
 class V1Client:
+    can_look_up = False  # v1 reads orders by id only: an unknown outcome needs a person
+
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
@@ -38,7 +40,9 @@ class V1Client:
             ) from exc
         return OrderResult(order, answer)
 
-    def retrieve_order(self, order_id: int) -> OrderResult:
+    def retrieve_order(self, order_id: int | str) -> OrderResult:
+        if isinstance(order_id, str) and not order_id.isdigit():
+            raise UsageError(f"API v1 finds orders by orderId only, not {order_id!r}")
         answer = self.transport.get("orders/retrieve-order", params={"id": order_id})
         try:
             order = normalize_order(answer.data)

@@ -1,42 +1,48 @@
-"""auth: store, show (masked) and remove the API token. A token is never an argument."""
+"""auth: credentials for the active profile: v1 tokens (login or pasted), v2 API keys.
+
+A credential is never a command-line argument (shell history, `ps`); it comes from a hidden
+prompt or stdin, and is stored in the profile's section of the 0600 config file. A password
+is never stored at all.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from kalixo_cli.config import ENV_TOKEN, mask_secret, save_config
-from kalixo_cli.context import OutputOption, get_state
+from kalixo_cli.config import ENV_API_KEY, ENV_TOKEN, mask_secret
+from kalixo_cli.context import AppState, OutputOption, get_state
 from kalixo_cli.errors import UsageError
 from kalixo_cli.output import note, print_json, print_renderable, warn
 
 app = typer.Typer(
-    help="Manage the API token.\n\nExample: kalixo auth set-token --with-token < token.txt",
+    help="Manage credentials: log in (v1), or store a token (v1) or an API key (v2).\n\n"
+    "Example: kalixo auth set-token --with-token < token.txt",
     no_args_is_help=True,
 )
 
 _TOKEN_SHAPE = re.compile(r"[\x21-\x7e]{8,8192}")
+SECRET_KEYS = ("token", "refresh_token", "api_key")
 
 
-def _read_token(with_token: bool) -> str:
-    if with_token:
-        token = sys.stdin.read().strip()
+def _read_secret(label: str, from_stdin: bool, flag: str) -> str:
+    if from_stdin:
+        secret = sys.stdin.read().strip()
     elif sys.stdin.isatty():
-        token = str(typer.prompt("Paste your Kalixo API token", hide_input=True)).strip()
+        secret = str(typer.prompt(f"Paste your Kalixo {label}", hide_input=True)).strip()
     else:
-        raise UsageError(
-            "no terminal to ask for the token on",
-            hint="pipe it in: kalixo auth set-token --with-token < token.txt",
-        )
-    if not token:
-        raise UsageError("the token is empty")
-    if not _TOKEN_SHAPE.fullmatch(token):
-        raise UsageError("that does not look like a token (it must be one line of "
-                         "printable characters without spaces)")
-    return token
+        raise UsageError(f"no terminal to ask for the {label} on",
+                         hint=f"pipe it in: kalixo auth {flag}")
+    if not secret:
+        raise UsageError(f"the {label} is empty")
+    if not _TOKEN_SHAPE.fullmatch(secret):
+        raise UsageError(f"that does not look like an {label} (one line of printable "
+                         "characters without spaces)")
+    return secret
 
 
 @app.command("set-token")
@@ -46,64 +52,165 @@ def set_token(
         bool, typer.Option("--with-token", help="Read the token from stdin instead of a prompt.")
     ] = False,
 ) -> None:
-    """Store the API token in the config file (mode 0600).
+    """Store an API v1 token for the active profile (config file, mode 0600).
 
     Example: kalixo auth set-token --with-token < token.txt
     """
     state = get_state(ctx)
-    token = _read_token(with_token)
-    config = state.config_file()
-    values = dict(config.values)
-    values["token"] = token
-    save_config(config.path, values)
-    note(f"token {mask_secret(token)} saved to {config.path}")
+    token = _read_secret("API token", with_token, "set-token --with-token < token.txt")
+    path = state.update_profile({"token": token}, remove=("refresh_token",))
+    note(f"token {mask_secret(token)} saved for profile {state.profile_name()} in {path}")
+
+
+@app.command("set-key")
+def set_key(
+    ctx: typer.Context,
+    with_key: Annotated[
+        bool, typer.Option("--with-key", help="Read the key from stdin instead of a prompt.")
+    ] = False,
+) -> None:
+    """Store an API v2 key (kal_live_ or kal_test_) for the active profile.
+
+    Example: kalixo --profile v2 auth set-key --with-key < key.txt
+    """
+    state = get_state(ctx)
+    key = _read_secret("API key", with_key, "set-key --with-key < key.txt")
+    if not key.startswith(("kal_live_", "kal_test_")):
+        warn("Kalixo API keys start with kal_live_ (production) or kal_test_ (sandbox)")
+    changes: dict[str, Any] = {"api_key": key}
+    if state.settings().api_version.source == "default":
+        changes["api_version"] = "v2"
+    path = state.update_profile(changes)
+    note(f"API key {mask_secret(key)} saved for profile {state.profile_name()} in {path}")
+
+
+@app.command("login")
+def login(
+    ctx: typer.Context,
+    email: Annotated[
+        str | None, typer.Option("--email", help="The account's email (prompted if absent).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Log in to API v1 by email and password; keep the tokens, not the password.
+
+    Example: kalixo auth login --email ops@example.com --password-stdin < password.txt
+    """
+    from kalixo_cli.api.auth import jwt_expiry
+    from kalixo_cli.api.auth import login as sign_in
+    from kalixo_cli.api.http import Transport
+
+    state = get_state(ctx)
+    settings = state.settings()
+    if settings.api_version.value != "v1":
+        raise UsageError("login is for API v1; API v2 uses keys",
+                         hint="use `kalixo auth set-key`")
+    if email is None:
+        if not sys.stdin.isatty():
+            raise UsageError("no terminal to ask for the email on", hint="give --email")
+        email = str(typer.prompt("Email")).strip()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = str(typer.prompt("Password", hide_input=True))
+    else:
+        raise UsageError("no terminal to ask for the password on",
+                         hint="pipe it in with --password-stdin")
+    if not email or not password:
+        raise UsageError("the email and the password must not be empty")
+    state.redactor.add(password)
+    transport = Transport(settings.api_url.value, None, timeout=settings.timeout.value,
+                          retries=settings.retries.value)
+    try:
+        tokens = sign_in(transport, email, password)
+    finally:
+        transport.close()
+    state.redactor.add(tokens.access)
+    state.redactor.add(tokens.refresh)
+    path = state.update_profile({"token": tokens.access, "refresh_token": tokens.refresh})
+    expires = jwt_expiry(tokens.access)
+    until = f"; the access token expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+    note(f"logged in as {email} for profile {state.profile_name()} ({path}){until}")
+
+
+def _status(state: AppState) -> dict[str, Any]:
+    from kalixo_cli.api.auth import jwt_expiry
+
+    settings = state.settings()
+    credential = settings.credential
+    report: dict[str, Any] = {
+        "profile": settings.profile.value,
+        "apiUrl": settings.api_url.value,
+        "apiVersion": settings.api_version.value,
+        "authenticated": credential is not None,
+        "credential": "api key" if settings.api_version.value == "v2" else "token",
+        "masked": mask_secret(credential.value) if credential else None,
+        "source": credential.source if credential else None,
+        "store": ("environment" if credential and credential.source.startswith("env")
+                  else "config file (mode 0600)" if credential else None),
+        "accessTokenExpires": None,
+        "refreshTokenExpires": None,
+    }
+    if settings.api_version.value == "v1" and settings.token is not None:
+        expiry = jwt_expiry(settings.token.value)
+        report["accessTokenExpires"] = expiry.isoformat() if expiry else None
+    if settings.refresh_token is not None:
+        expiry = jwt_expiry(settings.refresh_token.value)
+        report["refreshTokenExpires"] = expiry.isoformat() if expiry else None
+    return report
 
 
 @app.command("status")
 def status(ctx: typer.Context, output: OutputOption = None) -> None:
-    """Show where the token comes from, masked.
+    """Show the active credential: its source, masked, and when it expires.
 
     Example: kalixo auth status -o json
     """
     state = get_state(ctx)
     fmt = state.choose_output(output)
-    settings = state.settings()
-    token = settings.token
-    report = {
-        "apiUrl": settings.api_url.value,
-        "authenticated": token is not None,
-        "token": mask_secret(token.value) if token else None,
-        "source": token.source if token else None,
-    }
+    report = _status(state)
     if fmt == "json":
         print_json(report)
-    else:
-        from rich.table import Table
+        return
+    from rich.table import Table
 
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column()
-        grid.add_row("API", settings.api_url.value)
-        grid.add_row("Token", report["token"] or "none (run `kalixo auth set-token`)")
-        grid.add_row("Source", report["source"] or "-")
-        print_renderable(grid)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Profile", report["profile"])
+    grid.add_row("API", f"{report['apiUrl']} ({report['apiVersion']})")
+    hint = "`kalixo auth set-key`" if report["apiVersion"] == "v2" else "`kalixo auth login`"
+    grid.add_row(report["credential"].capitalize(), report["masked"] or f"none (run {hint})")
+    grid.add_row("Source", report["source"] or "-")
+    grid.add_row("Stored in", report["store"] or "-")
+    for label, key in (("Access expires", "accessTokenExpires"),
+                       ("Refresh expires", "refreshTokenExpires")):
+        if report[key]:
+            grid.add_row(label, report[key])
+    print_renderable(grid)
 
 
 @app.command("logout")
 def logout(ctx: typer.Context) -> None:
-    """Remove the stored token from the config file.
+    """Remove the active profile's stored credentials.
 
     Example: kalixo auth logout
     """
-    import os
-
     state = get_state(ctx)
     config = state.config_file()
-    if "token" in config.values:
-        values = {k: v for k, v in config.values.items() if k != "token"}
-        save_config(config.path, values)
-        note(f"token removed from {config.path}")
+    from kalixo_cli.config import profile_values
+
+    try:
+        present = [k for k in SECRET_KEYS if k in profile_values(config, state.profile_name())]
+    except UsageError:
+        present = []
+    if present:
+        path = state.update_profile({}, remove=SECRET_KEYS)
+        note(f"credentials removed for profile {state.profile_name()} from {path}")
     else:
-        note("no token was stored in the config file")
-    if os.environ.get(ENV_TOKEN):
-        warn(f"{ENV_TOKEN} is set in the environment and still applies; unset it too")
+        note(f"no credentials were stored for profile {state.profile_name()}")
+    for variable in (ENV_TOKEN, ENV_API_KEY):
+        if os.environ.get(variable):
+            warn(f"{variable} is set in the environment and still applies; unset it too")

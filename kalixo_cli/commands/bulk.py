@@ -128,7 +128,7 @@ def place_orders(
                      "order (default when piped); json: the summary as JSON."),
     ] = None,
 ) -> None:
-    """Place many orders, each exactly once; a re-run sends only what is not placed yet.
+    """Place many orders from one file, each exactly once; re-runs resume.
 
     Everything is validated before anything is sent. Every order needs its own
     externalOrderCode: it is how a re-run, after Ctrl-C or a crash, knows what was placed.
@@ -153,6 +153,7 @@ def place_orders(
             iter_bulk_orders(stream, name="<stdin>" if file == "-" else file,
                              fmt=source_format, currency=currency),
             journal=journal, api=api, max_problems=max_errors,
+            can_look_up=state.settings().api_version.value == "v2",
         )
     finally:
         if stream is not sys.stdin.buffer:
@@ -204,7 +205,7 @@ def _send(state: Any, plan: Plan, *, api: str, fmt: str, concurrency: int, pacer
         state.endpoint()  # no credentials: fail before any worker starts
 
     def client() -> Any:
-        return state.new_v1_client(pacer=pacer, budget=budget)
+        return state.new_client(pacer=pacer, budget=budget)
 
     def emit(result: Result) -> None:
         if fmt == "jsonl":

@@ -6,12 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kalixo_cli.config import (
-    SECRET_KEYS,
-    SETTABLE_KEYS,
-    config_path,
-    save_config,
-)
+from kalixo_cli.config import SECRET_KEYS, SETTABLE_KEYS, config_path
 from kalixo_cli.context import OutputOption, get_state
 from kalixo_cli.errors import ConfigError, UsageError
 from kalixo_cli.output import note, print_json, print_view
@@ -28,7 +23,8 @@ def _check_key(key: str) -> None:
     if key in SECRET_KEYS:
         raise UsageError(
             f"{key} is a secret and is never given on the command line",
-            hint="use `kalixo auth set-token` (it prompts, or reads stdin with --with-token)",
+            hint="use `kalixo auth set-token`, `auth set-key` or `auth login` (they prompt, "
+            "or read stdin)",
         )
     if key not in SETTABLE_KEYS:
         raise UsageError(f"unknown setting {key!r}", hint=f"settings: {_KEYS}")
@@ -66,11 +62,9 @@ def set_value(
         parsed = SETTABLE_KEYS[key](value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{key} {exc}") from exc
-    config = get_state(ctx).config_file()
-    values = dict(config.values)
-    values[key] = parsed
-    save_config(config.path, values)
-    note(f"{key} set in {config.path}")
+    state = get_state(ctx)
+    path = state.update_profile({key: parsed})
+    note(f"{key} set for profile {state.profile_name()} in {path}")
 
 
 @app.command("unset")
@@ -83,12 +77,51 @@ def unset_value(
     Example: kalixo config unset api_url
     """
     _check_key(key)
-    config = get_state(ctx).config_file()
-    if key not in config.values:
-        note(f"{key} was not set in {config.path}")
+    state = get_state(ctx)
+    path = state.update_profile({}, remove=(key,))
+    note(f"{key} unset for profile {state.profile_name()} in {path}")
+
+
+@app.command("profiles")
+def profiles(ctx: typer.Context, output: OutputOption = None) -> None:
+    """List the profiles in the config file, credentials masked.
+
+    Example: kalixo config profiles -o json
+    """
+    from kalixo_cli.config import mask_secret, profile_names, profile_values
+
+    state = get_state(ctx)
+    fmt = state.choose_output(output)
+    file = state.config_file()
+    active = state.settings().profile.value
+    rows = []
+    for name in profile_names(file):
+        values = profile_values(file, name)
+        rows.append({
+            "profile": name,
+            "active": name == active,
+            "api_url": values.get("api_url"),
+            "api_version": values.get("api_version"),
+            "token": mask_secret(values["token"]) if "token" in values else None,
+            "api_key": mask_secret(values["api_key"]) if "api_key" in values else None,
+        })
+    if fmt == "json":
+        print_json(rows)
         return
-    save_config(config.path, {k: v for k, v in config.values.items() if k != key})
-    note(f"{key} removed from {config.path}")
+
+    def view(plain: bool, _: int) -> object:
+        from rich import box
+        from rich.table import Table
+
+        table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for column in ("", "Profile", "API", "Version", "Token", "API key"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row("*" if row["active"] else "", row["profile"], row["api_url"] or "-",
+                          row["api_version"] or "-", row["token"] or "-", row["api_key"] or "-")
+        return table
+
+    print_view(view)  # type: ignore[arg-type]
 
 
 @app.command("path")

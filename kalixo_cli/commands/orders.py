@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -20,9 +20,13 @@ from kalixo_cli.output import (
     print_jsonl,
     print_raw,
     print_view,
+    settings,
+    warn,
 )
 
 if TYPE_CHECKING:
+    from kalixo_cli.api.v1 import OrderResult
+    from kalixo_cli.context import ApiClient
     from kalixo_cli.placement import Verdict
 
 
@@ -39,6 +43,21 @@ PinsOutOption = Annotated[
 ]
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Let --pins-out replace an existing file."),
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option("--wait", help="Poll until the order leaves processing (v2 orders are "
+                 "asynchronous): first at estimatedReadyAt, then every --poll-interval."),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", min=1, metavar="SECONDS",
+                 help="With --wait: give up after this long (exit 8)."),
+]
+PollOption = Annotated[
+    float,
+    typer.Option("--poll-interval", min=1, metavar="SECONDS",
+                 help="With --wait: seconds between polls after the first."),
 ]
 MaskPinsOption = Annotated[
     bool,
@@ -112,6 +131,9 @@ def place_order(
     pins_out: PinsOutOption = None,
     force: ForceOption = False,
     mask_pins: MaskPinsOption = False,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = 600.0,
+    poll_interval: PollOption = 15.0,
 ) -> None:
     """Place an order from a JSON or CSV file and print its PINs.
 
@@ -151,16 +173,97 @@ def place_order(
 
     journal = state.journal()
     api = state.endpoint().journal_key
-    known = placement.check(journal, api, request)
+    client = state.client()
+    known = placement.check(journal, api, request, can_look_up=client.can_look_up)
     if not known.may_send:
         _refuse_known(state, known, request.externalOrderCode, fmt)
-    result = placement.place(journal, api, state.v1_client(), request)
+    result = placement.place(journal, api, client, request,
+                             reconcile=known.kind == "reconcile")
+    _warn_low_balance(result)
+    if wait:
+        result = _wait(client, result, timeout=timeout, interval=poll_interval)
+    _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
+                  force=force)
+
+
+def _warn_low_balance(result: OrderResult) -> None:
+    from kalixo_cli.api.v2 import wallet_of
+
+    wallet = wallet_of(result)
+    if wallet is not None and wallet.low_balance:
+        balances = ", ".join(f"{amount:,.2f} {currency}"
+                             for currency, amount in sorted(wallet.balances.items()))
+        warn(f"the wallet is low ({balances}); top it up before it runs out "
+             "(`kalixo wallet` shows it)")
+
+
+def _wait(client: ApiClient, result: OrderResult, *, timeout: float,
+          interval: float) -> OrderResult:
+    """Poll the order until it is no longer processing; a spinner at a terminal."""
+    from kalixo_cli.waiting import PENDING, wait_for_order
+
+    order = result.order
+    if (order.status or "") not in PENDING:
+        return result
+    reference = order.orderId if order.orderId is not None else order.externalOrderCode
+    assert reference is not None
+    latest = [result]
+
+    def fetch() -> Order:
+        latest[0] = client.retrieve_order(reference)
+        return latest[0].order
+
+    spinner = _spinner(f"waiting for order {reference}")
+    try:
+        wait_for_order(order, fetch, timeout=timeout, interval=interval,
+                       on_poll=lambda o, delay: spinner.update(
+                           f"order {reference} is {o.status}; next look in {delay:.0f} s"))
+    finally:
+        spinner.stop()
+    return latest[0]
+
+
+class _Spinner:
+    """A rich spinner on stderr at a terminal (not with -q); silent otherwise."""
+
+    def __init__(self, text: str) -> None:
+        self.status: Any = None
+        if sys.stderr.isatty() and not settings.quiet:
+            from rich.console import Console
+
+            self.status = Console(file=sys.stderr).status(text)
+            self.status.start()
+
+    def update(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+
+def _spinner(text: str) -> _Spinner:
+    return _Spinner(text)
+
+
+def _finish_order(result: OrderResult, *, raw: bool, fmt: OutputFormat, mask_pins: bool,
+                  pins_out: Path | None, force: bool) -> None:
     order = result.order
     _show_order(order, result.answer.text if raw else None, fmt, mask_pins=mask_pins)
     _save_pins(order, pins_out, force=force)
-    if order.status != "completed" and order.orderId is not None:
-        note(f"order {order.orderId} is {order.status}: not every PIN is delivered yet; "
-             f"fetch them later with `kalixo retrieve-order {order.orderId}`")
+    reference = order.orderId if order.orderId is not None else order.externalOrderCode
+    if order.status in ("processing", "requested"):
+        note(f"order {reference} is {order.status}: not every PIN is delivered yet; "
+             f"fetch them later with `kalixo retrieve-order {reference}` (--wait polls)")
+    elif order.status == "partially_completed":
+        short = ", ".join(f"product {p.productId} ({len(p.pins)} of {p.quantity})"
+                          for p in order.short_lines)
+        warn(f"order {reference} was partially completed: {order.delivered} of "
+             f"{order.total} codes delivered; short: {short}. Keep every delivered PIN and "
+             "do not re-order the missing units: contact Kalixo support")
+    elif order.status == "failed" and order.reason:
+        warn(f"order {reference} failed: {order.reason}")
 
 
 def _refuse_known(state: AppState, known: Verdict, code: str, fmt: OutputFormat) -> NoReturn:
@@ -196,8 +299,9 @@ def _refuse_known(state: AppState, known: Verdict, code: str, fmt: OutputFormat)
 
 def retrieve_order(
     ctx: typer.Context,
-    order_id: Annotated[
-        int, typer.Argument(metavar="ORDER_ID", min=1, help="The orderId Kalixo gave the order."),
+    reference: Annotated[
+        str, typer.Argument(metavar="ORDER_ID", help="The orderId Kalixo gave the order; on "
+                            "API v2 also your externalOrderCode."),
     ],
     exit_status: Annotated[
         bool,
@@ -209,6 +313,9 @@ def retrieve_order(
     pins_out: PinsOutOption = None,
     force: ForceOption = False,
     mask_pins: MaskPinsOption = False,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = 600.0,
+    poll_interval: PollOption = 15.0,
 ) -> None:
     """Show an order's status, lines and PINs.
 
@@ -217,9 +324,26 @@ def retrieve_order(
     state = get_state(ctx)
     fmt = state.choose_output(output, raw)
     _check_pins_out(pins_out, force=force)
-    result = state.v1_client().retrieve_order(order_id)
+    key = _reference(reference, state.settings().api_version.value)
+    client = state.client()
+    result = client.retrieve_order(key)
+    if wait:
+        result = _wait(client, result, timeout=timeout, interval=poll_interval)
+    _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
+                  force=force)
     order = result.order
-    _show_order(order, result.answer.text if raw else None, fmt, mask_pins=mask_pins)
-    _save_pins(order, pins_out, force=force)
     if exit_status and order.unsuccessful:
-        raise OrderUnsuccessful(f"order {order_id} ended {order.status}")
+        raise OrderUnsuccessful(f"order {reference} ended {order.status}")
+
+
+def _reference(text: str, version: str) -> int | str:
+    """An orderId (a positive integer), or on v2 an externalOrderCode too."""
+    value = text.strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    if version == "v2" and value and value.isprintable():
+        return value
+    raise UsageError(
+        f"ORDER_ID {text!r} is not a positive integer",
+        hint="API v1 finds orders by orderId only" if version == "v1" else None,
+    )

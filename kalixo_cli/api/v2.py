@@ -1,0 +1,112 @@
+"""Kalixo API v2: asynchronous orders keyed by externalOrderCode, on top of the HTTP seam.
+
+v2 differs from v1 where it matters for money: a POST is idempotent by code (the seam retries
+it with the same body, under `V2_RULES`), a 409 means "it exists: look it up", and an order
+can be read by its code, so an unknown outcome can always be settled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from kalixo_cli.api.http import Transport
+from kalixo_cli.api.v1 import OrderResult
+from kalixo_cli.errors import OrderExists, OutcomeUnknown, RequestRejected, TransportError
+from kalixo_cli.normalize import normalize_order, normalize_placed_order
+
+if TYPE_CHECKING:
+    from kalixo_cli.models import OrderRequest
+
+
+@dataclass(frozen=True)
+class Wallet:
+    balances: dict[str, float]
+    low_balance: bool
+    threshold: float | None
+
+    @classmethod
+    def from_body(cls, body: Any) -> Wallet | None:
+        if not isinstance(body, dict) or not isinstance(body.get("balances"), dict):
+            return None
+        balances = {str(k): float(v) for k, v in body["balances"].items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        threshold = body.get("threshold")
+        return cls(balances, body.get("lowBalance") is True,
+                   float(threshold) if isinstance(threshold, (int, float)) else None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"balances": self.balances, "lowBalance": self.low_balance,
+                "threshold": self.threshold}
+
+
+class V2Client:
+    can_look_up = True
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        """POST, retried with the same code; a 409 (it exists) returns the existing order."""
+        code = request.externalOrderCode
+        try:
+            answer = self.transport.post_order("orders", request.body(), code=code)
+        except OrderExists:
+            found = self.look_up(code)
+            if found is None:
+                raise OutcomeUnknown(
+                    f"the API says order {code} exists (409) but cannot find it",
+                    where=self.transport.url(f"orders/{quote(code, safe='')}"),
+                    hint=f"try `kalixo retrieve-order {code}` in a moment",
+                ) from None
+            return found
+        try:
+            order = normalize_placed_order(answer.data, request)
+        except ValueError as exc:
+            raise OutcomeUnknown(
+                f"the API accepted order {code} but its answer is not an order ({exc})",
+                where=self.transport.url("orders"), correlation_key=answer.correlation_key,
+                hint=f"look it up with `kalixo retrieve-order {code}`",
+            ) from exc
+        return OrderResult(order, answer)
+
+    def retrieve_order(self, reference: int | str) -> OrderResult:
+        path = f"orders/{quote(str(reference), safe='')}"
+        answer = self.transport.get(path)
+        try:
+            order = normalize_order(answer.data)
+        except ValueError as exc:
+            raise TransportError(f"the API's answer is not an order ({exc})",
+                                 where=self.transport.url(path)) from exc
+        return OrderResult(order, answer)
+
+    def look_up(self, code: str) -> OrderResult | None:
+        """The order placed under `code`, or None when the API has none (404)."""
+        try:
+            return self.retrieve_order(code)
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def wallet(self) -> Wallet:
+        answer = self.transport.get("wallet")
+        wallet = Wallet.from_body(answer.data)
+        if wallet is None:
+            raise TransportError("the API's wallet answer has no balances",
+                                 where=self.transport.url("wallet"))
+        return wallet
+
+    def ping(self) -> dict[str, Any]:
+        answer = self.transport.get("ping")
+        if not isinstance(answer.data, dict):
+            raise TransportError("the API's ping answer is not an object",
+                                 where=self.transport.url("ping"))
+        return dict(answer.data)
+
+
+def wallet_of(result: OrderResult) -> Wallet | None:
+    """The wallet snapshot v2 embeds in order answers (v1 sometimes does too)."""
+    data = result.answer.data
+    return Wallet.from_body(data.get("wallet")) if isinstance(data, dict) else None
