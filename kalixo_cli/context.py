@@ -203,7 +203,19 @@ class AppState:
         return V1Client(transport)
 
     def profile_name(self) -> str:
-        return str(self.settings().profile.value)
+        """The active profile's name, which need not exist yet (commands that write
+        settings create it)."""
+        from kalixo_cli.config import ENV_PROFILE, parse_profile_name
+
+        for raw, source in ((self.profile_flag, "--profile"),
+                            (os.environ.get(ENV_PROFILE), f"env {ENV_PROFILE}"),
+                            (self.config_file().values.get("profile"), "config")):
+            if raw:
+                try:
+                    return parse_profile_name(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"profile {exc}", where=source) from exc
+        return "default"
 
     def update_profile(self, changes: dict[str, Any], remove: tuple[str, ...] = ()) -> Path:
         """Set and remove keys of the active profile in the config file (0600, atomic)."""

@@ -77,8 +77,14 @@ def set_key(
     key = _read_secret("API key", with_key, "set-key --with-key < key.txt")
     if not key.startswith(("kal_live_", "kal_test_")):
         warn("Kalixo API keys start with kal_live_ (production) or kal_test_ (sandbox)")
+    from kalixo_cli.config import profile_values
+
     changes: dict[str, Any] = {"api_key": key}
-    if state.settings().api_version.source == "default":
+    try:
+        section = profile_values(state.config_file(), state.profile_name())
+    except UsageError:
+        section = {}
+    if "api_version" not in section and not str(section.get("api_url", "")).endswith("/v1"):
         changes["api_version"] = "v2"
     path = state.update_profile(changes)
     note(f"API key {mask_secret(key)} saved for profile {state.profile_name()} in {path}")
