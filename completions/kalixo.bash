@@ -8,42 +8,92 @@
 _kalixo_spec() {
     case $1 in
         '')  # Place and inspect Kalixo orders: gift cards and game keys, with their...
-            commands='place-order retrieve-order auth config sandbox'
-            options='--api-url --sandbox --verbose --quiet -q --no-color --version --help -h'
-            valued='--api-url'
+            commands='place-order retrieve-order place-orders wallet ping doctor orders auth config sandbox catalog'
+            options='--api-url --profile --sandbox --verbose --quiet -q --no-color --version --help -h'
+            valued='--api-url --profile'
             args='' ;;
         'place-order')  # Place an order from a JSON or CSV file and print its PINs.
             commands=''
-            options='--format --external-order-code --currency --dry-run --output -o --raw --pins-out --force --mask-pins --help -h'
-            valued='--format --external-order-code --currency --output -o --pins-out'
-            args='FILE' ;;
+            options='--product -p --format --external-order-code --currency --dry-run --output -o --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
+            valued='--product -p --format --external-order-code --currency --output -o --pins-out --timeout --poll-interval'
+            args='[FILE]' ;;
         'retrieve-order')  # Show an order's status, lines and PINs.
             commands=''
-            options='--exit-status --output -o --raw --pins-out --force --mask-pins --help -h'
-            valued='--output -o --pins-out'
+            options='--exit-status --output -o --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
+            valued='--output -o --pins-out --timeout --poll-interval'
             args='ORDER_ID' ;;
-        'auth')  # Manage the API token.
-            commands='set-token status logout'
-            options='--help -h'
-            valued=''
-            args='' ;;
-        'auth set-token')  # Store the API token in the config file (mode 0600).
+        'place-orders')  # Place many orders from one file, each exactly once; re-runs resume.
             commands=''
-            options='--with-token --help -h'
-            valued=''
-            args='' ;;
-        'auth status')  # Show where the token comes from, masked.
+            options='--format --currency --concurrency -c --dry-run --max-errors --output -o --help -h'
+            valued='--format --currency --concurrency -c --max-errors --output -o'
+            args='FILE' ;;
+        'wallet')  # Show the wallet: balance per currency and the low-balance alert (API...
             commands=''
             options='--output -o --help -h'
             valued='--output -o'
             args='' ;;
-        'auth logout')  # Remove the stored token from the config file.
+        'ping')  # Check that the API v2 answers: its status, server time and the round...
+            commands=''
+            options='--output -o --help -h'
+            valued='--output -o'
+            args='' ;;
+        'doctor')  # Check the setup: config file, profile, credential, connectivity, clock.
+            commands=''
+            options='--output -o --help -h'
+            valued='--output -o'
+            args='' ;;
+        'orders')  # What this machine has sent: the local journal of placed orders.
+            commands='list show resolve'
+            options='--help -h'
+            valued=''
+            args='' ;;
+        'orders list')  # List the orders this machine has sent to the current API.
+            commands=''
+            options='--state --since --until --code --limit --output -o --help -h'
+            valued='--state --since --until --code --limit --output -o'
+            args='' ;;
+        'orders show')  # Show what the journal knows of one order.
+            commands=''
+            options='--output -o --help -h'
+            valued='--output -o'
+            args='CODE' ;;
+        'orders resolve')  # Record how an unknown outcome ended, after checking with Kalixo.
+            commands=''
+            options='--order-id --not-placed --help -h'
+            valued='--order-id'
+            args='CODE' ;;
+        'auth')  # Manage credentials: log in (v1), or store a token (v1) or an API key...
+            commands='set-token set-key login status logout'
+            options='--help -h'
+            valued=''
+            args='' ;;
+        'auth set-token')  # Store an API v1 token for the active profile (config file, mode 0600).
+            commands=''
+            options='--with-token --help -h'
+            valued=''
+            args='' ;;
+        'auth set-key')  # Store an API v2 key (kal_live_ or kal_test_) for the active profile.
+            commands=''
+            options='--with-key --help -h'
+            valued=''
+            args='' ;;
+        'auth login')  # Log in to API v1 by email and password; keep the tokens, not the...
+            commands=''
+            options='--email --password-stdin --help -h'
+            valued='--email'
+            args='' ;;
+        'auth status')  # Show the active credential: its source, masked, and when it expires.
+            commands=''
+            options='--output -o --help -h'
+            valued='--output -o'
+            args='' ;;
+        'auth logout')  # Remove the active profile's stored credentials.
             commands=''
             options='--help -h'
             valued=''
             args='' ;;
         'config')  # Show and change settings.
-            commands='show set unset path'
+            commands='show set unset profiles path'
             options='--help -h'
             valued=''
             args='' ;;
@@ -62,21 +112,41 @@ _kalixo_spec() {
             options='--help -h'
             valued=''
             args='KEY' ;;
+        'config profiles')  # List the profiles in the config file, credentials masked.
+            commands=''
+            options='--output -o --help -h'
+            valued='--output -o'
+            args='' ;;
         'config path')  # Print the config file's path.
             commands=''
             options='--help -h'
             valued=''
             args='' ;;
-        'sandbox')  # Run the offline emulator of the Kalixo API v1 (test credentials, test...
+        'sandbox')  # Run the offline emulator of the Kalixo API v1 and v2 (test...
             commands='serve'
             options='--help -h'
             valued=''
             args='' ;;
-        'sandbox serve')  # Serve the Kalixo API v1 emulator over HTTP until Ctrl-C.
+        'sandbox serve')  # Serve the Kalixo API v1 emulator, with v2 beside it, until Ctrl-C.
             commands=''
-            options='--host --port --db --help -h'
-            valued='--host --port --db'
+            options='--host --port --db --latency-ms --latency-jitter-ms --error-rate-500 --error-rate-502 --rate-limit --rate-limit-window --drop-after-commit --hang-rate --hang-seconds --seed --help -h'
+            valued='--host --port --db --latency-ms --latency-jitter-ms --error-rate-500 --error-rate-502 --rate-limit --rate-limit-window --drop-after-commit --hang-rate --hang-seconds --seed'
             args='' ;;
+        'catalog')  # Browse the catalog: products, prices and open-denomination ranges.
+            commands='list show'
+            options='--help -h'
+            valued=''
+            args='' ;;
+        'catalog list')  # List catalog products, with filters, and prices in major units.
+            commands=''
+            options='--country --language --brand --category --tag --search --limit --all --refresh --output -o --help -h'
+            valued='--country --language --brand --category --tag --search --limit --output -o'
+            args='' ;;
+        'catalog show')  # Show one product: price or open range, SKU, brand, country, tags.
+            commands=''
+            options='--ean --sku --refresh --output -o --help -h'
+            valued='--ean --sku --output -o'
+            args='ID' ;;
         *) return 1 ;;
     esac
 }
@@ -87,14 +157,26 @@ _kalixo_values() {
         'place-order:--format') _kalixo_words 'json csv' "$3" ;;
         'place-order:--output'|'place-order:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'place-order:--pins-out') _kalixo_files "$3" ;;
-        'place-order:FILE') _kalixo_files "$3" ;;
+        'place-order:[FILE]') _kalixo_files "$3" ;;
         'retrieve-order:--output'|'retrieve-order:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'retrieve-order:--pins-out') _kalixo_files "$3" ;;
+        'place-orders:--format') _kalixo_words 'json jsonl csv' "$3" ;;
+        'place-orders:--output'|'place-orders:-o') _kalixo_words 'table json jsonl' "$3" ;;
+        'place-orders:FILE') _kalixo_files "$3" ;;
+        'wallet:--output'|'wallet:-o') _kalixo_words 'table json' "$3" ;;
+        'ping:--output'|'ping:-o') _kalixo_words 'table json' "$3" ;;
+        'doctor:--output'|'doctor:-o') _kalixo_words 'table json' "$3" ;;
+        'orders list:--output'|'orders list:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
+        'orders show:--output'|'orders show:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'auth status:--output'|'auth status:-o') _kalixo_words 'table json' "$3" ;;
         'config show:--output'|'config show:-o') _kalixo_words 'table json' "$3" ;;
-        'config set:KEY') _kalixo_words 'api_url retries timeout' "$3" ;;
-        'config unset:KEY') _kalixo_words 'api_url retries timeout' "$3" ;;
+        'config set:KEY') _kalixo_words 'api_url api_version retries timeout' "$3" ;;
+        'config unset:KEY') _kalixo_words 'api_url api_version retries timeout' "$3" ;;
+        'config profiles:--output'|'config profiles:-o') _kalixo_words 'table json' "$3" ;;
         'sandbox serve:--db') _kalixo_files "$3" ;;
+        'sandbox serve:--rate-limit-window') _kalixo_words 'fixed sliding' "$3" ;;
+        'catalog list:--output'|'catalog list:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
+        'catalog show:--output'|'catalog show:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         *) return 1 ;;
     esac
 }

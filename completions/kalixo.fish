@@ -15,29 +15,56 @@ function __kalixo_at --argument-names want n
         set -l valued
         switch $path
             case ''
-                set commands 'place-order' 'retrieve-order' 'auth' 'config' 'sandbox'
-                set valued --api-url
+                set commands 'place-order' 'retrieve-order' 'place-orders' 'wallet' 'ping' 'doctor' 'orders' 'auth' 'config' 'sandbox' 'catalog'
+                set valued --api-url --profile
             case 'place-order'
-                set valued --format --external-order-code --currency --output -o --pins-out
+                set valued --product -p --format --external-order-code --currency --output -o --pins-out --timeout --poll-interval
             case 'retrieve-order'
-                set valued --output -o --pins-out
+                set valued --output -o --pins-out --timeout --poll-interval
+            case 'place-orders'
+                set valued --format --currency --concurrency -c --max-errors --output -o
+            case 'wallet'
+                set valued --output -o
+            case 'ping'
+                set valued --output -o
+            case 'doctor'
+                set valued --output -o
+            case 'orders'
+                set commands 'list' 'show' 'resolve'
+            case 'orders list'
+                set valued --state --since --until --code --limit --output -o
+            case 'orders show'
+                set valued --output -o
+            case 'orders resolve'
+                set valued --order-id
             case 'auth'
-                set commands 'set-token' 'status' 'logout'
+                set commands 'set-token' 'set-key' 'login' 'status' 'logout'
             case 'auth set-token'
+            case 'auth set-key'
+            case 'auth login'
+                set valued --email
             case 'auth status'
                 set valued --output -o
             case 'auth logout'
             case 'config'
-                set commands 'show' 'set' 'unset' 'path'
+                set commands 'show' 'set' 'unset' 'profiles' 'path'
             case 'config show'
                 set valued --output -o
             case 'config set'
             case 'config unset'
+            case 'config profiles'
+                set valued --output -o
             case 'config path'
             case 'sandbox'
                 set commands 'serve'
             case 'sandbox serve'
-                set valued --host --port --db
+                set valued --host --port --db --latency-ms --latency-jitter-ms --error-rate-500 --error-rate-502 --rate-limit --rate-limit-window --drop-after-commit --hang-rate --hang-seconds --seed
+            case 'catalog'
+                set commands 'list' 'show'
+            case 'catalog list'
+                set valued --country --language --brand --category --tag --search --limit --output -o
+            case 'catalog show'
+                set valued --ean --sku --output -o
         end
         if test $expect = 1
             set expect 0
@@ -48,7 +75,7 @@ function __kalixo_at --argument-names want n
         else if string match -q -- '--*=*' $token
         else if string match -q -- '-*' $token
             # kalixo moves global options typed after a command in front of it.
-            if contains -- $token $valued --api-url
+            if contains -- $token $valued --api-url --profile
                 set expect 1
             end
         else if set -q commands[1]
@@ -75,10 +102,17 @@ complete -c kalixo -f
 # kalixo
 complete -c kalixo -n "__kalixo_at '' 1" -a 'place-order' -d 'Place an order from a JSON or CSV file and print its PINs.'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'retrieve-order' -d 'Show an order\'s status, lines and PINs.'
-complete -c kalixo -n "__kalixo_at '' 1" -a 'auth' -d 'Manage the API token.'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'place-orders' -d 'Place many orders from one file, each exactly once; re-runs resume.'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'wallet' -d 'Show the wallet: balance per currency and the low-balance alert (API...'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'ping' -d 'Check that the API v2 answers: its status, server time and the round...'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'doctor' -d 'Check the setup: config file, profile, credential, connectivity, clock.'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'orders' -d 'What this machine has sent: the local journal of placed orders.'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'auth' -d 'Manage credentials: log in (v1), or store a token (v1) or an API key...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'config' -d 'Show and change settings.'
-complete -c kalixo -n "__kalixo_at '' 1" -a 'sandbox' -d 'Run the offline emulator of the Kalixo API v1 (test credentials, test...'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'sandbox' -d 'Run the offline emulator of the Kalixo API v1 and v2 (test...'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'catalog' -d 'Browse the catalog: products, prices and open-denomination ranges.'
 complete -c kalixo -n "__kalixo_at ''" -l api-url -x -d 'API base URL including the version [env KALIXO_API_URL; default...'
+complete -c kalixo -n "__kalixo_at ''" -l profile -x -d 'Settings and credentials of this profile of the config file [env...'
 complete -c kalixo -n "__kalixo_at ''" -l sandbox -d 'Run against the built-in offline sandbox, started for this command...'
 complete -c kalixo -n "__kalixo_at ''" -l verbose -d 'Show the HTTP exchange on stderr: method, URL, status, time, retries,...'
 complete -c kalixo -n "__kalixo_at ''" -l quiet -s q -d 'Print results only: no notes or warnings (errors still go to stderr).'
@@ -87,6 +121,7 @@ complete -c kalixo -n "__kalixo_at ''" -l version -d 'Print the version and exit
 complete -c kalixo -n "__kalixo_at ''" -l help -s h -d 'Show this message and exit.'
 
 # kalixo place-order
+complete -c kalixo -n "__kalixo_at 'place-order'" -l product -s p -x -d 'Order from the command line instead of a file: productId and quantity...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l format -x -a 'json csv' -d 'Input format when the extension does not say (always needed with -).'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l external-order-code -x -d 'Your unique code for this order (generated when absent).'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l currency -x -d 'Order currency, such as GBP (for CSV without a currency column).'
@@ -96,8 +131,11 @@ complete -c kalixo -n "__kalixo_at 'place-order'" -l raw -d 'Print the server\'s
 complete -c kalixo -n "__kalixo_at 'place-order'" -l pins-out -r -F -d 'Also save the PINs (orderId, productId, sku, pin) to FILE: CSV, or...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l force -d 'Let --pins-out replace an existing file.'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l mask-pins -d 'Mask the middle of each PIN in tables, for screens others can see...'
+complete -c kalixo -n "__kalixo_at 'place-order'" -l wait -d 'Poll until the order leaves processing (v2 orders are asynchronous):...'
+complete -c kalixo -n "__kalixo_at 'place-order'" -l timeout -x -d 'With --wait: give up after this long (exit 8).'
+complete -c kalixo -n "__kalixo_at 'place-order'" -l poll-interval -x -d 'With --wait: seconds between polls after the first.'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l help -s h -d 'Show this message and exit.'
-complete -c kalixo -n "__kalixo_at 'place-order' 1" -F -d 'FILE'
+complete -c kalixo -n "__kalixo_at 'place-order' 1" -F -d '[FILE]'
 
 # kalixo retrieve-order
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l exit-status -d 'Exit 7 when the order ended failed, cancelled or in error.'
@@ -106,17 +144,77 @@ complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l raw -d 'Print the server
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l pins-out -r -F -d 'Also save the PINs (orderId, productId, sku, pin) to FILE: CSV, or...'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l force -d 'Let --pins-out replace an existing file.'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l mask-pins -d 'Mask the middle of each PIN in tables, for screens others can see...'
+complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l wait -d 'Poll until the order leaves processing (v2 orders are asynchronous):...'
+complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l timeout -x -d 'With --wait: give up after this long (exit 8).'
+complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l poll-interval -x -d 'With --wait: seconds between polls after the first.'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l help -s h -d 'Show this message and exit.'
 
+# kalixo place-orders
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l format -x -a 'json jsonl csv' -d 'Input format when the extension does not say.'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l currency -x -d 'Currency for CSV rows without one.'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l concurrency -s c -x -d 'Orders in flight at once.'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l dry-run -d 'Validate everything and say what would be sent.'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l max-errors -x -d 'Problems listed before stopping.'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l output -s o -x -a 'table json jsonl' -d 'table: a summary (default at a terminal); jsonl: one result per order...'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l help -s h -d 'Show this message and exit.'
+complete -c kalixo -n "__kalixo_at 'place-orders' 1" -F -d 'FILE'
+
+# kalixo wallet
+complete -c kalixo -n "__kalixo_at 'wallet'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'wallet'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo ping
+complete -c kalixo -n "__kalixo_at 'ping'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'ping'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo doctor
+complete -c kalixo -n "__kalixo_at 'doctor'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'doctor'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo orders
+complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'list' -d 'List the orders this machine has sent to the current API.'
+complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'show' -d 'Show what the journal knows of one order.'
+complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'resolve' -d 'Record how an unknown outcome ended, after checking with Kalixo.'
+complete -c kalixo -n "__kalixo_at 'orders'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo orders list
+complete -c kalixo -n "__kalixo_at 'orders list'" -l state -x -d 'Only this state: placed, rejected, failed, unknown.'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l since -x -d 'Sent at or after (UTC).'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l until -x -d 'Sent before (UTC).'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l code -x -d 'Codes matching a glob, e.g.'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l limit -x -d 'At most N.'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo orders show
+complete -c kalixo -n "__kalixo_at 'orders show'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'orders show'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo orders resolve
+complete -c kalixo -n "__kalixo_at 'orders resolve'" -l order-id -x -d 'It was placed: this is its orderId.'
+complete -c kalixo -n "__kalixo_at 'orders resolve'" -l not-placed -d 'It was not placed: allow sending it again.'
+complete -c kalixo -n "__kalixo_at 'orders resolve'" -l help -s h -d 'Show this message and exit.'
+
 # kalixo auth
-complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'set-token' -d 'Store the API token in the config file (mode 0600).'
-complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'status' -d 'Show where the token comes from, masked.'
-complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'logout' -d 'Remove the stored token from the config file.'
+complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'set-token' -d 'Store an API v1 token for the active profile (config file, mode 0600).'
+complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'set-key' -d 'Store an API v2 key (kal_live_ or kal_test_) for the active profile.'
+complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'login' -d 'Log in to API v1 by email and password; keep the tokens, not the...'
+complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'status' -d 'Show the active credential: its source, masked, and when it expires.'
+complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'logout' -d 'Remove the active profile\'s stored credentials.'
 complete -c kalixo -n "__kalixo_at 'auth'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo auth set-token
 complete -c kalixo -n "__kalixo_at 'auth set-token'" -l with-token -d 'Read the token from stdin instead of a prompt.'
 complete -c kalixo -n "__kalixo_at 'auth set-token'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo auth set-key
+complete -c kalixo -n "__kalixo_at 'auth set-key'" -l with-key -d 'Read the key from stdin instead of a prompt.'
+complete -c kalixo -n "__kalixo_at 'auth set-key'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo auth login
+complete -c kalixo -n "__kalixo_at 'auth login'" -l email -x -d 'The account\'s email (prompted if absent).'
+complete -c kalixo -n "__kalixo_at 'auth login'" -l password-stdin -d 'Read the password from stdin.'
+complete -c kalixo -n "__kalixo_at 'auth login'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo auth status
 complete -c kalixo -n "__kalixo_at 'auth status'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
@@ -129,6 +227,7 @@ complete -c kalixo -n "__kalixo_at 'auth logout'" -l help -s h -d 'Show this mes
 complete -c kalixo -n "__kalixo_at 'config' 1" -a 'show' -d 'Show every setting in force, its source, and the token masked.'
 complete -c kalixo -n "__kalixo_at 'config' 1" -a 'set' -d 'Change a setting in the config file.'
 complete -c kalixo -n "__kalixo_at 'config' 1" -a 'unset' -d 'Remove a setting from the config file, so its default applies.'
+complete -c kalixo -n "__kalixo_at 'config' 1" -a 'profiles' -d 'List the profiles in the config file, credentials masked.'
 complete -c kalixo -n "__kalixo_at 'config' 1" -a 'path' -d 'Print the config file\'s path.'
 complete -c kalixo -n "__kalixo_at 'config'" -l help -s h -d 'Show this message and exit.'
 
@@ -138,21 +237,60 @@ complete -c kalixo -n "__kalixo_at 'config show'" -l help -s h -d 'Show this mes
 
 # kalixo config set
 complete -c kalixo -n "__kalixo_at 'config set'" -l help -s h -d 'Show this message and exit.'
-complete -c kalixo -n "__kalixo_at 'config set' 1" -x -a 'api_url retries timeout' -d 'KEY'
+complete -c kalixo -n "__kalixo_at 'config set' 1" -x -a 'api_url api_version retries timeout' -d 'KEY'
 
 # kalixo config unset
 complete -c kalixo -n "__kalixo_at 'config unset'" -l help -s h -d 'Show this message and exit.'
-complete -c kalixo -n "__kalixo_at 'config unset' 1" -x -a 'api_url retries timeout' -d 'KEY'
+complete -c kalixo -n "__kalixo_at 'config unset' 1" -x -a 'api_url api_version retries timeout' -d 'KEY'
+
+# kalixo config profiles
+complete -c kalixo -n "__kalixo_at 'config profiles'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'config profiles'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo config path
 complete -c kalixo -n "__kalixo_at 'config path'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo sandbox
-complete -c kalixo -n "__kalixo_at 'sandbox' 1" -a 'serve' -d 'Serve the Kalixo API v1 emulator over HTTP until Ctrl-C.'
+complete -c kalixo -n "__kalixo_at 'sandbox' 1" -a 'serve' -d 'Serve the Kalixo API v1 emulator, with v2 beside it, until Ctrl-C.'
 complete -c kalixo -n "__kalixo_at 'sandbox'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo sandbox serve
 complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l host -x -d 'Address to listen on; 0.0.0.0 exposes the sandbox to your network.'
 complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l port -x -d 'Port to listen on; 0 picks a free one.'
 complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l db -r -F -d 'SQLite file holding the sandbox\'s orders; kept across restarts...'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l latency-ms -x -d 'Fault: delay every request by this many milliseconds.'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l latency-jitter-ms -x -d 'Fault: add a random 0..MS milliseconds on top of --latency-ms.'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l error-rate-500 -x -d 'Fault: answer this share (0-1) of order requests (/v1/orders/*,...'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l error-rate-502 -x -d 'Fault: answer this share (0-1) of order requests (/v1/orders/*,...'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l rate-limit -x -d 'Fault: allow N requests a minute per token (v1) or API key (v2), then...'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l rate-limit-window -x -a 'fixed sliding' -d 'How --rate-limit counts: a fixed minute from a token\'s first request,...'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l drop-after-commit -x -d 'Fault: for this share (0-1) of place-orders, commit the order, then...'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l hang-rate -x -d 'Fault: never answer this share (0-1) of order requests (held...'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l hang-seconds -x -d 'How long --hang-rate holds a request before dropping it.'
+complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l seed -x -d 'Make the random faults reproducible: same seed, same requests, same...'
 complete -c kalixo -n "__kalixo_at 'sandbox serve'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo catalog
+complete -c kalixo -n "__kalixo_at 'catalog' 1" -a 'list' -d 'List catalog products, with filters, and prices in major units.'
+complete -c kalixo -n "__kalixo_at 'catalog' 1" -a 'show' -d 'Show one product: price or open range, SKU, brand, country, tags.'
+complete -c kalixo -n "__kalixo_at 'catalog'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo catalog list
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l country -x -d 'Only products of these countries: a comma list, any of which matches...'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l language -x -d 'Only products of these languages: a comma list, any of which matches...'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l brand -x -d 'Only products of these brands: a comma list, any of which matches (e.g.'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l category -x -d 'Only products of these categories: a comma list, any of which matches...'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l tag -x -d 'Only products of these tags: a comma list, any of which matches (e.g.'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l search -x -d 'Only products whose name or product code contains TEXT.'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l limit -x -d 'List at most N products [default: 100].'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l all -d 'List every product, 100 a request.'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l refresh -d 'Fetch from the API even when the local catalog cache has a fresh...'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo catalog show
+complete -c kalixo -n "__kalixo_at 'catalog show'" -l ean -x -d 'Find the product by its EAN (v2: its productCode) instead.'
+complete -c kalixo -n "__kalixo_at 'catalog show'" -l sku -x -d 'Find the product by its SKU, such as GB-EN-4251604177278.'
+complete -c kalixo -n "__kalixo_at 'catalog show'" -l refresh -d 'Fetch from the API even when the local catalog cache has a fresh...'
+complete -c kalixo -n "__kalixo_at 'catalog show'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'catalog show'" -l help -s h -d 'Show this message and exit.'

@@ -193,8 +193,6 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, ap
         if len(problems) < max_problems:
             problems.append(item)
 
-    import json
-
     db.execute("BEGIN")
     try:
         for item in orders:
@@ -203,9 +201,11 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, ap
                     problem(found)
                 continue
             request = item.request
-            body = request.body()
             code = request.externalOrderCode
-            known = verdict(journal.get(api, code), request_hash(body), can_look_up=can_look_up)
+            entry = journal.get(api, code)
+            # Hashing is only needed to compare with what was sent before.
+            digest = request_hash(request.body()) if entry is not None else ""
+            known = verdict(entry, digest, can_look_up=can_look_up)
             if known.kind == "conflict":
                 problem(Problem(
                     f"was already sent with a different order "
@@ -215,13 +215,11 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, ap
                 continue
             kind = {"send": "send", "reconcile": "reconcile", "placed": "skipped",
                     "unknown": "skipped_unknown"}[known.kind]
-            entry = known.entry
             try:
                 db.execute(
                     "INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (item.index, code, item.where,
-                     json.dumps(body, separators=(",", ":"))
-                     if kind in ("send", "reconcile") else None,
+                     request.model_dump_json() if kind in ("send", "reconcile") else None,
                      kind, entry.order_id if entry else None,
                      entry.error if entry and kind not in ("send", "reconcile") else None),
                 )
@@ -321,15 +319,26 @@ def _place_one(journal: Journal, api: str, client: ApiClient, request: OrderRequ
     return Result(code, "placed", order=result.order)
 
 
+RECONCILE_ROUNDS = 3
+
+
 def send_plan(plan: Plan, *, journal: Journal, api: str,
               client_factory: Callable[[], ApiClient], concurrency: int,
-              on_result: Callable[[Result], None], stop: threading.Event) -> Summary:
-    """Send what the plan says, `concurrency` at a time, in file order; report each result."""
+              on_result: Callable[[Result], None], stop: threading.Event,
+              can_look_up: bool = False) -> Summary:
+    """Send what the plan says, `concurrency` at a time, in file order; report each result.
+
+    Where the API can look codes up (v2), orders whose outcome stayed unknown (retries ran
+    out, or the retry budget did) get further rounds: each is looked up by code, and sent
+    again only if the API has no order under it. Their result is reported once, at the end.
+    """
     from kalixo_cli.models import OrderRequest
 
     summary = Summary()
     local = threading.local()
-    in_flight: dict[Future[Result], str] = {}
+    in_flight: dict[Future[Result], tuple[str, str]] = {}
+    held: list[tuple[str, str]] = []  # unknown so far, to reconcile in the next round
+    rounds_left = RECONCILE_ROUNDS if can_look_up else 0
 
     def work(body: str, reconcile: bool) -> Result:
         client = getattr(local, "client", None)
@@ -340,32 +349,46 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
 
     def collect(done: Iterable[Future[Result]]) -> None:
         for future in done:
-            code = in_flight.pop(future)
+            code, body = in_flight.pop(future)
             try:
                 result = future.result()
             except BaseException as exc:  # a bug in a worker: the order's fate is unknown
                 journal.abandon_in_flight(api, [code], f"{type(exc).__name__} in a worker")
                 result = Result(code, "unknown", detail=f"{type(exc).__name__}: {exc}")
+            # Unknown, or not placed for a passing reason (refused connection, 429s past
+            # the budget): with look-ups, both are safe to try again in the next round.
+            if result.outcome in ("unknown", "failed") and rounds_left > 0 \
+                    and not stop.is_set():
+                held.append((code, body))
+                continue
             summary.add(result)
             on_result(result)
             if isinstance(result.error, AuthRejected):
                 stop.set()
                 summary.stopped = "the API refused the credentials; nothing more was sent"
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kalixo-send") as pool:
-        try:
-            for _, code, body, reconcile in plan.orders_to_send():
-                if stop.is_set():
-                    break
-                while len(in_flight) >= concurrency:
-                    done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
-                    collect(done)
-                if stop.is_set():
-                    break
-                in_flight[pool.submit(work, body, bool(reconcile))] = code
-            while in_flight:
+    def run_round(pool: ThreadPoolExecutor, items: Iterable[tuple[str, str, bool]]) -> None:
+        for code, body, reconcile in items:
+            if stop.is_set():
+                break
+            while len(in_flight) >= concurrency:
                 done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
                 collect(done)
+            if stop.is_set():
+                break
+            in_flight[pool.submit(work, body, reconcile)] = (code, body)
+        while in_flight:
+            done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+            collect(done)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kalixo-send") as pool:
+        try:
+            run_round(pool, ((code, body, bool(reconcile))
+                             for _, code, body, reconcile in plan.orders_to_send()))
+            while held and not stop.is_set():
+                rounds_left -= 1
+                again, held[:] = list(held), []
+                run_round(pool, ((code, body, True) for code, body in again))
         except KeyboardInterrupt:
             stop.set()
             summary.stopped = "interrupted: requests in flight were finished; run the same " \
@@ -378,10 +401,14 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
                 try:
                     done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:  # a second Ctrl-C: leave now, rows stay `sending`
-                    journal.abandon_in_flight(api, list(in_flight.values()),
+                    journal.abandon_in_flight(api, [c for c, _ in in_flight.values()],
                                               "interrupted twice while sending")
                     raise
                 collect(d for d in done if not d.cancelled())
                 for cancelled in [d for d in done if d.cancelled()]:
                     in_flight.pop(cancelled)
+        for code, _ in held:  # interrupted before their round: unknown, as journaled
+            result = Result(code, "unknown", detail="not reconciled before the run stopped")
+            summary.add(result)
+            on_result(result)
     return summary

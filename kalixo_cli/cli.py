@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from kalixo_cli import __version__
-from kalixo_cli.commands import auth, bulk, config, journal, orders, sandbox
+from kalixo_cli.commands import account, auth, bulk, catalog, config, journal, orders, sandbox
 from kalixo_cli.context import AppState, get_state
 from kalixo_cli.errors import EXIT_CODE_MEANINGS, ExitCode, KalixoError
 from kalixo_cli.output import error_lines
@@ -188,6 +188,10 @@ app.add_typer(journal.app, name="orders")
 app.add_typer(auth.app, name="auth")
 app.add_typer(config.app, name="config")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(catalog.app, name="catalog")
+app.command("wallet")(account.wallet)
+app.command("ping")(account.ping)
+app.command("doctor")(account.doctor)
 
 
 def main() -> None:

@@ -11,6 +11,10 @@ the order ``price`` (the lines' total), the order ``currency`` (from the command
 the lines), each line's ``currency`` (the order's), and ``externalOrderCode`` (from the
 command line, else generated). A JSON ``null`` in one of those fields counts as absent.
 Nothing here touches the network, and nothing but `InputError` / `UsageError` escapes.
+
+`bulk_inputs.py` streams batches of orders and hands each one, with where it starts in
+the file, to `parse_batch_json_order` / `parse_batch_csv_order`: the same completion,
+validation and wording, except that a batch order must carry its own externalOrderCode.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import io
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -72,11 +76,25 @@ _ORDER_LEVEL = {
     "total": "the order total is computed from the rows",
 }
 
+# Batches (`bulk_inputs`): each order states its own code, and a CSV row names its order.
+CODE_REQUIRED = (
+    "every order in a batch needs an externalOrderCode, "
+    "so that a re-run can recognise what it already placed"
+)
+BATCH_CSV_COLUMNS = ("externalOrderCode", *CSV_COLUMNS)
+BATCH_CSV_REQUIRED = ("externalOrderCode", *CSV_REQUIRED)
+_BATCH_ORDER_LEVEL = {"total": _ORDER_LEVEL["total"]}
+CSV_CODE_HINT = (
+    "give the order's externalOrderCode on every one of its rows: "
+    "consecutive rows with the same code form one order"
+)
+
 _INT_CELL = re.compile(r"[+-]?[0-9]+")
 _DECIMAL_CELL = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_BROKEN_TEXT = "is not valid text (an unpaired \\ud800-\\udfff escape)"
 # Numbers from 10**30 up cannot be amounts; refusing them early keeps huge literals such
 # as 1e999999999 away from int() and Decimal arithmetic.
 _LARGEST_EXPONENT = 29
@@ -171,7 +189,7 @@ def parse_order(
         body, source, report = _read_json(text, name)
     else:
         body, source, report = _read_csv(text, name)
-    return _complete(
+    request, generated = _complete(
         body,
         source,
         report,
@@ -179,6 +197,81 @@ def parse_order(
         currency=currency,
         code_factory=code_factory,
     )
+    return ParsedOrder(request=request, generated_code=generated)
+
+
+# ----------------------------------------------------------------------------------------
+# One order of a batch: the same rules, for an order a streaming reader cut out of a file
+
+
+_UNDECODED: Any = object()
+
+
+def parse_batch_json_order(
+    text: str,
+    *,
+    name: str,
+    line: int,
+    column: int,
+    state: JsonState,
+    value: Any = _UNDECODED,
+    currency: str | None = None,
+) -> OrderRequest:
+    """Validate one order of a batch, given as the JSON `text` found at `line`:`column` of `name`.
+
+    `value` is `text` already decoded by ``state.decoder`` (with `state` not reset since);
+    without it the text is decoded here. `currency` (the command line's, normalized) fills
+    in and checks as for one order; the order must carry its own externalOrderCode.
+    Raises `InputError` with every problem, placed in the file.
+    """
+    source = _JsonSource(name, text, line, column)
+    if value is _UNDECODED:
+        value = _decode_json(source, state)
+    report = _Report(source)
+    body = _json_order(value, source, state, report)
+    return _complete(
+        body, source, report, external_order_code=None, currency=currency, code_factory=None
+    )[0]
+
+
+def csv_columns(header: list[str], *, name: str, line: int) -> list[str]:
+    """The columns a batch CSV header names (an externalOrderCode column is required).
+
+    Raises `InputError` with every header problem, at ``name:line``.
+    """
+    report = _Report(_CsvSource(name))
+    columns = _csv_columns(header, f"{name}:{line}", line, report, batch=True)
+    report.raise_if_any()
+    return columns
+
+
+def parse_batch_csv_order(
+    rows: Sequence[tuple[int, int, list[str]]],
+    columns: Sequence[str | None],
+    *,
+    name: str,
+    code: str,
+    currency: str | None = None,
+) -> OrderRequest:
+    """Validate one order of a batch CSV: its rows as (row number, line, stripped cells).
+
+    `columns` are the header's, with `None` for the externalOrderCode column, whose value
+    (`code`, empty when the cells are) the caller grouped the rows by. Order-level problems
+    are placed at the first row. Raises `InputError` with every problem.
+    """
+    source = _CsvSource(name, order_row=(rows[0][0], rows[0][1]))
+    report = _Report(source)
+    lines = _csv_lines(columns, rows, source, report)
+    if not lines:
+        raise report.fail()
+    body: dict[str, Any] = {"orderProducts": lines}
+    if code:
+        body["externalOrderCode"] = code
+    else:
+        report.hint = CSV_CODE_HINT
+    return _complete(
+        body, source, report, external_order_code=None, currency=currency, code_factory=None
+    )[0]
 
 
 # ----------------------------------------------------------------------------------------
@@ -285,9 +378,13 @@ class _Source:
 
 
 class _JsonSource(_Source):
-    def __init__(self, name: str, text: str) -> None:
+    """`text` starts at `line`:`column` of the file (an element of a batch starts mid-file)."""
+
+    def __init__(self, name: str, text: str, line: int = 1, column: int = 1) -> None:
         super().__init__(name)
         self.text = text
+        self.line = line
+        self.column = column
         self._index: JsonIndex | None = None
 
     @property
@@ -304,14 +401,22 @@ class _JsonSource(_Source):
             offset = self.index.value_offset(path[:-1])
         else:
             offset = self.index.value_offset(path)
-        line, col = self.index.position(offset)
-        return offset, f"{self.name}:{line}:{col}"
+        return offset, self.where(*self.index.position(offset))
+
+    def where(self, line: int, col: int) -> str:
+        """``name:line:col`` in the file for a 1-based position in `text`."""
+        if line == 1:
+            col += self.column - 1
+        return f"{self.name}:{line + self.line - 1}:{col}"
 
 
 class _CsvSource(_Source):
-    def __init__(self, name: str) -> None:
+    """`order_row` (row number, line) places order-level fields; a single order has none."""
+
+    def __init__(self, name: str, order_row: tuple[int, int] | None = None) -> None:
         super().__init__(name)
         self.rows: list[tuple[int, int]] = []  # (row number, line number) per order line
+        self.order_row = order_row
 
     def _row(self, path: Path) -> tuple[int, int] | None:
         if (
@@ -324,7 +429,7 @@ class _CsvSource(_Source):
         return None
 
     def locate(self, path: Path, at: At) -> tuple[int, str]:
-        row = self._row(path)
+        row = self._row(path) or self.order_row
         if row is None:
             return 0, self.name
         return row[1], f"{self.name}:{row[1]}, row {row[0]}"
@@ -394,12 +499,26 @@ class _Report:
 # JSON
 
 
-class _JsonState:
-    """What the parser hooks saw; a second look is needed only if something was odd."""
+class JsonState:
+    """A JSON decoder for orders, and what its hooks saw in the last document decoded.
+
+    Floats become `Decimal` (exact, for the minor-units hint), NaN and huge numbers become
+    placeholders, duplicate keys are noted; a second look is needed only if something was
+    odd. One instance serves any number of documents: `reset` before each.
+    """
 
     def __init__(self) -> None:
         self.odd = False
         self.duplicates = False
+        self.decoder = json.JSONDecoder(
+            parse_float=self.decimal,
+            parse_int=self.integer,
+            parse_constant=self.constant,
+            object_pairs_hook=self.object,
+        )
+
+    def reset(self) -> None:
+        self.odd = self.duplicates = False
 
     def constant(self, literal: str) -> _Unusable:
         self.odd = True
@@ -429,30 +548,47 @@ class _JsonState:
         return result
 
 
-def _read_json(text: str, name: str) -> tuple[Any, _Source, _Report]:
+def _read_json(text: str, name: str) -> tuple[dict[str, Any], _Source, _Report]:
     source = _JsonSource(name, text)
+    state = JsonState()
+    value = _decode_json(source, state)
     report = _Report(source)
-    state = _JsonState()
+    return _json_order(value, source, state, report), source, report
+
+
+def _decode_json(source: _JsonSource, state: JsonState) -> Any:
+    """`json.loads` with `state`'s hooks; syntax errors become a located `InputError`."""
+    text = source.text
+    state.reset()
     try:
-        value = json.loads(
-            text,
-            parse_float=state.decimal,
-            parse_int=state.integer,
-            parse_constant=state.constant,
-            object_pairs_hook=state.object,
-        )
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return state.decoder.decode(text)
     except json.JSONDecodeError as exc:
         raise _one(
-            f"invalid JSON: {exc.msg}", f"{name}:{exc.lineno}:{exc.colno}", _json_hint(text, exc)
+            f"invalid JSON: {exc.msg}", source.where(exc.lineno, exc.colno), json_hint(text, exc)
         ) from None
     except RecursionError:
-        depth, offset = deepest_nesting(text)
-        line, col = position(text, offset)
-        raise _one(
-            f"nested too deeply ({depth} levels); an order is only 3 levels deep",
-            f"{name}:{line}:{col}",
-        ) from None
+        raise nested_too_deeply(text, source.where) from None
+
+
+def nested_too_deeply(text: str, where: Callable[[int, int], str]) -> InputError:
+    """The error for JSON the parser gave up on with `RecursionError`, at the deepest point."""
+    depth, offset = deepest_nesting(text)
+    return _one(
+        f"nested too deeply ({depth} levels); an order is only 3 levels deep",
+        where(*position(text, offset)),
+    )
+
+
+def _json_order(
+    value: Any, source: _JsonSource, state: JsonState, report: _Report
+) -> dict[str, Any]:
+    """The decoded order as a dict, its unusable values and duplicate keys reported."""
+    text = source.text
     if state.odd or _SURROGATE_ESCAPE.search(text):
+        if isinstance(value, str) and _SURROGATE.search(value):
+            value = _Unusable(_BROKEN_TEXT)  # a bare string: no container to mend it in
         _report_unusable(value, report)
     if state.duplicates:
         for path, _offset in source.index.duplicates:
@@ -468,7 +604,7 @@ def _read_json(text: str, name: str) -> tuple[Any, _Source, _Report]:
         report.add(0, f"the order must be a JSON object, not {source.show(value)}", _root(source))
         report.hint = _EXAMPLES["json"]
         raise report.fail()
-    return value, source, report
+    return value
 
 
 def _root(source: _JsonSource) -> str:
@@ -484,6 +620,8 @@ def _report_unusable(value: Any, report: _Report) -> None:
     """
     if isinstance(value, _Unusable):
         report.unusable((), value.message)
+        return
+    if not isinstance(value, dict | list):
         return
     stack: list[tuple[Any, Path]] = [(value, ())]
     while stack:
@@ -503,16 +641,15 @@ def _report_unusable(value: Any, report: _Report) -> None:
         for key, item in items:
             item_path: Path = (*path, key)
             if isinstance(item, str) and _SURROGATE.search(item):
-                item = container[key] = _Unusable(
-                    "is not valid text (an unpaired \\ud800-\\udfff escape)"
-                )
+                item = container[key] = _Unusable(_BROKEN_TEXT)
             if isinstance(item, _Unusable):
                 report.unusable(item_path, item.message)
             elif isinstance(item, dict | list):
                 stack.append((item, item_path))
 
 
-def _json_hint(text: str, exc: json.JSONDecodeError) -> str | None:
+def json_hint(text: str, exc: json.JSONDecodeError) -> str | None:
+    """The likely fix for a JSON syntax error, when it is a common slip."""
     before = text[: exc.pos].rstrip()
     if before.endswith(",") and text[exc.pos : exc.pos + 1] in ("}", "]"):
         return "remove the comma before the closing bracket; JSON allows no trailing commas"
@@ -549,15 +686,33 @@ def _read_csv(text: str, name: str) -> tuple[dict[str, Any], _Source, _Report]:
         )
         raise report.fail()
 
+    rows_numbered = [(number, line, cells) for number, (line, cells) in enumerate(rows[1:], 1)]
+    lines = _csv_lines(columns, rows_numbered, source, report)
+    if not lines:
+        raise report.fail()
+    return {"orderProducts": lines}, source, report
+
+
+def _csv_lines(
+    columns: Sequence[str | None],
+    rows: Iterable[tuple[int, int, list[str]]],
+    source: _CsvSource,
+    report: _Report,
+) -> list[dict[str, Any]]:
+    """Order lines from (row number, line, stripped cells); a `None` column is not a line field.
+
+    Rows with the wrong number of cells are reported and left out.
+    """
+    width = len(columns)
     lines: list[dict[str, Any]] = []
-    for row_number, (line, cells) in enumerate(rows[1:], start=1):
-        if len(cells) > len(columns) and not any(cells[len(columns) :]):
-            cells = cells[: len(columns)]
-        if len(cells) != len(columns):
+    for row_number, line, cells in rows:
+        if len(cells) > width and not any(cells[width:]):
+            cells = cells[:width]
+        if len(cells) != width:
             report.add(
                 line,
-                f"has {len(cells)} cells but the header names {len(columns)} columns",
-                f"{name}:{line}, row {row_number}",
+                f"has {len(cells)} cells but the header names {width} columns",
+                f"{source.name}:{line}, row {row_number}",
                 None,
             )
             continue
@@ -565,23 +720,31 @@ def _read_csv(text: str, name: str) -> tuple[dict[str, Any], _Source, _Report]:
         source.rows.append((row_number, line))
         item: dict[str, Any] = {}
         for column, cell in zip(columns, cells, strict=True):
-            if not cell:
+            if not cell or column is None:
                 continue  # absent: "is empty", or the order currency for `currency`
-            value = _csv_number(cell) if column in _CSV_NUMERIC else cell
-            if isinstance(value, _Unusable):
-                report.unusable(("orderProducts", index, column), value.message)
-            item[column] = value
+            if column not in _CSV_NUMERIC:
+                item[column] = cell
+            elif cell.isdigit() and cell.isascii() and len(cell) <= _LARGEST_EXPONENT + 1:
+                item[column] = int(cell)  # the usual cell, the short way
+            else:
+                value = item[column] = _csv_number(cell)
+                if isinstance(value, _Unusable):
+                    report.unusable(("orderProducts", index, column), value.message)
         lines.append(item)
-    if not lines:
-        raise report.fail()
-    return {"orderProducts": lines}, source, report
+    return lines
+
+
+def csv_delimiter(first_line: str) -> str:
+    """The separator the header line uses: comma, else semicolon, else tab."""
+    if "," in first_line:
+        return ","
+    return ";" if ";" in first_line else "\t" if "\t" in first_line else ","
 
 
 def _csv_rows(text: str, name: str, report: _Report) -> list[tuple[int, list[str]]]:
     """Non-blank rows with stripped cells, each with the line it starts on."""
     first = next((line for line in text.splitlines() if line.strip()), "")
-    delimiter = "," if "," in first else ";" if ";" in first else "\t" if "\t" in first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=csv_delimiter(first))
     rows: list[tuple[int, list[str]]] = []
     last_line = 0
     while True:
@@ -600,8 +763,14 @@ def _csv_rows(text: str, name: str, report: _Report) -> list[tuple[int, list[str
     return rows
 
 
-def _csv_columns(header: list[str], where: str, line: int, report: _Report) -> list[str]:
-    by_lower = {column.lower(): column for column in CSV_COLUMNS}
+def _csv_columns(
+    header: list[str], where: str, line: int, report: _Report, *, batch: bool = False
+) -> list[str]:
+    known, required = (
+        (BATCH_CSV_COLUMNS, BATCH_CSV_REQUIRED) if batch else (CSV_COLUMNS, CSV_REQUIRED)
+    )
+    order_level = _BATCH_ORDER_LEVEL if batch else _ORDER_LEVEL
+    by_lower = {column.lower(): column for column in known}
     while header and not header[-1]:
         header = header[:-1]  # trailing separators, as spreadsheets write them
     columns: list[str] = []
@@ -609,19 +778,19 @@ def _csv_columns(header: list[str], where: str, line: int, report: _Report) -> l
         column = by_lower.get(cell.lower())
         if not cell:
             report.add(line, f"column {number} has no name", where)
-        elif column is None and cell.lower() in _ORDER_LEVEL:
-            report.add(line, f"unknown column {_quote(cell)}: {_ORDER_LEVEL[cell.lower()]}", where)
+        elif column is None and cell.lower() in order_level:
+            report.add(line, f"unknown column {_quote(cell)}: {order_level[cell.lower()]}", where)
         elif column is None:
-            report.add(
-                line, f"unknown column {_quote(cell)}{_did_you_mean(cell, CSV_COLUMNS)}", where
-            )
+            report.add(line, f"unknown column {_quote(cell)}{_did_you_mean(cell, known)}", where)
         elif column in columns:
             report.add(line, f"column {column!r} appears twice", where)
         columns.append(column or cell)
-    missing = [column for column in CSV_REQUIRED if column not in columns]
+    missing = [column for column in required if column not in columns]
     if missing:
         plural = "s" if len(missing) > 1 else ""
         report.add(line, f"missing column{plural}: {', '.join(missing)}", where)
+        if "externalOrderCode" in missing:
+            report.hint = report.hint or f"{CODE_REQUIRED}; {CSV_CODE_HINT}"
         report.hint = report.hint or _EXAMPLES["csv"]
     return columns
 
@@ -662,14 +831,17 @@ def _complete(
     *,
     external_order_code: str | None,
     currency: str | None,
-    code_factory: Callable[[], str],
-) -> ParsedOrder:
-    body = dict(body)
+    code_factory: Callable[[], str] | None,
+) -> tuple[OrderRequest, bool]:
+    """Fill in the optional parts, validate, and report every problem at its place.
+
+    Returns the request and whether its code was generated. `body` is freshly parsed and
+    is completed in place. Without a `code_factory` the body must carry its own
+    externalOrderCode (a batch).
+    """
     raw_lines = body.get("orderProducts")
     lines: list[tuple[int, dict[str, Any]]] = []
     if isinstance(raw_lines, list):
-        raw_lines = [dict(line) if isinstance(line, dict) else line for line in raw_lines]
-        body["orderProducts"] = raw_lines
         lines = [(i, line) for i, line in enumerate(raw_lines) if isinstance(line, dict)]
     fill = _Fill()
     checks: list[tuple[Path, str]] = []  # reported after the model's field errors
@@ -691,6 +863,8 @@ def _complete(
     elif external_order_code is not None:
         body["externalOrderCode"] = external_order_code
         fill.from_argument[("externalOrderCode",)] = "the order code given on the command line"
+    elif code_factory is None:
+        report.issue(("externalOrderCode",), CODE_REQUIRED, at="object")
     else:
         body["externalOrderCode"] = code_factory()
         generated = True
@@ -706,7 +880,7 @@ def _complete(
     for path, message in checks:  # disagreements with the command line pass the model
         report.issue(path, message)
     report.raise_if_any()
-    return ParsedOrder(request=request, generated_code=generated)
+    return request, generated
 
 
 def _complete_currency(
@@ -812,7 +986,7 @@ def _lines_total(lines: Any) -> int | None:
         if not isinstance(line, dict):
             return None
         price, quantity = line.get("price"), line.get("quantity")
-        if not (_is_int(price) and _is_int(quantity)):
+        if type(price) is not int or type(quantity) is not int:  # bool is not int here
             return None
         if not (0 <= price <= INT64_MAX and 1 <= quantity <= INT64_MAX):
             return None
@@ -994,12 +1168,20 @@ def _suggest(name: str, known: Iterable[str]) -> str | None:
 
 
 __all__ = [
+    "CODE_REQUIRED",
     "FORMATS",
     "MAX_INPUT_BYTES",
+    "JsonState",
     "OrderFormat",
     "ParsedOrder",
+    "csv_columns",
+    "csv_delimiter",
     "detect_format",
     "generate_order_code",
+    "json_hint",
+    "nested_too_deeply",
+    "parse_batch_csv_order",
+    "parse_batch_json_order",
     "parse_order",
     "read_source",
 ]

@@ -125,6 +125,14 @@ def normalize_placed_order(body: Any, request: OrderRequest) -> Order:
                          quantity=line.quantity)
             for line in request.orderProducts
         ]
+    complete_from_request(order, request)
+    order.status = order.status or delivery_status(order)
+    return order
+
+
+def complete_from_request(order: Order, request: OrderRequest) -> Order:
+    """Fill what the answer left out (code, currency, total, SKUs) from the request the API
+    accepted; v1's place-order answer and v2's order status omit them."""
     skus = {line.productId: line.sku for line in request.orderProducts}
     for product in order.products:
         if product.sku is None and product.productId in skus:
@@ -132,5 +140,4 @@ def normalize_placed_order(body: Any, request: OrderRequest) -> Order:
     order.externalOrderCode = order.externalOrderCode or request.externalOrderCode
     order.currency = order.currency or request.currency
     order.price = order.price if order.price is not None else request.price
-    order.status = order.status or delivery_status(order)
     return order

@@ -76,7 +76,13 @@ def place(journal: Journal, api: str, client: ApiClient, request: OrderRequest, 
     """
     code = request.externalOrderCode
     if reconcile and client.can_look_up:
-        found = client.look_up(code)  # type: ignore[union-attr]
+        try:
+            found = client.look_up(code)  # type: ignore[union-attr]
+        except KalixoError as exc:  # could not ask: the outcome stays unknown
+            raise OutcomeUnknown(
+                f"could not look order {code} up to settle its unknown outcome: {exc.message}",
+                hint="run the same command again later: it looks the code up first",
+            ) from exc
         if found is not None:
             journal.finish(api, code, "placed", order_id=found.order.orderId,
                            status=found.order.status, error_kind="reconciled by look-up")

@@ -278,3 +278,18 @@ def test_sandbox_and_api_url_conflict() -> None:
     result = run(["--sandbox", "--api-url", "http://127.0.0.1:1/v1", "retrieve-order", "1"])
     assert result.exit_code == ExitCode.USAGE
     assert "cannot be used together" in result.stderr
+
+
+def test_orders_from_the_command_line_take_prices_from_the_catalog(sandbox: Any) -> None:
+    order = placed(run(["place-order", "--product", "2:1", "-p", "6:2", "-o", "json"]))
+    assert order["price"] == 3299 + 2 * 839
+    assert [p["sku"] for p in order["products"]] == ["GB-EN-4251604177278",
+                                                    "GB-EN-4251604133182"]
+    open_amount = placed(run(["place-order", "-p", f"{KTEST_OPEN_ID}:1:2500", "-o", "json"]))
+    assert open_amount["price"] == 2500
+    sandbox.reset_counts()
+    off_step = run(["place-order", "-p", f"{KTEST_OPEN_ID}:1:2550"])
+    assert off_step.exit_code == ExitCode.USAGE and "step" in off_step.stderr
+    both = run(["place-order", str(EXAMPLES / "order.json"), "-p", "2:1"])
+    assert both.exit_code == ExitCode.USAGE
+    assert sandbox.request_count("POST") == 0

@@ -540,7 +540,7 @@ def test_v2_post_that_ends_in_429_after_a_doubtful_attempt_is_outcome_unknown(
             "orders", {}, code="C-5")
     assert server.count("POST") == 3
     assert "may have been placed" in caught.value.message
-    assert "--external-order-code C-5" in (caught.value.hint or "")
+    assert "kalixo orders resolve C-5" in (caught.value.hint or "")
 
 
 def test_v2_post_429_alone_placed_nothing(server: FaultServer) -> None:

@@ -531,7 +531,7 @@ def test_the_catalog_lists_the_seed_and_test_products(
 ) -> None:
     products = http.get(f"{live.v1_url}/catalog", headers=auth_header(), timeout=5).json()
     by_id = {product["id"]: product for product in products}
-    assert set(by_id) == {1, 2, 6, 9001, 9002, 9003, 9004, 9005, 9006}
+    assert set(by_id) == {1, 2, 6, 9001, 9002, 9003, 9004, 9005, 9006, 9007}
     assert (by_id[2]["price"], by_id[2]["sku"], by_id[2]["currencyCode"]) == (
         3299,
         "GB-EN-4251604177278",
@@ -553,7 +553,7 @@ def test_catalog_products_pages_with_skip_and_take(
 ) -> None:
     url = f"{live.v1_url}/catalog/products"
     page = http.get(url, params={"skip": 2, "take": 3}, headers=auth_header(), timeout=5).json()
-    assert (page["count"], page["skip"], page["take"]) == (9, 2, 3)
+    assert (page["count"], page["skip"], page["take"]) == (10, 2, 3)
     assert [p["id"] for p in page["products"]] == [6, 9001, 9002]
     too_many = http.get(url, params={"take": 101}, headers=auth_header(), timeout=5)
     assert too_many.status_code == 400

@@ -7,12 +7,20 @@ can be read by its code, so an unknown outcome can always be settled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kalixo_cli.api.http import Transport
-from kalixo_cli.api.v1 import OrderResult
+from kalixo_cli.api.v1 import OrderResult, Probe, _one_product, probe
+from kalixo_cli.catalog import (
+    CatalogFilters,
+    CatalogPages,
+    Product,
+    normalize_product_list,
+)
 from kalixo_cli.errors import OrderExists, OutcomeUnknown, RequestRejected, TransportError
 from kalixo_cli.normalize import normalize_order, normalize_placed_order
 
@@ -104,6 +112,69 @@ class V2Client:
             raise TransportError("the API's ping answer is not an object",
                                  where=self.transport.url("ping"))
         return dict(answer.data)
+
+    # -- catalog -----------------------------------------------------------------------
+
+    def catalog_page(self, skip: int, take: int,
+                     filters: CatalogFilters | None = None) -> tuple[int, list[Product]]:
+        """`catalog/products` with the filters as query parameters -> (count, products)."""
+        path = "catalog/products"
+        params: dict[str, Any] = {"skip": skip, "take": take}
+        if filters is not None:
+            params.update(filters.params())
+        answer = self.transport.get(path, params=params)
+        try:
+            return normalize_product_list(answer.data, skip=skip, take=take)
+        except ValueError as exc:
+            raise TransportError(f"the API's answer is not a product list ({exc})",
+                                 where=self.transport.url(path)) from exc
+
+    def catalog_product(self, product_id: int) -> Product:
+        path = f"catalog/products/{int(product_id)}"
+        answer = self.transport.get(path)
+        return _one_product(answer.data, self.transport.url(path))
+
+    def catalog_product_by_code(self, *, ean: str | None = None,
+                                sku: str | None = None) -> Product:
+        """v2 reads products by id only: search for the code (the search covers product
+        codes), then keep the product whose EAN or SKU it is."""
+        code = (ean if ean is not None else sku) or ""
+        locale = _LOCALE_SKU.fullmatch(code) if sku is not None else None
+        term = locale.group(1) if locale else code  # the product code inside GB-EN-...
+        for product in CatalogPages(
+            lambda skip, take: self.catalog_page(skip, take, CatalogFilters(search=term))
+        ):
+            have = product.productCode if ean is not None else product.sku
+            if have is not None and have.casefold() == code.casefold():
+                return product
+        raise RequestRejected(
+            f"no product with the {'EAN' if ean is not None else 'SKU'} {code} in the catalog",
+            status=404, where=self.transport.url("catalog/products"),
+            hint="`kalixo catalog list --search WORD` finds products by name or code",
+        )
+
+    # -- diagnosis ---------------------------------------------------------------------
+
+    def probe(self) -> Probe:
+        """`GET /ping`, timed, with the server's clock from its timestamp, for `doctor`."""
+        result = probe(self.transport, "ping")
+        stamp = result.data.get("timestamp") if isinstance(result.data, dict) else None
+        server_time = iso_timestamp(stamp)
+        return result if server_time is None else replace(result, server_time=server_time)
+
+
+_LOCALE_SKU = re.compile(r"[A-Za-z]{2}-[A-Za-z]{2}-(.+)")
+
+
+def iso_timestamp(value: Any) -> float | None:
+    """`2026-06-05T12:00:00.000Z` -> unix seconds; None when it is not such a time."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
 
 
 def wallet_of(result: OrderResult) -> Wallet | None:

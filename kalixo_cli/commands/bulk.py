@@ -228,7 +228,8 @@ def _send(state: Any, plan: Plan, *, api: str, fmt: str, concurrency: int, pacer
     try:
         summary: Summary = send(plan, journal=state.journal(), api=api,
                                 client_factory=client, concurrency=concurrency,
-                                on_result=on_result, stop=stop)
+                                on_result=on_result, stop=stop,
+                                can_look_up=state.settings().api_version.value == "v2")
     finally:
         progress.stop()
     for key, count in skipped.counts.items():

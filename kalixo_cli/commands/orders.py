@@ -11,6 +11,7 @@ import typer
 
 from kalixo_cli.context import AppState, OrderOutputOption, RawOption, get_state
 from kalixo_cli.errors import AlreadyPlaced, OrderUnsuccessful, OutcomeUnknown, UsageError
+from kalixo_cli.normalize import complete_from_request
 from kalixo_cli.order import Order
 from kalixo_cli.output import (
     OutputFormat,
@@ -104,9 +105,16 @@ def _check_pins_out(pins_out: Path | None, *, force: bool) -> None:
 def place_order(
     ctx: typer.Context,
     file: Annotated[
-        str,
-        typer.Argument(metavar="FILE", help="Order file (.json or .csv), or - to read stdin."),
-    ],
+        str | None,
+        typer.Argument(metavar="[FILE]", help="Order file (.json or .csv), or - to read stdin."),
+    ] = None,
+    products: Annotated[
+        list[str] | None,
+        typer.Option("--product", "-p", metavar="ID:QTY[:AMOUNT]",
+                     help="Order from the command line instead of a file: productId and "
+                     "quantity (and, for an open-denomination product, the amount in minor "
+                     "units); price, SKU and currency come from the catalog. Repeatable."),
+    ] = None,
     input_format: Annotated[
         InputFormat | None,
         typer.Option("--format", help="Input format when the extension does not say "
@@ -141,21 +149,35 @@ def place_order(
     Prices are integers in minor units (3299 is 32.99). Without --external-order-code or
     an externalOrderCode in the file, a unique code is generated and shown.
 
-    Example: kalixo place-order order.json -o json
+    Example: kalixo place-order order.json -o json   (or: --product 2:1 --product 6:2)
     """
     from kalixo_cli import inputs
 
     state = get_state(ctx)
     fmt = state.choose_output(output, raw)
     _check_pins_out(pins_out, force=force)
-    source_format = inputs.detect_format(file, input_format.value if input_format else None)
-    data, name = inputs.read_source(file, sys.stdin.buffer)
-    parsed = inputs.parse_order(
-        data, name=name, fmt=source_format,
-        external_order_code=external_order_code, currency=currency,
-    )
-    request = parsed.request
-    if parsed.generated_code:
+    if (file is None) == (not products):
+        raise UsageError("give an order FILE or --product, not both and not neither",
+                         hint="kalixo place-order order.json, or kalixo place-order "
+                         "--product 2:1 --product 6:2")
+    if file is not None:
+        source_format = inputs.detect_format(file,
+                                             input_format.value if input_format else None)
+        data, name = inputs.read_source(file, sys.stdin.buffer)
+        parsed = inputs.parse_order(
+            data, name=name, fmt=source_format,
+            external_order_code=external_order_code, currency=currency,
+        )
+        request, generated = parsed.request, parsed.generated_code
+    else:
+        from kalixo_cli.catalog import request_from_products
+        from kalixo_cli.commands.catalog import catalog_source
+
+        generated = external_order_code is None
+        code = external_order_code or inputs.generate_order_code()
+        request = request_from_products(products or [], lookup=catalog_source(state).product,
+                                        currency=currency, code=code)
+    if generated:
         note(f"generated externalOrderCode {request.externalOrderCode} "
              "(give --external-order-code to choose your own)")
     if dry_run:
@@ -182,6 +204,9 @@ def place_order(
     _warn_low_balance(result)
     if wait:
         result = _wait(client, result, timeout=timeout, interval=poll_interval)
+        complete_from_request(result.order, request)
+        journal.finish(api, request.externalOrderCode, "placed", order_id=result.order.orderId,
+                       status=result.order.status)
     _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
                   force=force)
 

@@ -1,4 +1,5 @@
-"""The Kalixo API v1, emulated: routes, validation with Kalixo's messages, and statuses.
+"""The Kalixo API emulated: the app, the envelope and fault injection every request meets,
+and the v1 routes (v2's are in v2.py, what both validate with in validation.py).
 
 Bodies are validated by hand, not with the client's strict models: the point is to answer
 as Kalixo does (NestJS-style ``{statusCode, error, message}`` bodies, class-validator-like
@@ -9,21 +10,28 @@ fresh ``fhp-codehype-correlation-key``.
 
 Order statuses are derived from the injected clock on every read, never by a background
 worker: see `line_status`. This keeps the server stateless between requests and lets tests
-move time instead of sleeping.
+move time instead of sleeping. v1 answers place-order synchronously, so an order placed
+there is final at once (KTEST-SLOW aside); an order placed on v2 is ``processing`` on v1
+too until its ``estimatedReadyAt``. v1 has no partial status: a line short of PINs
+(KTEST-PARTIAL) is ``failed`` and shows the PINs it got.
+
+Faults (latency, 500/502, rate limits, hangs, dropped answers) are injected by
+`_FaultInjection`, just inside the envelope, as the `FaultInjector` in ``app.state.faults``
+decides (see faults.py); they are off unless configured.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -34,66 +42,60 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import auth
-from .catalog import PRODUCTS, PRODUCTS_BY_ID, Outcome, Product, buying_price, find_product
-from .store import DuplicateOrder, NewLine, NewOrder, Store, StoredLine, StoredOrder
+from .catalog import PRODUCTS, READY_SECONDS, SLOW_SECONDS, Outcome, find_product
+from .faults import PLACE_ORDER_PATHS, DroppedConnection, FaultInjector, Faults, Plan
+from .store import DuplicateOrder, InsufficientFunds, Store, StoredLine, StoredOrder
+from .v2 import add_v2_routes
+from .validation import (
+    INT64_MAX,
+    MAX_BODY_BYTES,
+    NOT_NUMERIC,
+    ORDER_LIMIT_EXCEEDED,
+    ApiError,
+    error_response,
+    json_body,
+    object_body,
+    page_param,
+    parse_order,
+    price_order,
+    string_field,
+)
+from .wallet import Wallet
 
 CORRELATION_HEADER = "fhp-codehype-correlation-key"
 REQUESTED_SECONDS = 2.0
 """How long a KTEST-SLOW order stays ``requested`` before it is ``processing``."""
 
-INT64_MAX = 2**63 - 1
-MAX_BODY_BYTES = 1 << 20
-MAX_CODE_LENGTH = 100
-MAX_LINES = 100
-MAX_UNITS = 1000
-"""Units per order above which the sandbox answers Kalixo's 422 'order limit exceeded'."""
-
 _STATUS_SEVERITY = ("completed", "processing", "requested", "failed", "cancelled", "error")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 _ORDER_ID = re.compile(r"-?[0-9]{1,19}")
-_ERROR_LABELS = {413: "Payload Too Large"}
-_NOT_NUMERIC = "Validation failed (numeric string is expected)"
 
 logger = logging.getLogger("kalixo.sandbox")
-
-
-class ApiError(Exception):
-    """An answer in Kalixo's error shape; raised anywhere in a route, rendered by a handler."""
-
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
-
-
-def error_body(status: int, message: str) -> dict[str, Any]:
-    """``{statusCode, error, message}``; like Kalixo, 500s carry no ``error`` label."""
-    if status >= 500:
-        return {"statusCode": status, "message": message}
-    label = _ERROR_LABELS.get(status) or HTTPStatus(status).phrase
-    return {"statusCode": status, "error": label, "message": message}
-
-
-def _error_response(
-    status: int, message: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
 # -- request accounting and the envelope every response gets ------------------------------
 
 
 class RequestLog:
-    """Thread-safe record of (method, path) for every request, so tests can count calls."""
+    """Thread-safe record of (method, path) for every request, and of the external order
+    code of every place-order received, so tests can count calls and attempts."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: list[tuple[str, str]] = []
+        self._attempts: Counter[str] = Counter()
 
     def record(self, method: str, path: str) -> None:
         with self._lock:
             self._seen.append((method.upper(), path))
+
+    def record_attempt(self, external_order_code: str) -> None:
+        with self._lock:
+            self._attempts[external_order_code] += 1
+
+    def attempts(self) -> dict[str, int]:
+        """Place-order requests received per externalOrderCode, whatever the answer."""
+        with self._lock:
+            return dict(self._attempts)
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         wanted_method = method.upper() if method else None
@@ -108,6 +110,7 @@ class RequestLog:
     def reset(self) -> None:
         with self._lock:
             self._seen.clear()
+            self._attempts.clear()
 
 
 def request_log(app: FastAPI) -> RequestLog:
@@ -117,9 +120,52 @@ def request_log(app: FastAPI) -> RequestLog:
     return log
 
 
+def fault_injector(app: FastAPI) -> FaultInjector:
+    """The `FaultInjector` of an app made by `create_app`."""
+    injector = app.state.faults
+    assert isinstance(injector, FaultInjector)
+    return injector
+
+
+async def _buffered_body(receive: Receive) -> tuple[list[Message], bytes | None]:
+    """The request's messages up to the end of its body, and the body (None if it is over
+    `MAX_BODY_BYTES` or the client left); the app reads the messages again via `_replay`."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, None
+        size += len(message.get("body", b""))
+        if size > MAX_BODY_BYTES:
+            return messages, None
+        if not message.get("more_body", False):
+            return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+def _external_order_code(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    code = data.get("externalOrderCode") if isinstance(data, dict) else None
+    return code if isinstance(code, str) else None
+
+
 class _Envelope:
-    """Outermost user middleware: counts the request, stamps the correlation key, and turns
-    an unhandled exception into Kalixo's 500 body (Starlette's own 500 would bypass us)."""
+    """Outermost user middleware: counts the request (and a place-order's code), stamps the
+    correlation key, and turns an unhandled exception into Kalixo's 500 body (Starlette's
+    own 500 would bypass us)."""
 
     def __init__(self, app: ASGIApp, log: RequestLog) -> None:
         self.app = app
@@ -130,6 +176,12 @@ class _Envelope:
             await self.app(scope, receive, send)
             return
         self.log.record(scope["method"], scope["path"])
+        if scope["method"] == "POST" and scope["path"] in PLACE_ORDER_PATHS:
+            messages, body = await _buffered_body(receive)
+            code = _external_order_code(body) if body is not None else None
+            if code is not None:
+                self.log.record_attempt(code)
+            receive = _replay(messages, receive)
         key = str(uuid.uuid4())
         started = False
 
@@ -143,12 +195,165 @@ class _Envelope:
 
         try:
             await self.app(scope, receive, stamped_send)
+        except DroppedConnection:
+            raise
         except Exception:
             logger.exception("unhandled error (correlation key %s)", key)
             if started:
                 raise
-            response = _error_response(500, "Internal server error")
+            response = error_response(500, "Internal server error")
             await response(scope, receive, stamped_send)
+
+
+# -- fault injection ------------------------------------------------------------------------
+
+FAULT_500_MESSAGE = "Internal server error"
+FAULT_502_MESSAGE = "Order processing unavailable, please retry"
+FAULT_502_MESSAGE_V2 = "Order processing is temporarily unavailable. Please try again later."
+"""v2's catalogue words it so (ErrorOrderUnavailable)."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keeps uvicorn from logging "Exception in ASGI application" and a traceback for a
+    connection we dropped on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        dropped = record.exc_info[1] if record.exc_info else None
+        return not isinstance(dropped, DroppedConnection)
+
+
+_QUIET_DROPS = _QuietDrops()
+
+
+def _credential(scope: Scope) -> str:
+    """What a request's quota is kept under: its bearer token (v1) or x-api-key (v2);
+    requests without one share ''."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    if scope["path"].startswith("/v2/"):
+        for name, value in headers:
+            if name == b"x-api-key":
+                return value.decode("latin-1").strip()
+        return ""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return ""
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class _FaultInjection:
+    """Acts on the `FaultInjector`'s `Plan` for each request; a no-op when faults are off.
+
+    Sits just inside `_Envelope`, so injected answers carry a correlation key and every
+    request is counted whatever happens to it.
+    """
+
+    def __init__(self, app: ASGIApp, injector: FaultInjector, clock: Callable[[], float]):
+        self.app = app
+        self.injector = injector
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        plan = self.injector.plan(method, path, _credential(scope), self.clock())
+        if plan.delay_seconds > 0:
+            self.injector.record("latency", method, path, f"{plan.delay_seconds * 1000:.0f} ms")
+            await asyncio.sleep(plan.delay_seconds)
+        if plan.rate is not None:
+            send = _with_headers(send, plan.rate.headers())
+        await self._apply(plan, scope, receive, send)
+
+    async def _apply(self, plan: Plan, scope: Scope, receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        fault = plan.fault
+        if fault is None:
+            await self.app(scope, receive, send)
+        elif fault == "rate_limited":
+            assert plan.rate is not None
+            self.injector.record(fault, method, path, f"retry after {plan.rate.retry_after}s")
+            await error_response(429, plan.rate.message)(scope, receive, send)
+        elif fault == "error_500":
+            self.injector.record(fault, method, path)
+            await error_response(500, FAULT_500_MESSAGE)(scope, receive, send)
+        elif fault == "error_502":
+            self.injector.record(fault, method, path)
+            v2 = path.startswith("/v2/")
+            message = FAULT_502_MESSAGE_V2 if v2 else FAULT_502_MESSAGE
+            body = {"statusCode": 502, "error": "Bad Gateway", "message": message}
+            await JSONResponse(body, status_code=502)(scope, receive, send)
+        elif fault == "hang":
+            self.injector.record(fault, method, path, f"{plan.hang_seconds:g} s")
+            await _hang(plan.hang_seconds, receive, send)
+        else:
+            await self._drop_after_commit(scope, receive, send)
+
+    async def _drop_after_commit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Let place-order run to the end, then send the head and half the body of its
+        answer and drop the connection; any answer but a 2xx (nothing committed) is sent
+        whole."""
+        messages: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            messages.append(message)
+
+        await self.app(scope, receive, capture)
+        start, *rest = messages
+        if not 200 <= start["status"] < 300:
+            for message in messages:
+                await send(message)
+            return
+        body = b"".join(message.get("body", b"") for message in rest)
+        await send(start)
+        half = body[: len(body) // 2]
+        await send({"type": "http.response.body", "body": half, "more_body": True})
+        order = f"order {_order_id(body)}"
+        self.injector.record("drop_after_commit", scope["method"], scope["path"], order)
+        raise DroppedConnection(f"dropped the answer about {order} on purpose")
+
+
+def _order_id(body: bytes) -> object:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data.get("orderId") if isinstance(data, dict) else None
+
+
+def _with_headers(send: Send, headers: list[tuple[str, str]]) -> Send:
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *raw]}
+        await send(message)
+
+    return send_with_headers
+
+
+async def _hang(seconds: float, receive: Receive, send: Send) -> None:
+    """No answer for ``seconds``, or until the client gives up; then drop the connection
+    after a bare 504 head (ASGI has no way to close without sending something)."""
+    try:
+        await asyncio.wait_for(_until_disconnect(receive), seconds)
+        return
+    except TimeoutError:
+        pass
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 504,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+        }
+    )
+    raise DroppedConnection(f"dropped a request held for {seconds:g} s on purpose")
 
 
 # -- statuses -------------------------------------------------------------------------------
@@ -181,7 +386,7 @@ def worst_status(statuses: Sequence[str]) -> str:
 
 
 def _line_json(line: StoredLine, status: str, *, detailed: bool) -> dict[str, Any]:
-    pins = line.pins if status == "completed" else ()
+    pins = () if status in ("requested", "processing") else line.pins
     data: dict[str, Any] = {"productId": line.product_id}
     if detailed:
         data["sku"] = line.sku
@@ -193,8 +398,18 @@ def _line_json(line: StoredLine, status: str, *, detailed: bool) -> dict[str, An
 
 
 def _statuses(order: StoredOrder, now: float, slow_seconds: float) -> list[str]:
-    elapsed = now - order.placed_at
-    return [line_status(line.outcome, elapsed, slow_seconds) for line in order.lines]
+    if order.ready_at is not None and now < order.ready_at:  # placed on v2, not ready yet
+        return ["processing"] * len(order.lines)
+    # a v2 order that is ready is past any KTEST-SLOW delay too
+    elapsed = now - order.placed_at if order.ready_at is None else float("inf")
+    return [_line_status(line, elapsed, slow_seconds) for line in order.lines]
+
+
+def _line_status(line: StoredLine, elapsed: float, slow_seconds: float) -> str:
+    status = line_status(line.outcome, elapsed, slow_seconds)
+    if status == "completed" and len(line.pins) < line.quantity:
+        return "failed"  # KTEST-PARTIAL: v1 has no partial status
+    return status
 
 
 def placed_json(order: StoredOrder, now: float, slow_seconds: float) -> dict[str, Any]:
@@ -228,238 +443,6 @@ def order_json(order: StoredOrder, now: float, slow_seconds: float) -> dict[str,
     }
 
 
-# -- body validation, class-validator style -----------------------------------------------
-
-
-async def _json_body(request: Request) -> Any:
-    size = 0
-    chunks: list[bytes] = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, "request entity too large")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body.strip():
-        raise ApiError(400, "Request body must be a JSON object")
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, f"Malformed JSON body: {exc}") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ApiError(400, "Request body must be a JSON object")
-    return body
-
-
-def _string(
-    data: dict[str, Any],
-    key: str,
-    name: str,
-    problems: list[str],
-    *,
-    required: bool = True,
-    max_length: int = 200,
-) -> str | None:
-    value = data.get(key)
-    if value is None:
-        if required:
-            problems.append(f"{name} must be a string")
-        return None
-    if not isinstance(value, str):
-        problems.append(f"{name} must be a string")
-    elif not value.strip():
-        problems.append(f"{name} should not be empty")
-    elif len(value) > max_length:
-        problems.append(f"{name} must be shorter than or equal to {max_length} characters")
-    else:
-        return value
-    return None
-
-
-def _integer(
-    data: dict[str, Any],
-    key: str,
-    name: str,
-    problems: list[str],
-    *,
-    required: bool = True,
-    minimum: int = 0,
-) -> int | None:
-    """An integer as JavaScript sees one: 3299 and 3299.0 are, 32.99, "3299" and true not."""
-    value = data.get(key)
-    if value is None:
-        if required:
-            problems.append(f"{name} must be an integer number")
-        return None
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole:
-        problems.append(f"{name} must be an integer number")
-    elif value < minimum:
-        problems.append(f"{name} must not be less than {minimum}")
-    elif value > INT64_MAX:
-        problems.append(f"{name} must not be greater than {INT64_MAX}")
-    else:
-        return int(value)
-    return None
-
-
-def _currency(
-    data: dict[str, Any], key: str, name: str, problems: list[str], *, required: bool = True
-) -> str | None:
-    value = _string(data, key, name, problems, required=required)
-    if value is not None and not _CURRENCY.fullmatch(value):
-        problems.append(f"{name} must be a valid ISO4217 currency code")
-        return None
-    return value
-
-
-@dataclass(frozen=True)
-class OrderLineBody:
-    product_id: int
-    price: int | None
-    sku: str | None
-    currency: str | None
-    quantity: int
-
-
-@dataclass(frozen=True)
-class OrderBody:
-    """A place-order body that is well-formed; not yet checked against the catalog."""
-
-    external_order_code: str
-    price: int | None
-    currency: str
-    lines: tuple[OrderLineBody, ...]
-
-
-def parse_order(body: Any) -> OrderBody:
-    """Check the shape of a place-order body; every shape problem in one 400 message."""
-    data = _object(body)
-    problems: list[str] = []
-    code = _string(
-        data, "externalOrderCode", "externalOrderCode", problems, max_length=MAX_CODE_LENGTH
-    )
-    currency = _currency(data, "currency", "currency", problems)
-    price = _integer(data, "price", "price", problems, required=False)
-    raw_lines = data.get("orderProducts")
-    lines: list[OrderLineBody] = []
-    if not isinstance(raw_lines, list):
-        problems.append("orderProducts must be an array")
-    elif not raw_lines:
-        problems.append("orderProducts must contain at least 1 elements")
-    elif len(raw_lines) > MAX_LINES:
-        problems.append(f"orderProducts must contain no more than {MAX_LINES} elements")
-    else:
-        for index, raw in enumerate(raw_lines):
-            where = f"orderProducts.{index}"
-            if not isinstance(raw, dict):
-                problems.append(f"{where} must be an object")
-                continue
-            product_id = _integer(raw, "productId", f"{where}.productId", problems, minimum=1)
-            line_price = _integer(raw, "price", f"{where}.price", problems, required=False)
-            sku = _string(raw, "sku", f"{where}.sku", problems, required=False)
-            line_currency = _currency(
-                raw, "currency", f"{where}.currency", problems, required=False
-            )
-            quantity = _integer(raw, "quantity", f"{where}.quantity", problems, minimum=1)
-            if product_id is not None and quantity is not None:
-                lines.append(OrderLineBody(product_id, line_price, sku, line_currency, quantity))
-    if problems:
-        raise ApiError(400, "; ".join(problems))
-    assert code is not None and currency is not None
-    return OrderBody(code, price, currency, tuple(lines))
-
-
-# -- business rules -----------------------------------------------------------------------
-
-
-def _unit_price(product: Product, price: int | None) -> int:
-    if product.open_range is None:
-        if price is not None and price != product.price:
-            raise ApiError(400, f"Product {product.id} price mismatch: expected {product.price}")
-        return product.price
-    if price is None:
-        raise ApiError(400, f"Product {product.id} is open-denomination and requires a price")
-    minimum, maximum, step = product.open_range
-    if not minimum <= price <= maximum:
-        raise ApiError(
-            400,
-            f"Product {product.id} price {price} is outside the allowed range {minimum}-{maximum}",
-        )
-    if price % step:
-        raise ApiError(
-            400, f"Product {product.id} price {price} is not a multiple of the step {step}"
-        )
-    return price
-
-
-def price_order(order: OrderBody, now: float) -> NewOrder:
-    """Check ``order`` against the catalog as Kalixo does; the first problem is the answer."""
-    lines: list[NewLine] = []
-    for index, line in enumerate(order.lines):
-        product = PRODUCTS_BY_ID.get(line.product_id)
-        if product is None:
-            raise ApiError(404, f"Product {line.product_id} not found")
-        if line.sku is not None and line.sku != product.sku:
-            raise ApiError(400, f"Product {product.id} sku mismatch: expected {product.sku}")
-        line_currency = line.currency or order.currency
-        if line_currency != order.currency:
-            raise ApiError(
-                400,
-                f"Currency mismatch: orderProducts.{index}.currency is {line_currency} "
-                f"but the order currency is {order.currency}",
-            )
-        if product.currency != line_currency:
-            raise ApiError(
-                400,
-                f"Currency mismatch: Product {product.id} is priced in {product.currency}, "
-                f"not {line_currency}",
-            )
-        unit_price = _unit_price(product, line.price)
-        lines.append(
-            NewLine(
-                product_id=product.id,
-                sku=product.sku,
-                price=unit_price,
-                buying_price=buying_price(unit_price),
-                currency=product.currency,
-                quantity=line.quantity,
-                outcome=product.outcome.value,
-                delivers=product.outcome.delivers,
-            )
-        )
-    if sum(line.quantity for line in lines) > MAX_UNITS:
-        raise ApiError(
-            422, "Your account order limit has been exceeded. Contact support for assistance."
-        )
-    total = sum(line.price * line.quantity for line in lines)
-    if total > INT64_MAX:
-        raise ApiError(400, f"Order total {total} is larger than any order may be")
-    if order.price is not None and order.price != total:
-        raise ApiError(400, f"Order price mismatch: expected total {total}")
-    return NewOrder(order.external_order_code, total, order.currency, now, tuple(lines))
-
-
-def _page_param(raw: str | None, name: str, *, default: int, minimum: int, maximum: int) -> int:
-    if raw is None:
-        return default
-    if not raw.strip().isdigit():
-        raise ApiError(400, f"{name} must be an integer number")
-    value = int(raw)
-    if value < minimum:
-        raise ApiError(400, f"{name} must not be less than {minimum}")
-    if value > maximum:
-        raise ApiError(400, f"{name} must not be greater than {maximum}")
-    return value
-
-
 def _bearer(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -475,14 +458,30 @@ def _unauthorized() -> ApiError:
 
 
 def create_app(
-    store: Store, *, clock: Callable[[], float] = time.time, slow_seconds: float = 10.0
+    store: Store,
+    *,
+    clock: Callable[[], float] = time.time,
+    slow_seconds: float = SLOW_SECONDS,
+    faults: Faults | None = None,
+    ready_seconds: float = READY_SECONDS,
+    wallet: Wallet | None = None,
 ) -> FastAPI:
-    """The emulator over ``store``; ``clock`` drives token expiry and KTEST-SLOW statuses."""
-    app = FastAPI(title="Kalixo API v1 sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    """The emulator (v1 and v2) over ``store``; ``clock`` drives token expiry, statuses and
+    rate-limit windows; ``faults`` are injected until changed via ``app.state.faults``;
+    ``ready_seconds`` is how long a v2 order is ``processing`` (KTEST-SLOW: ``slow_seconds``);
+    ``wallet`` sets the opening balances and the low-balance threshold (wallet.py)."""
+    wallet = wallet if wallet is not None else Wallet()
+    app = FastAPI(title="Kalixo API sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     log = RequestLog()
+    injector = FaultInjector(faults)
     app.state.request_log = log
+    app.state.faults = injector
     app.state.store = store
+    app.state.wallet = wallet
+    # added first, so it runs inside the envelope
+    app.add_middleware(_FaultInjection, injector=injector, clock=clock)
     app.add_middleware(_Envelope, log=log)
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)
     _install_error_handlers(app)
 
     def authorize(request: Request) -> None:
@@ -491,10 +490,10 @@ def create_app(
 
     @app.post("/v1/auth/login")
     async def login(request: Request) -> JSONResponse:
-        data = _object(await _json_body(request))
+        data = object_body(await json_body(request))
         problems: list[str] = []
-        email = _string(data, "email", "email", problems, max_length=320)
-        password = _string(data, "password", "password", problems, max_length=1024)
+        email = string_field(data, "email", "email", problems, max_length=320)
+        password = string_field(data, "password", "password", problems, max_length=1024)
         if problems:
             raise ApiError(400, "; ".join(problems))
         assert email is not None and password is not None
@@ -512,11 +511,17 @@ def create_app(
     async def place_order(request: Request) -> JSONResponse:
         authorize(request)
         now = clock()
-        new_order = price_order(parse_order(await _json_body(request)), now)
+        new_order = price_order(parse_order(await json_body(request)), now)
         try:
-            stored = await run_in_threadpool(store.place_order, new_order)
+            stored = await run_in_threadpool(
+                lambda: store.place_order(
+                    new_order, account=auth.V1_WALLET_KEY, opening=wallet.opening
+                )
+            )
         except DuplicateOrder:
             raise ApiError(409, "An order with this external order code already exists.") from None
+        except InsufficientFunds:
+            raise ApiError(422, ORDER_LIMIT_EXCEEDED) from None
         return JSONResponse(placed_json(stored, now, slow_seconds), status_code=201)
 
     @app.get("/v1/orders/retrieve-order")
@@ -525,7 +530,7 @@ def create_app(
     ) -> JSONResponse:
         authorize(request)
         if order_id is None or not _ORDER_ID.fullmatch(order_id.strip()):
-            raise ApiError(400, _NOT_NUMERIC)
+            raise ApiError(400, NOT_NUMERIC)
         number = int(order_id)
         in_range = 0 < number <= INT64_MAX
         stored = await run_in_threadpool(store.get_order, number) if in_range else None
@@ -543,8 +548,8 @@ def create_app(
         request: Request, skip: str | None = None, take: str | None = None
     ) -> JSONResponse:
         authorize(request)
-        first = _page_param(skip, "skip", default=0, minimum=0, maximum=INT64_MAX)
-        size = _page_param(take, "take", default=20, minimum=1, maximum=100)
+        first = page_param(skip, "skip", default=0, minimum=0, maximum=INT64_MAX)
+        size = page_param(take, "take", default=20, minimum=1, maximum=100)
         page = PRODUCTS[first : first + size]
         return JSONResponse(
             {
@@ -568,13 +573,21 @@ def create_app(
             raise ApiError(404, f"Product {code.strip()} not found")
         return JSONResponse(product.to_json())
 
+    add_v2_routes(
+        app,
+        store,
+        clock=clock,
+        slow_seconds=slow_seconds,
+        ready_seconds=ready_seconds,
+        wallet=wallet,
+    )
     return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error_response(exc.status, exc.message, exc.headers)
+        return error_response(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -583,7 +596,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             message = f"Cannot {request.method} {request.url.path}"
         else:
             message = str(exc.detail)
-        return _error_response(exc.status_code, message, exc.headers)
+        return error_response(exc.status_code, message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -592,4 +605,4 @@ def _install_error_handlers(app: FastAPI) -> None:
             f"{error.get('msg', 'is invalid')}"
             for error in exc.errors()
         ]
-        return _error_response(400, "; ".join(problems) or "Bad Request")
+        return error_response(400, "; ".join(problems) or "Bad Request")

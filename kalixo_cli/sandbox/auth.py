@@ -1,10 +1,15 @@
-"""The sandbox's documented test credentials and its HS256 JWTs (stdlib only).
+"""The sandbox's documented test credentials, its HS256 JWTs (v1) and its API key (v2).
 
 Kalixo v1 logs in with email and password and hands out a JWT access token (~4 h) and a
 refresh token (~8 h). The sandbox does the same with fixed, public test credentials and a
 fixed signing key: it is an emulator holding fake PINs, so nothing here is a secret.
 Verification still checks what a real server checks (algorithm, signature, type, expiry),
 so a client's refresh-on-401 logic meets realistic failures.
+
+Kalixo v2 takes an ``x-api-key`` header instead: ``kal_test_...`` keys for the sandbox,
+``kal_live_...`` for production. The sandbox knows one key, `SANDBOX_API_KEY`, and refuses
+every other, live keys included. The v1 test credentials and the key are one account: its
+wallet pays for the orders of both generations.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ SANDBOX_EMAIL = "sandbox@kalixo.test"
 SANDBOX_PASSWORD = "sandbox-password"
 SANDBOX_TOKEN = "sandbox-test-token-kx1"
 """A static access token the sandbox always accepts; what ``kalixo --sandbox`` sends."""
+
+SANDBOX_API_KEY = "kal_test_sandbox_0123456789abcdef"
+"""The v2 API key the sandbox accepts (``x-api-key``); what ``kalixo --sandbox`` sends on v2."""
 
 ACCESS_TTL_SECONDS = 4 * 3600
 REFRESH_TTL_SECONDS = 8 * 3600
@@ -105,3 +113,13 @@ def access_allowed(token: str, now: float) -> bool:
     if hmac.compare_digest(token.encode(), SANDBOX_TOKEN.encode()):
         return True
     return verify_token(token, "access", now) is not None
+
+
+def api_key_allowed(key: str) -> bool:
+    """Whether ``key`` is the sandbox's v2 API key (constant time); a live key never is."""
+    return hmac.compare_digest(key.encode(), SANDBOX_API_KEY.encode())
+
+
+V1_WALLET_KEY = SANDBOX_API_KEY
+"""Wallets are kept per API key; v1 orders (test credentials, their tokens) pay from this
+key's, as one Kalixo account holds both kinds of credential."""

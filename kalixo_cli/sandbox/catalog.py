@@ -20,9 +20,18 @@ own sandbox:
     9004  KTEST-OPEN     open        open denomination: 500-10000 in steps of 100; completes
     9005  KTEST-CANCEL   1000        ends ``cancelled``, no PINs
     9006  KTEST-ERROR    1000        ends ``error``, no PINs
+    9007  KTEST-PARTIAL  1000        delivers ceil(quantity / 2) units: 3 PINs of 5, 1 of 2,
+                                     the only one of 1
 
-An order's status is its worst line's: error > cancelled > failed > requested > processing
-> completed, so mixing test products reaches every v1 status.
+On v1 an order's status is its worst line's: error > cancelled > failed > requested >
+processing > completed, so mixing test products reaches every v1 status. v1 has no partial
+status: a line short of PINs (KTEST-PARTIAL, quantity >= 2) is ``failed`` there and keeps
+the PINs it got, as the KTEST-OK line of a KTEST-OK + KTEST-FAIL order does.
+
+On v2 every order is ``processing`` until its ``estimatedReadyAt``, then ``completed``,
+``partially_completed`` or ``failed`` by how many units got codes; KTEST-CANCEL and
+KTEST-ERROR are ``failed`` there (v2 has neither status). `SCENARIOS` is the list
+``GET /v2/sandbox/scenarios`` answers.
 """
 
 from __future__ import annotations
@@ -40,11 +49,18 @@ class Outcome(StrEnum):
     SLOW = "slow"
     CANCEL = "cancel"
     ERROR = "error"
+    PARTIAL = "partial"
 
     @property
     def delivers(self) -> bool:
         """Whether units of this outcome ever get PINs."""
-        return self in (Outcome.OK, Outcome.SLOW)
+        return self in (Outcome.OK, Outcome.SLOW, Outcome.PARTIAL)
+
+    def units_delivered(self, quantity: int) -> int:
+        """How many of a line's ``quantity`` units get a PIN (KTEST-PARTIAL: 3 of 5)."""
+        if self == Outcome.PARTIAL:
+            return (quantity + 1) // 2
+        return quantity if self.delivers else 0
 
 
 KTEST_OK_ID = 9001
@@ -53,6 +69,12 @@ KTEST_SLOW_ID = 9003
 KTEST_OPEN_ID = 9004
 KTEST_CANCEL_ID = 9005
 KTEST_ERROR_ID = 9006
+KTEST_PARTIAL_ID = 9007
+
+READY_SECONDS = 2.0
+"""How long a v2 order of up to 99 units is ``processing`` by default (KTEST-SLOW: the
+server's ``slow_seconds``, 10 s by default)."""
+SLOW_SECONDS = 10.0
 
 DISCOUNT_PERCENT = 5
 """The sandbox reseller's commission: buying price = price less 5 %, rounded down."""
@@ -88,6 +110,17 @@ class Product:
     @property
     def is_open(self) -> bool:
         return self.open_range is not None
+
+    def to_v2_json(self) -> dict[str, Any]:
+        """The v2 spec's Product: no v1-only ``ean``/``sku`` at the top, and no nulls.
+
+        OpenAPI 3.1 has no ``nullable``, so the spec's ``"type": "number", "nullable": true``
+        fields do not admit null; leaving them out fits both readings (and the spec's own
+        list example, which leaves them out for fixed products).
+        """
+        data = self.to_json()
+        del data["ean"], data["sku"]
+        return {key: value for key, value in data.items() if value is not None}
 
     def to_json(self) -> dict[str, Any]:
         minimum, maximum, step = self.open_range if self.open_range else (None, None, None)
@@ -236,9 +269,88 @@ PRODUCTS: tuple[Product, ...] = (
     _test_product(
         KTEST_ERROR_ID, "KTEST-ERROR", Outcome.ERROR, "the order ends in error, no PINs."
     ),
+    _test_product(
+        KTEST_PARTIAL_ID,
+        "KTEST-PARTIAL",
+        Outcome.PARTIAL,
+        "with quantity >= 2 only half the units (rounded up) get PINs: partially_completed "
+        "on v2, failed with those PINs on v1.",
+    ),
 )
 
 PRODUCTS_BY_ID: dict[int, Product] = {product.id: product for product in PRODUCTS}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One outcome Kalixo's sandbox documents, and how to reach it here."""
+
+    name: str
+    product_ids: tuple[int, ...]
+    outcome: str
+    """The v2 status the order ends in."""
+    v1_status: str
+    """The v1 ``orderStatus`` the same order ends in."""
+    description: str
+    slow: bool = False
+    """Whether the order stays ``processing`` for the server's ``slow_seconds``."""
+
+    def to_json(self, ready_seconds: float, slow_seconds: float) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "productIds": list(self.product_ids),
+            "outcome": self.outcome,
+            "v1Status": self.v1_status,
+            "processingSeconds": slow_seconds if self.slow else ready_seconds,
+            "description": self.description,
+        }
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("KTEST-OK", (KTEST_OK_ID,), "completed", "completed", "completed with codes"),
+    Scenario(
+        "KTEST-OPEN",
+        (KTEST_OPEN_ID,),
+        "completed",
+        "completed",
+        "open denomination 500-10000 in steps of 100: completed when the line price is in "
+        "range and on a step, else 400",
+    ),
+    Scenario("KTEST-FAIL", (KTEST_FAIL_ID,), "failed", "failed", "failed, no codes"),
+    Scenario(
+        "KTEST-PARTIAL",
+        (KTEST_PARTIAL_ID,),
+        "partially_completed",
+        "failed",
+        "partially_completed when quantity >= 2: codes for half the units, rounded up "
+        "(quantity 1 completes)",
+    ),
+    Scenario(
+        "KTEST-SLOW",
+        (KTEST_SLOW_ID,),
+        "completed",
+        "completed",
+        "processing for about 10 s, then completed",
+        slow=True,
+    ),
+    Scenario(
+        "KTEST-OK + KTEST-FAIL",
+        (KTEST_OK_ID, KTEST_FAIL_ID),
+        "partially_completed",
+        "failed",
+        "partially_completed: the KTEST-OK units get codes, the KTEST-FAIL units none",
+    ),
+    Scenario(
+        "KTEST-CANCEL",
+        (KTEST_CANCEL_ID,),
+        "failed",
+        "cancelled",
+        "failed on v2 (v1: cancelled), no codes",
+    ),
+    Scenario(
+        "KTEST-ERROR", (KTEST_ERROR_ID,), "failed", "error", "failed on v2 (v1: error), no codes"
+    ),
+)
 
 
 def find_product(code: str) -> Product | None:

@@ -1,10 +1,13 @@
-"""Running the sandbox: in a daemon thread (`running_sandbox`, for tests and embedding) or in
-the foreground (`serve`, for ``kalixo sandbox serve``).
+"""Running the sandbox, v1 and v2 on one port: in a daemon thread (`running_sandbox`, for
+tests and embedding) or in the foreground (`serve`, for ``kalixo sandbox serve``).
 
 We bind the socket ourselves, so port 0 gives a free port we can report, and a busy port is
 a `UsageError` with a fix rather than a traceback from inside uvicorn. fastapi and uvicorn
 are imported only here and only when a server is started: importing this module stays
 cheap, and `require_sandbox_stack` turns their absence into an install hint.
+
+Both take faults to inject (faults.py); a running sandbox's faults can be changed between
+requests through `RunningSandbox.faults`, and `fault_counts` says what was injected.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from kalixo_cli.errors import UsageError
 
-from .catalog import PRODUCTS
+from .auth import SANDBOX_API_KEY
+from .catalog import PRODUCTS, READY_SECONDS, SLOW_SECONDS
+from .faults import FaultInjector, FaultOptions, Faults
 from .store import Store, StoreError
+from .wallet import Wallet
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -58,6 +64,25 @@ class RunningSandbox:
     def v1_url(self) -> str:
         return f"{self.base_url}/v1"
 
+    @property
+    def v2_url(self) -> str:
+        return f"{self.base_url}/v2"
+
+    @property
+    def wallet(self) -> Wallet:
+        """The opening balances and low-balance threshold the sandbox was started with."""
+        wallet = self.app.state.wallet
+        assert isinstance(wallet, Wallet)
+        return wallet
+
+    def balances(self) -> dict[str, int]:
+        """The sandbox account's balances now, in minor units (what ``/v2/wallet`` shows)."""
+        return self.store.balances(SANDBOX_API_KEY, self.wallet.opening)
+
+    def set_balance(self, currency: str, amount: int) -> None:
+        """Top up or drain one balance (minor units), to test low balances and refusals."""
+        self.store.set_balance(SANDBOX_API_KEY, currency, amount)
+
     def request_count(self, method: str | None = None, path: str | None = None) -> int:
         """Requests seen since start or `reset_counts`, optionally only one method/path
         (a path such as ``/v1/orders/place-order``, without the query string)."""
@@ -65,10 +90,39 @@ class RunningSandbox:
 
         return request_log(self.app).count(method, path)
 
-    def reset_counts(self) -> None:
+    def place_attempts(self) -> dict[str, int]:
+        """Place-order requests received per externalOrderCode since start or
+        `reset_counts`, whatever the answer (injected faults included): how often a
+        client tried each code, where `Store.orders_by_code` says what was committed."""
         from .app import request_log
 
+        return request_log(self.app).attempts()
+
+    def reset_counts(self) -> None:
+        """Zero the request, attempt and fault counts and restart the fault sequence and
+        the rate-limit windows; the faults themselves stay as they are."""
+        from .app import fault_injector, request_log
+
         request_log(self.app).reset()
+        fault_injector(self.app).reset()
+
+    @property
+    def faults(self) -> FaultInjector:
+        """The faults in force, changeable while serving: ``faults.update(hang_rate=0.5)``,
+        ``faults.clear()``, or assign a whole new ``Faults(...)``; ``faults.config`` is the
+        current `Faults`."""
+        from .app import fault_injector
+
+        return fault_injector(self.app)
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        self.faults.configure(faults)
+
+    def fault_counts(self) -> dict[str, int]:
+        """Faults injected since start or `reset_counts`, by kind: ``latency``,
+        ``rate_limited``, ``error_500``, ``error_502``, ``hang``, ``drop_after_commit``."""
+        return self.faults.counts()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -128,13 +182,23 @@ def running_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     clock: Callable[[], float] = time.time,
-    slow_seconds: float = 10.0,
+    slow_seconds: float = SLOW_SECONDS,
+    ready_seconds: float = READY_SECONDS,
+    wallet: Wallet | None = None,
+    faults: Faults | None = None,
+    **fault_options: Unpack[FaultOptions],
 ) -> Iterator[RunningSandbox]:
     """Serve the sandbox in a daemon thread for the duration of the ``with`` block.
 
     Returns once the server accepts connections; on exit it shuts down gracefully and
     closes the database. uvicorn installs no signal handlers outside the main thread.
+    Faults to inject come as ``faults=Faults(...)``, as `Faults`' fields
+    (``error_rate_502=0.2, seed=1``), or both (the fields win); ``clock`` also drives the
+    rate-limit windows. ``ready_seconds`` is how long a v2 order is ``processing`` (KTEST-SLOW:
+    ``slow_seconds``); ``wallet`` the opening balances and low-balance threshold of a new
+    database (large by default: see wallet.py).
     """
+    faults = replace(faults or Faults(), **fault_options)
     require_sandbox_stack()
     import uvicorn
 
@@ -144,7 +208,14 @@ def running_sandbox(
     try:
         store = _open_store(db_path)
         try:
-            app = create_app(store, clock=clock, slow_seconds=slow_seconds)
+            app = create_app(
+                store,
+                clock=clock,
+                slow_seconds=slow_seconds,
+                faults=faults,
+                ready_seconds=ready_seconds,
+                wallet=wallet,
+            )
             config = uvicorn.Config(
                 app,
                 log_config=None,
@@ -181,30 +252,41 @@ def _wait_started(server: Any, thread: threading.Thread) -> None:
 
 
 def _serve_log_config() -> dict[str, Any]:
-    """uvicorn's logging, with the access log on stderr too: stdout carries data only."""
+    """uvicorn's logging, with the access log on stderr too: stdout carries data only; the
+    sandbox's own log (injected faults, unhandled errors) goes to stderr beside it."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    config["loggers"]["kalixo.sandbox"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
     return config
 
 
-def _announce(url: str, db_path: Path) -> None:
+def _announce(url: str, db_path: Path, faults: Faults) -> None:
     products = ", ".join(f"{p.sku} ({p.id})" for p in PRODUCTS if p.sku.startswith("KTEST-"))
+    injected = "".join(f"  fault: {line}\n" for line in faults.describe())
     print(
         f"kalixo sandbox: serving the Kalixo API v1 at {url}/v1\n"
+        f"  and the Kalixo API v2 at {url}/v2\n"
         f"  database: {db_path}\n"
-        f"  point kalixo at it: export KALIXO_API_URL={url}/v1\n"
-        "  log in with the sandbox test credentials (README, section Sandbox)\n"
+        f"  point kalixo at it: export KALIXO_API_URL={url}/v1 (or {url}/v2)\n"
+        "  log in with the sandbox test credentials (v1) or send its test API key (v2): "
+        "README, section Sandbox\n"
         f"  test products: {products}\n"
+        f"{injected}"
         "Press Ctrl-C to stop.",
         file=sys.stderr,
         flush=True,
     )
 
 
-def serve(host: str, port: int, db_path: Path) -> None:
+def serve(host: str, port: int, db_path: Path, faults: Faults | None = None) -> None:
     """Serve the sandbox in the foreground until Ctrl-C (or SIGTERM), then stop cleanly."""
+    faults = faults or Faults()
     require_sandbox_stack()
     import uvicorn
 
@@ -215,14 +297,14 @@ def serve(host: str, port: int, db_path: Path) -> None:
         store = _open_store(db_path)
         try:
             config = uvicorn.Config(
-                create_app(store),
+                create_app(store, faults=faults),
                 log_config=_serve_log_config(),
                 log_level="info",
                 lifespan="off",
                 use_colors=sys.stderr.isatty() and not os.environ.get("NO_COLOR"),
                 timeout_graceful_shutdown=5,
             )
-            _announce(_url(host, sock), db_path)
+            _announce(_url(host, sock), db_path, faults)
             # uvicorn re-raises the Ctrl-C it handled once it has shut down
             with contextlib.suppress(KeyboardInterrupt):
                 uvicorn.Server(config).run(sockets=[sock])

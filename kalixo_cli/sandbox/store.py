@@ -1,4 +1,4 @@
-"""The sandbox's state: orders, their lines and PINs, in one SQLite file.
+"""The sandbox's state: orders, their lines and PINs, and wallets, in one SQLite file.
 
 State survives restarts, so a user can place an order today and retrieve it tomorrow, and a
 test can close the server and reopen the same file. The file may be shared by two processes
@@ -6,7 +6,15 @@ test can close the server and reopen the same file. The file may be shared by tw
 guarded by a lock, which is plenty for an emulator. Uniqueness that matters (external order
 codes, PINs) is enforced by UNIQUE constraints, so concurrent requests can never
 double-create an order. Nothing here knows about time or statuses: lines keep their
-``outcome`` and orders their ``placed_at``, and the app derives the status from its clock.
+``outcome`` and PINs (as many as the line will ever deliver), orders their ``placed_at``,
+the API generation that placed them and (v2) their ``ready_at``, and the app derives the
+status from its clock.
+
+Wallets hold a balance per account and currency, in minor units; an account's currencies
+are opened at their opening balance the first time it is used. An order placed for an
+account is debited its total in the transaction that records it, and refused with
+`InsufficientFunds` (nothing recorded) when that would overdraw the balance. Schema 1 files
+(before v2) are upgraded in place on open.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +31,7 @@ from pathlib import Path
 import platformdirs
 
 FIRST_ORDER_ID = 59401
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PIN_PREFIX = "SANDBOX-"
 _PIN_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: PINs get read aloud
 _PIN_GROUPS = 4
@@ -35,7 +43,9 @@ CREATE TABLE IF NOT EXISTS orders (
     external_order_code TEXT NOT NULL UNIQUE,
     price INTEGER NOT NULL,
     currency TEXT NOT NULL,
-    placed_at REAL NOT NULL
+    placed_at REAL NOT NULL,
+    api_version INTEGER NOT NULL DEFAULT 1,
+    ready_at REAL
 );
 CREATE TABLE IF NOT EXISTS order_lines (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -57,10 +67,20 @@ CREATE TABLE IF NOT EXISTS pins (
     pin TEXT NOT NULL UNIQUE,
     UNIQUE (line_id, unit)
 );
+CREATE TABLE IF NOT EXISTS wallets (
+    account TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    balance INTEGER NOT NULL CHECK (balance >= 0),
+    PRIMARY KEY (account, currency)
+);
 INSERT INTO sqlite_sequence (name, seq)
     SELECT 'orders', {FIRST_ORDER_ID - 1}
     WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'orders');
 """
+_ADDED_COLUMNS = {  # schema 1 -> 2
+    "api_version": "ALTER TABLE orders ADD COLUMN api_version INTEGER NOT NULL DEFAULT 1",
+    "ready_at": "ALTER TABLE orders ADD COLUMN ready_at REAL",
+}
 
 
 def default_db_path() -> Path:
@@ -89,6 +109,16 @@ class DuplicateOrder(Exception):
         self.external_order_code = external_order_code
 
 
+class InsufficientFunds(Exception):
+    """The order's total is more than the account's balance in its currency."""
+
+    def __init__(self, currency: str, balance: int, total: int) -> None:
+        super().__init__(f"{currency} balance {balance} is less than the order total {total}")
+        self.currency = currency
+        self.balance = balance
+        self.total = total
+
+
 @dataclass(frozen=True)
 class NewLine:
     """A validated order line, as the app priced it."""
@@ -101,6 +131,14 @@ class NewLine:
     quantity: int
     outcome: str
     delivers: bool
+    delivered: int | None = None
+    """Units that get a PIN; None: all of them if ``delivers``, else none."""
+
+    @property
+    def pin_count(self) -> int:
+        if self.delivered is not None:
+            return self.delivered
+        return self.quantity if self.delivers else 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +148,9 @@ class NewOrder:
     currency: str
     placed_at: float
     lines: Sequence[NewLine]
+    api_version: int = 1
+    ready_at: float | None = None
+    """v2: when the order stops being ``processing`` (its ``estimatedReadyAt``)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +173,8 @@ class StoredOrder:
     currency: str
     placed_at: float
     lines: tuple[StoredLine, ...]
+    api_version: int = 1
+    ready_at: float | None = None
 
 
 class Store:
@@ -173,6 +216,10 @@ class Store:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(orders)")}
+            for column, statement in _ADDED_COLUMNS.items():
+                if column not in columns:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -198,16 +245,27 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------
 
-    def place_order(self, order: NewOrder) -> StoredOrder:
-        """Record ``order`` with a fresh id and one PIN per unit of delivering lines.
+    def place_order(
+        self,
+        order: NewOrder,
+        *,
+        account: str | None = None,
+        opening: Mapping[str, int] | None = None,
+    ) -> StoredOrder:
+        """Record ``order`` with a fresh id and one PIN per delivered unit; with an
+        ``account``, debit its wallet (opened at ``opening`` if new) the order's total.
 
         Raises DuplicateOrder when the external order code is taken, by this process or
-        another one sharing the file.
+        another one sharing the file, and InsufficientFunds when the debit would overdraw
+        the balance; either way nothing is recorded.
         """
         for attempt in range(3):
             try:
                 with self._transaction(write=True) as conn:
-                    stored = self._load(conn, self._insert(conn, order))
+                    order_id = self._insert(conn, order)
+                    if account is not None:
+                        self._debit(conn, account, opening or {}, order.currency, order.price)
+                    stored = self._load(conn, order_id)
                 assert stored is not None
                 return stored
             except sqlite3.IntegrityError as exc:
@@ -220,9 +278,16 @@ class Store:
     @staticmethod
     def _insert(conn: sqlite3.Connection, order: NewOrder) -> int:
         cursor = conn.execute(
-            "INSERT INTO orders (external_order_code, price, currency, placed_at)"
-            " VALUES (?, ?, ?, ?)",
-            (order.external_order_code, order.price, order.currency, order.placed_at),
+            "INSERT INTO orders (external_order_code, price, currency, placed_at, api_version,"
+            " ready_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                order.external_order_code,
+                order.price,
+                order.currency,
+                order.placed_at,
+                order.api_version,
+                order.ready_at,
+            ),
         )
         order_id = cursor.lastrowid
         assert order_id is not None
@@ -243,18 +308,83 @@ class Store:
                     line.outcome,
                 ),
             )
-            if line.delivers:
+            if line.pin_count:
                 conn.executemany(
                     "INSERT INTO pins (line_id, unit, pin) VALUES (?, ?, ?)",
-                    [(cursor.lastrowid, unit, new_pin()) for unit in range(line.quantity)],
+                    [(cursor.lastrowid, unit, new_pin()) for unit in range(line.pin_count)],
                 )
         return order_id
+
+    @staticmethod
+    def _open_wallet(conn: sqlite3.Connection, account: str, opening: Mapping[str, int]) -> None:
+        conn.executemany(
+            "INSERT OR IGNORE INTO wallets (account, currency, balance) VALUES (?, ?, ?)",
+            [(account, currency, amount) for currency, amount in opening.items()],
+        )
+
+    @classmethod
+    def _debit(
+        cls,
+        conn: sqlite3.Connection,
+        account: str,
+        opening: Mapping[str, int],
+        currency: str,
+        amount: int,
+    ) -> None:
+        cls._open_wallet(conn, account, opening)
+        row = conn.execute(
+            "SELECT balance FROM wallets WHERE account = ? AND currency = ?", (account, currency)
+        ).fetchone()
+        balance = row[0] if row else 0
+        if amount > balance:
+            raise InsufficientFunds(currency, balance, amount)
+        conn.execute(
+            "UPDATE wallets SET balance = balance - ? WHERE account = ? AND currency = ?",
+            (amount, account, currency),
+        )
+
+    def balances(self, account: str, opening: Mapping[str, int] | None = None) -> dict[str, int]:
+        """The account's balance per currency, in minor units (opened at ``opening``)."""
+        with self._transaction(write=False) as conn:
+            found = self._balances(conn, account)
+        if set(opening or {}) <= set(found):
+            return found
+        with self._transaction(write=True) as conn:
+            self._open_wallet(conn, account, opening or {})
+            return self._balances(conn, account)
+
+    @staticmethod
+    def _balances(conn: sqlite3.Connection, account: str) -> dict[str, int]:
+        rows = conn.execute(
+            "SELECT currency, balance FROM wallets WHERE account = ? ORDER BY currency",
+            (account,),
+        ).fetchall()
+        return {currency: balance for currency, balance in rows}
+
+    def set_balance(self, account: str, currency: str, amount: int) -> None:
+        """Set one balance (minor units, >= 0), as a sandbox top-up or drain would."""
+        if amount < 0:
+            raise ValueError(f"a balance cannot be negative, not {amount}")
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "INSERT INTO wallets (account, currency, balance) VALUES (?, ?, ?)"
+                " ON CONFLICT (account, currency) DO UPDATE SET balance = excluded.balance",
+                (account, currency, amount),
+            )
 
     # -- reading ------------------------------------------------------------------------
 
     def get_order(self, order_id: int) -> StoredOrder | None:
         with self._transaction(write=False) as conn:
             return self._load(conn, order_id)
+
+    def order_by_code(self, external_order_code: str) -> StoredOrder | None:
+        """The order placed under ``external_order_code``, if any."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT id FROM orders WHERE external_order_code = ?", (external_order_code,)
+            ).fetchone()
+            return self._load(conn, row[0]) if row else None
 
     def orders_by_code(self, external_order_code: str) -> list[StoredOrder]:
         """Every order with this code: a ledger for tests (never more than one)."""
@@ -266,6 +396,12 @@ class Store:
             loaded = (self._load(conn, order_id) for (order_id,) in rows)
             return [order for order in loaded if order is not None]
 
+    def order_codes(self) -> list[str]:
+        """The external order code of every order, oldest first: the ledger in one list."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute("SELECT external_order_code FROM orders ORDER BY id").fetchall()
+            return [code for (code,) in rows]
+
     def count_orders(self) -> int:
         with self._transaction(write=False) as conn:
             (count,) = conn.execute("SELECT COUNT(*) FROM orders").fetchone()
@@ -274,7 +410,8 @@ class Store:
     @staticmethod
     def _load(conn: sqlite3.Connection, order_id: int) -> StoredOrder | None:
         row = conn.execute(
-            "SELECT id, external_order_code, price, currency, placed_at FROM orders WHERE id = ?",
+            "SELECT id, external_order_code, price, currency, placed_at, api_version, ready_at"
+            " FROM orders WHERE id = ?",
             (order_id,),
         ).fetchone()
         if row is None:
@@ -294,5 +431,7 @@ class Store:
             lines.append(
                 StoredLine(product_id, sku, price, buying, currency, quantity, outcome, pins)
             )
-        found_id, code, total, order_currency, placed_at = row
-        return StoredOrder(found_id, code, total, order_currency, placed_at, tuple(lines))
+        found_id, code, total, order_currency, placed_at, api_version, ready_at = row
+        return StoredOrder(
+            found_id, code, total, order_currency, placed_at, tuple(lines), api_version, ready_at
+        )
