@@ -246,7 +246,8 @@ def complete(shell_name: str, tmp_path: Path, zcompdump: Path) -> Complete:
 
 
 def test_a_prefix_completes_to_the_command_it_starts(complete: Complete) -> None:
-    assert complete("kalixo pl") == ["place-order"]
+    assert sorted(complete("kalixo pl")) == ["place-order", "place-orders"]
+    assert complete("kalixo retr") == ["retrieve-order"]
 
 
 def test_the_first_word_offers_every_command(complete: Complete) -> None:
@@ -301,7 +302,7 @@ def test_a_dynamic_value_source_is_one_table_entry(
     shell_name: str, tmp_path: Path, zcompdump: Path
 ) -> None:
     """The design for values only Python knows: the script asks `kalixo __complete NAME`."""
-    sources = {**gen.value_sources(), (("retrieve-order",), "order_id"): gen.hook("orders")}
+    sources = {**gen.value_sources(), (("retrieve-order",), "reference"): gen.hook("orders")}
     out = tmp_path / "completions"
     out.mkdir()
     for name, text in gen.generate(sources=sources).items():
