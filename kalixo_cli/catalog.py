@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kalixo_cli.config import APP_NAME
 from kalixo_cli.errors import ConfigError, InputError, Problem, RequestRejected, UsageError
+from kalixo_cli.normalize import as_int
 from kalixo_cli.render import format_amount
 
 if TYPE_CHECKING:
@@ -126,19 +127,6 @@ _INT_FIELDS = frozenset({"id", "price", "denominationMin", "denominationMax",
 _LOCALE_SKU = re.compile(r"([A-Za-z]{2})-([A-Za-z]{2})-(.+)")
 
 
-def _minor(value: Any) -> int | None:
-    """An amount in minor units: an integer, or a number or digit string with no fraction."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 def _text(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return value.strip()
@@ -159,7 +147,7 @@ def normalize_product(raw: Any) -> Product:
     """One product as the API sent it (v1 or v2) -> `Product`; ValueError if it is none."""
     if not isinstance(raw, dict):
         raise ValueError("a product is not a JSON object")
-    product_id = _minor(raw.get("id", raw.get("productId")))
+    product_id = as_int(raw.get("id", raw.get("productId")))
     if product_id is None or product_id < 1:
         raise ValueError("a product has no numeric id")
     languages = [entry for entry in raw.get("languages") or [] if isinstance(entry, dict)]
@@ -188,13 +176,13 @@ def normalize_product(raw: Any) -> Product:
         tags=_unique([tag for tag in tags if isinstance(tag, str)]
                      if isinstance(tags, list) else []),
         denominationType=kind,
-        price=_minor(raw.get("price")),
+        price=as_int(raw.get("price")),
         currency=(_text(raw.get("currencyCode")) or _text(raw.get("currency")) or "").upper()
         or None,
-        denominationMin=_minor(raw.get("denominationMinValue")) if kind == "open" else None,
-        denominationMax=_minor(raw.get("denominationMaxValue")) if kind == "open" else None,
-        denominationStep=_minor(raw.get("denominationStep")) if kind == "open" else None,
-        buyingPrice=_minor(raw.get("buyingPrice")),
+        denominationMin=as_int(raw.get("denominationMinValue")) if kind == "open" else None,
+        denominationMax=as_int(raw.get("denominationMaxValue")) if kind == "open" else None,
+        denominationStep=as_int(raw.get("denominationStep")) if kind == "open" else None,
+        buyingPrice=as_int(raw.get("buyingPrice")),
         status=_text(raw.get("status")),
     )
 
@@ -207,7 +195,7 @@ def normalize_product_list(body: Any, *, skip: int, take: int) -> tuple[int, lis
     """
     if isinstance(body, dict) and isinstance(body.get("products"), list):
         items: list[Any] = body["products"]
-        count = _minor(body.get("count"))
+        count = as_int(body.get("count"))
         if count is None:
             count = skip + len(items) + (1 if len(items) >= take else 0)
     elif isinstance(body, list):

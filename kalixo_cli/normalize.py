@@ -18,7 +18,8 @@ _PIN_LISTS = ("pins", "pin", "codes", "PIN", "PINs")
 _PIN_KEYS = ("PIN", "pin", "code", "Pin")
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
+    """A whole number however the server spelled it (3299, 3299.0, "3299"); else None."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -63,10 +64,10 @@ def _product(raw: Any) -> OrderProduct:
     if not isinstance(raw, dict):
         raise ValueError("an order product is not an object")
     return OrderProduct(
-        productId=_as_int(raw.get("productId")),
+        productId=as_int(raw.get("productId")),
         sku=_as_str(raw.get("sku")),
-        price=_as_int(raw.get("price")),
-        quantity=_as_int(raw.get("quantity")),
+        price=as_int(raw.get("price")),
+        quantity=as_int(raw.get("quantity")),
         pins=_pins(raw),
     )
 
@@ -89,15 +90,15 @@ def normalize_order(body: Any) -> Order:
     if not isinstance(products, list):
         raise ValueError("products is not a list")
     return Order(
-        orderId=_as_int(body.get("orderId")),
+        orderId=as_int(body.get("orderId")),
         externalOrderCode=_as_str(body.get("externalOrderCode")),
         status=_status(body),
         currency=_as_str(body.get("currency") or body.get("currencyCode")),
-        price=_as_int(body.get("price")),
+        price=as_int(body.get("price")),
         products=[_product(item) for item in products],
         estimatedReadyAt=_as_str(body.get("estimatedReadyAt")),
-        delivered=_as_int(body.get("delivered")),
-        total=_as_int(body.get("total")),
+        delivered=as_int(body.get("delivered")),
+        total=as_int(body.get("total")),
         reason=_as_str(body.get("reason")),
     )
 
