@@ -306,13 +306,24 @@ def _pick(
 
 
 def _secret(key: str, env_name: str, env: Mapping[str, str], section: Mapping[str, Any],
-            section_name: str) -> Setting | None:
+            section_name: str, profile: str) -> Setting | None:
     if env.get(env_name, "").strip():
         return Setting(env[env_name].strip(), f"env {env_name}")
     value = section.get(key)
-    if isinstance(value, str) and value.strip():
-        return Setting(value.strip(), section_name)
-    return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    from kalixo_cli import credstore
+
+    if value.strip() == credstore.MARKER:
+        secret = credstore.get(profile, key)
+        if secret is None:
+            raise ConfigError(
+                f"the {key} of profile {profile!r} is kept in the OS keyring, which is not "
+                "available now or no longer has it",
+                where=section_name, hint="store it again with `kalixo auth ...`",
+            )
+        return Setting(secret, f"OS keyring (profile {profile})")
+    return Setting(value.strip(), section_name)
 
 
 def resolve_settings(
@@ -354,8 +365,9 @@ def resolve_settings(
                     env_name=ENV_RETRIES, default=DEFAULT_RETRIES, **common)  # type: ignore[arg-type]
     return Settings(
         profile=profile, api_url=api_url, api_version=version,
-        token=_secret("token", ENV_TOKEN, env, section, where),
-        api_key=_secret("api_key", ENV_API_KEY, env, section, where),
-        refresh_token=_secret("refresh_token", "KALIXO_REFRESH_TOKEN", env, section, where),
+        token=_secret("token", ENV_TOKEN, env, section, where, profile.value),
+        api_key=_secret("api_key", ENV_API_KEY, env, section, where, profile.value),
+        refresh_token=_secret("refresh_token", "KALIXO_REFRESH_TOKEN", env, section, where,
+                              profile.value),
         timeout=timeout, retries=retries, config_path=file.path,
     )

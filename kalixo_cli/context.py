@@ -219,7 +219,9 @@ class AppState:
 
     def update_profile(self, changes: dict[str, Any], remove: tuple[str, ...] = ()) -> Path:
         """Set and remove keys of the active profile in the config file (0600, atomic)."""
+        from kalixo_cli import credstore
         from kalixo_cli.config import (
+            SECRET_KEYS,
             load_config,
             profile_values,
             save_config,
@@ -232,6 +234,11 @@ class AppState:
             values = profile_values(file, name)
         except ConfigError:
             values = {}
+        for key in remove:
+            if key in SECRET_KEYS and values.get(key) == credstore.MARKER:
+                credstore.delete(name, key)
+        changes = {key: credstore.put(name, key, value) if key in SECRET_KEYS else value
+                   for key, value in changes.items()}
         values = {k: v for k, v in {**values, **changes}.items() if k not in remove}
         save_config(file.path, with_profile_values(file, name, values))
         self._config = None

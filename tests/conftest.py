@@ -30,6 +30,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("KALIXO_RETRIES", "2")
+    monkeypatch.setenv("KALIXO_NO_KEYRING", "1")  # never touch the developer's keyring
     monkeypatch.setenv("COLUMNS", "200")
     return tmp_path
 

@@ -141,6 +141,16 @@ def login(
     note(f"logged in as {email} for profile {state.profile_name()} ({path}){until}")
 
 
+def _store(source: str) -> str:
+    from kalixo_cli.credstore import store_name
+
+    if source.startswith("env"):
+        return "environment"
+    if source.startswith("OS keyring"):
+        return store_name()
+    return "config file (mode 0600)"
+
+
 def _status(state: AppState) -> dict[str, Any]:
     from kalixo_cli.api.auth import jwt_expiry
 
@@ -154,8 +164,7 @@ def _status(state: AppState) -> dict[str, Any]:
         "credential": "api key" if settings.api_version.value == "v2" else "token",
         "masked": mask_secret(credential.value) if credential else None,
         "source": credential.source if credential else None,
-        "store": ("environment" if credential and credential.source.startswith("env")
-                  else "config file (mode 0600)" if credential else None),
+        "store": _store(credential.source) if credential else None,
         "accessTokenExpires": None,
         "refreshTokenExpires": None,
     }
