@@ -170,8 +170,8 @@ _kalixo_values() {
         'orders show:--output'|'orders show:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'auth status:--output'|'auth status:-o') _kalixo_words 'table json' "$3" ;;
         'config show:--output'|'config show:-o') _kalixo_words 'table json' "$3" ;;
-        'config set:KEY') _kalixo_words 'api_url api_version retries timeout' "$3" ;;
-        'config unset:KEY') _kalixo_words 'api_url api_version retries timeout' "$3" ;;
+        'config set:KEY') _kalixo_words 'api_url api_version deadline retries timeout' "$3" ;;
+        'config unset:KEY') _kalixo_words 'api_url api_version deadline retries timeout' "$3" ;;
         'config profiles:--output'|'config profiles:-o') _kalixo_words 'table json' "$3" ;;
         'sandbox serve:--db') _kalixo_files "$3" ;;
         'sandbox serve:--rate-limit-window') _kalixo_words 'fixed sliding' "$3" ;;

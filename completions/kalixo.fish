@@ -237,11 +237,11 @@ complete -c kalixo -n "__kalixo_at 'config show'" -l help -s h -d 'Show this mes
 
 # kalixo config set
 complete -c kalixo -n "__kalixo_at 'config set'" -l help -s h -d 'Show this message and exit.'
-complete -c kalixo -n "__kalixo_at 'config set' 1" -x -a 'api_url api_version retries timeout' -d 'KEY'
+complete -c kalixo -n "__kalixo_at 'config set' 1" -x -a 'api_url api_version deadline retries timeout' -d 'KEY'
 
 # kalixo config unset
 complete -c kalixo -n "__kalixo_at 'config unset'" -l help -s h -d 'Show this message and exit.'
-complete -c kalixo -n "__kalixo_at 'config unset' 1" -x -a 'api_url api_version retries timeout' -d 'KEY'
+complete -c kalixo -n "__kalixo_at 'config unset' 1" -x -a 'api_url api_version deadline retries timeout' -d 'KEY'
 
 # kalixo config profiles
 complete -c kalixo -n "__kalixo_at 'config profiles'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'

@@ -290,6 +290,7 @@ class Summary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EXIT_FOR, 0))
     worst: ExitCode = ExitCode.OK
     stopped: str | None = None
+    send_seconds: float = 0.0
 
     def add(self, result: Result) -> None:
         self.counts[result.outcome] += 1
@@ -300,7 +301,8 @@ class Summary:
             self.worst = code
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.counts, "exitCode": int(self.worst), "stopped": self.stopped}
+        return {**self.counts, "exitCode": int(self.worst), "stopped": self.stopped,
+                "sendSeconds": round(self.send_seconds, 3)}
 
 
 def _place_one(journal: Journal, api: str, client: ApiClient, request: OrderRequest,
@@ -335,6 +337,7 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
     from kalixo_cli.models import OrderRequest
 
     summary = Summary()
+    started = time.monotonic()
     local = threading.local()
     in_flight: dict[Future[Result], tuple[str, str]] = {}
     held: list[tuple[str, str]] = []  # unknown so far, to reconcile in the next round
@@ -411,4 +414,5 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
             result = Result(code, "unknown", detail="not reconciled before the run stopped")
             summary.add(result)
             on_result(result)
+    summary.send_seconds = time.monotonic() - started
     return summary

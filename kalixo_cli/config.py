@@ -30,6 +30,8 @@ ENV_API_URL = "KALIXO_API_URL"
 ENV_TOKEN = "KALIXO_TOKEN"
 ENV_TIMEOUT = "KALIXO_TIMEOUT"
 ENV_RETRIES = "KALIXO_RETRIES"
+ENV_DEADLINE = "KALIXO_DEADLINE"
+DEFAULT_DEADLINE = 120.0
 ENV_API_VERSION = "KALIXO_API_VERSION"
 ENV_API_KEY = "KALIXO_API_KEY"
 ENV_PROFILE = "KALIXO_PROFILE"
@@ -95,6 +97,13 @@ def parse_timeout(value: str | float | int) -> float:
     return number
 
 
+def parse_deadline(value: str | float | int) -> float:
+    number = float(value)
+    if isinstance(value, bool) or not math.isfinite(number) or not 1 <= number <= 86400:
+        raise ValueError("must be a number of seconds between 1 and 86400")
+    return number
+
+
 def parse_retries(value: str | int) -> int:
     if isinstance(value, bool):
         raise ValueError("must be a whole number from 0 to 10")
@@ -109,6 +118,7 @@ SETTABLE_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_version": parse_api_version,
     "timeout": parse_timeout,
     "retries": parse_retries,
+    "deadline": parse_deadline,
 }
 KNOWN_KEYS = frozenset(SETTABLE_KEYS) | SECRET_KEYS
 
@@ -216,6 +226,7 @@ class Settings:
     refresh_token: Setting | None
     timeout: Setting
     retries: Setting
+    deadline: Setting
     config_path: Path
 
     @property
@@ -240,6 +251,7 @@ class Settings:
             "api_key": shown(self.api_key, secret=True),
             "timeout": shown(self.timeout),
             "retries": shown(self.retries),
+            "deadline": shown(self.deadline),
             "config_path": str(self.config_path),
         }
 
@@ -363,8 +375,11 @@ def resolve_settings(
                     env_name=ENV_TIMEOUT, default=DEFAULT_TIMEOUT, **common)  # type: ignore[arg-type]
     retries = _pick("retries", parse_retries, flag=None, flag_name=None,
                     env_name=ENV_RETRIES, default=DEFAULT_RETRIES, **common)  # type: ignore[arg-type]
+    deadline = _pick("deadline", parse_deadline, flag=None, flag_name=None,
+                     env_name=ENV_DEADLINE, default=DEFAULT_DEADLINE,
+                     **common)  # type: ignore[arg-type]
     return Settings(
-        profile=profile, api_url=api_url, api_version=version,
+        profile=profile, deadline=deadline, api_url=api_url, api_version=version,
         token=_secret("token", ENV_TOKEN, env, section, where, profile.value),
         api_key=_secret("api_key", ENV_API_KEY, env, section, where, profile.value),
         refresh_token=_secret("refresh_token", "KALIXO_REFRESH_TOKEN", env, section, where,

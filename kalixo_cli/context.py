@@ -245,8 +245,11 @@ class AppState:
         return file.path
 
     def client(self) -> ApiClient:
+        """The client of a single-order command: its retries end at the command's deadline.
+
+        (A bulk run makes its own clients, bounded by a retry budget instead.)"""
         if self._client is None:
-            self._client = self.new_client()
+            self._client = self.new_client(deadline=self.settings().deadline.value)
         return self._client
 
     def error_context(self) -> dict[str, str] | None:

@@ -219,3 +219,33 @@ def test_sigkill_mid_batch_never_places_anything_twice(
     assert all(count == 1 for code, count in placed_once.items() if code not in unknown)
     assert all(count <= 1 for count in placed_once.values())
     assert final.returncode == (ExitCode.OUTCOME_UNKNOWN if unknown else ExitCode.OK)
+
+
+def test_ctrl_c_mid_batch_stops_cleanly_and_a_rerun_finishes(
+    faulty: RunningSandbox, tmp_path: Path
+) -> None:
+    codes = [f"CC-{i:03d}" for i in range(200)]
+    path = write_jsonl(tmp_path / "o.jsonl", codes)
+    faulty.faults = Faults(latency_ms=40)
+    env = {**os.environ, "KALIXO_API_URL": faulty.v1_url}
+    command = [sys.executable, "-m", "kalixo_cli", "place-orders", path, "-c", "4"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while faulty.request_count("POST", PLACE) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == ExitCode.INTERRUPTED, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    with Journal(default_journal_path()) as journal:
+        entries = [journal.get(faulty.v1_url, code) for code in codes]
+    # In-flight requests were allowed to finish: nothing is left half-sent.
+    assert all(e is None or e.state in ("placed", "unknown") for e in entries)
+    assert not any(e is not None and e.state == "sending" for e in entries)
+    sent_before = [e for e in entries if e is not None]
+    assert 0 < len(sent_before) < len(codes)
+    assert len(stdout.splitlines()) == len(sent_before)  # one result line per order sent
+    final = run(["place-orders", path, "-c", "4"])
+    assert final.exit_code == 0, final.stderr
+    assert ledger(faulty, codes) == dict.fromkeys(codes, 1)
