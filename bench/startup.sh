@@ -13,6 +13,9 @@ if ! command -v hyperfine >/dev/null || ! command -v curl >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine curl >/dev/null
 fi
 [ -x .venv/bin/kalixo ] || { python3 -m venv .venv && .venv/bin/pip install -q -e '.[sandbox]'; }
+# An editable install has no bytecode for kalixo's own modules, and PYTHONDONTWRITEBYTECODE
+# (set on some machines) stops Python writing it: compile once, as pip does for an install.
+.venv/bin/python -m compileall -q kalixo_cli
 httpie_venv=".bench-venv"
 [ -x "$httpie_venv/bin/http" ] || { python3 -m venv "$httpie_venv" && "$httpie_venv/bin/pip" install -q httpie; }
 

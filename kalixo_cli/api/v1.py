@@ -9,13 +9,6 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from kalixo_cli.api.http import Answer, Transport
-from kalixo_cli.catalog import (
-    CatalogFilters,
-    CatalogPages,
-    Product,
-    normalize_product,
-    normalize_product_list,
-)
 from kalixo_cli.errors import (
     APIError,
     KalixoError,
@@ -30,6 +23,10 @@ from kalixo_cli.order import Order
 if TYPE_CHECKING:
     import requests
 
+    from kalixo_cli.catalog import (
+        CatalogFilters,
+        Product,
+    )
     from kalixo_cli.models import OrderRequest
 
 
@@ -79,6 +76,8 @@ class V1Client:
         """`catalog/products?skip&take` -> (count, products). v1 has no filters: they are
         applied here, so the page may hold fewer products than `take` although `count`
         (the whole catalog's) says there are more; page on by `take`."""
+        from kalixo_cli.catalog import normalize_product_list
+
         path = "catalog/products"
         answer = self.transport.get(path, params={"skip": skip, "take": take})
         try:
@@ -92,6 +91,8 @@ class V1Client:
 
     def catalog_product(self, product_id: int) -> Product:
         """v1 has no product-by-id route: walk the product list until it turns up."""
+        from kalixo_cli.catalog import CatalogPages
+
         pages = CatalogPages(self.catalog_page)
         found = next((product for product in pages if product.id == product_id), None)
         if found is None:
@@ -117,6 +118,8 @@ class V1Client:
 
 
 def _one_product(data: Any, where: str) -> Product:
+    from kalixo_cli.catalog import normalize_product
+
     try:
         return normalize_product(data)
     except ValueError as exc:

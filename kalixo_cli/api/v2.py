@@ -15,16 +15,11 @@ from urllib.parse import quote
 
 from kalixo_cli.api.http import Transport
 from kalixo_cli.api.v1 import OrderResult, Probe, _one_product, probe
-from kalixo_cli.catalog import (
-    CatalogFilters,
-    CatalogPages,
-    Product,
-    normalize_product_list,
-)
 from kalixo_cli.errors import OrderExists, OutcomeUnknown, RequestRejected, TransportError
 from kalixo_cli.normalize import normalize_order, normalize_placed_order
 
 if TYPE_CHECKING:
+    from kalixo_cli.catalog import CatalogFilters, Product
     from kalixo_cli.models import OrderRequest
 
 
@@ -118,6 +113,8 @@ class V2Client:
     def catalog_page(self, skip: int, take: int,
                      filters: CatalogFilters | None = None) -> tuple[int, list[Product]]:
         """`catalog/products` with the filters as query parameters -> (count, products)."""
+        from kalixo_cli.catalog import normalize_product_list
+
         path = "catalog/products"
         params: dict[str, Any] = {"skip": skip, "take": take}
         if filters is not None:
@@ -138,6 +135,8 @@ class V2Client:
                                 sku: str | None = None) -> Product:
         """v2 reads products by id only: search for the code (the search covers product
         codes), then keep the product whose EAN or SKU it is."""
+        from kalixo_cli.catalog import CatalogPages
+
         code = (ean if ean is not None else sku) or ""
         locale = _LOCALE_SKU.fullmatch(code) if sku is not None else None
         term = locale.group(1) if locale else code  # the product code inside GB-EN-...
