@@ -135,7 +135,7 @@ class V2Client:
                                 sku: str | None = None) -> Product:
         """v2 reads products by id only: search for the code (the search covers product
         codes), then keep the product whose EAN or SKU it is."""
-        from kalixo_cli.catalog import CatalogPages
+        from kalixo_cli.catalog import CatalogFilters, CatalogPages
 
         code = (ean if ean is not None else sku) or ""
         locale = _LOCALE_SKU.fullmatch(code) if sku is not None else None
