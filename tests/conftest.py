@@ -48,6 +48,22 @@ class Clock:
         self.offset += seconds
 
 
+class FakeClock:
+    """A sandbox's time standing still at `start` until a test moves it."""
+
+    def __init__(self, start: float) -> None:
+        self.start = self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def at(self, seconds_after_start: float) -> None:
+        self.now = self.start + seconds_after_start
+
+
 @pytest.fixture(scope="session")
 def sandbox_clock() -> Clock:
     return Clock()
@@ -90,3 +106,26 @@ _runner = CliRunner()
 def run(args: Sequence[str], *, input: str | bytes | None = None) -> Result:
     """Run kalixo in-process, as a user would type it."""
     return _runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+def kill_repeatedly(command: Sequence[str], env: dict[str, str], *, seed: int, kills: int = 3,
+                    tries: int = 8) -> int:
+    """Start `command` and SIGKILL it at a random moment, until it has been killed `kills`
+    times (or `tries` runs went by); returns how many runs were killed."""
+    import random
+    import signal
+    import subprocess
+
+    rng = random.Random(seed)
+    killed = 0
+    for _ in range(tries):
+        process = subprocess.Popen(list(command), env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 1.2))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.wait(timeout=30)
+        if killed == kills:
+            break
+    return killed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from kalixo_cli.errors import ExitCode
 from kalixo_cli.journal import Journal, default_journal_path
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
-from tests.conftest import run
+from tests.conftest import kill_repeatedly, run
 
 PLACE = "/v1/orders/place-order"
 LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1}
@@ -192,18 +191,7 @@ def test_sigkill_mid_batch_never_places_anything_twice(
     faulty.faults = Faults(latency_ms=40)
     env = {**os.environ, "KALIXO_API_URL": faulty.v1_url}
     command = [sys.executable, "-m", "kalixo_cli", "-q", "place-orders", path, "-c", "4"]
-    rng = random.Random(11)
-    kills = 0
-    for _ in range(8):
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 1.2))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait(timeout=30)
-        if kills == 3:
-            break
+    kills = kill_repeatedly(command, env, seed=11)
     assert kills >= 2
     final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     placed_once = ledger(faulty, codes)

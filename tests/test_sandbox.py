@@ -38,6 +38,7 @@ from kalixo_cli.sandbox import (
 )
 from kalixo_cli.sandbox.server import RunningSandbox, require_sandbox_stack, running_sandbox
 from kalixo_cli.sandbox.store import DuplicateOrder, NewLine, NewOrder, Store
+from tests.conftest import FakeClock
 
 START = 1_800_000_000.0
 PIN = re.compile(r"SANDBOX(-[A-Z0-9]{5}){4}")
@@ -59,22 +60,11 @@ LINE_6 = {
 }
 
 
-class FakeClock:
-    """The sandbox's time, moved by tests instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")
 def fake_clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture(scope="module")

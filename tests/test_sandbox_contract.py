@@ -51,6 +51,7 @@ from kalixo_cli.sandbox import (
     SANDBOX_API_KEY,
 )
 from kalixo_cli.sandbox.server import RunningSandbox, running_sandbox
+from tests.conftest import FakeClock
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "kalixo" / "openapi-v2.json"
 SPEC_URI = "urn:kalixo:openapi-v2"
@@ -215,14 +216,6 @@ def check_answer(
 # -- the sandbox and how to call it -----------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Call:
     """What a case has to talk to the sandbox with."""
@@ -251,7 +244,7 @@ class Call:
 
 @pytest.fixture(scope="module")
 def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSandbox, FakeClock]]:
-    clock = FakeClock()
+    clock = FakeClock(START)
     with running_sandbox(tmp_path_factory.mktemp("contract") / "db.sqlite3", clock=clock) as live:
         yield live, clock
 

@@ -26,7 +26,7 @@ import requests
 from kalixo_cli.sandbox import SANDBOX_EMAIL, SANDBOX_PASSWORD, SANDBOX_TOKEN
 from kalixo_cli.sandbox.faults import FAULT_KINDS, FaultInjector, FaultOptions, Faults, Window
 from kalixo_cli.sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import run
+from tests.conftest import FakeClock, run
 
 START = 1_800_000_000.25
 """A sandbox time a quarter second into a whole second, so rounding shows."""
@@ -35,22 +35,11 @@ CORRELATION = "fhp-codehype-correlation-key"
 LINE_6 = {"productId": 6, "price": 839, "currency": "GBP", "quantity": 1}
 
 
-class FakeClock:
-    """The sandbox's time, moved by tests instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture(scope="module")

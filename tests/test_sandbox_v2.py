@@ -31,6 +31,7 @@ from kalixo_cli.sandbox import (
 from kalixo_cli.sandbox.catalog import PRODUCTS, SCENARIOS
 from kalixo_cli.sandbox.server import RunningSandbox, _announce, running_sandbox
 from kalixo_cli.sandbox.store import Store
+from tests.conftest import FakeClock
 
 START = 1_800_000_000.0
 START_ISO = "2027-01-15T08:00:00.000Z"
@@ -45,22 +46,11 @@ LINE_6 = {"productId": 6, "price": 839, "quantity": 1}
 ORDER_LIMIT = "Your account order limit has been exceeded. Contact support for assistance."
 
 
-class FakeClock:
-    """The sandbox's time, moved by tests instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def at(self, seconds_after_start: float) -> None:
-        self.now = START + seconds_after_start
 
 
 @pytest.fixture(scope="module")
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,7 @@ from kalixo_cli.sandbox import (
 )
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
-from tests.conftest import run
+from tests.conftest import kill_repeatedly, run
 
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")
 POST_V2 = "/v2/orders"
@@ -167,19 +164,8 @@ def test_v2_sigkill_mid_batch_then_rerun_places_everything_exactly_once(
     v2.faults = Faults(latency_ms=40)
     env = dict(os.environ)
     command = [sys.executable, "-m", "kalixo_cli", "-q", "place-orders", path, "-c", "4"]
-    rng = random.Random(3)
-    kills = 0
     try:
-        for _ in range(8):
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.5, 1.2))
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                kills += 1
-            process.wait(timeout=30)
-            if kills == 3:
-                break
+        kills = kill_repeatedly(command, env, seed=3)
         final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     finally:
         v2.faults = Faults()
