@@ -188,13 +188,6 @@ def serve(
     from kalixo_cli.sandbox.server import serve as serve_sandbox
     from kalixo_cli.sandbox.store import default_db_path
 
-    shares = error_rate_500 + error_rate_502 + hang_rate + drop_after_commit
-    if shares > 1 + 1e-9:
-        raise UsageError(
-            f"the fault shares add up to {shares:g}: a request meets one fault at most, so "
-            "they cannot add up to more than 1",
-            hint=_RATES_HINT,
-        )
     try:
         faults = Faults(
             latency_ms=latency_ms,
@@ -212,5 +205,6 @@ def serve(
         message = str(exc)
         for name, flag in _FLAGS.items():
             message = message.replace(name, flag)
-        raise UsageError(message) from None
+        shares = "add up to" in message  # Faults checks the sum; the flags need naming
+        raise UsageError(message, hint=_RATES_HINT if shares else None) from None
     serve_sandbox(host, port, db if db is not None else default_db_path(), faults)
