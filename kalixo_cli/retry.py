@@ -198,6 +198,9 @@ class Pacer(Protocol):
     def after_response(self, status: int, headers: Mapping[str, str]) -> None:
         """Called with every response, so the pacer can follow X-RateLimit-* headers."""
 
+    def release(self) -> None:
+        """Called instead of `after_response` when an attempt got no answer at all."""
+
 
 class RetryBudget:
     """A token bucket of retries, shared by every worker of a bulk run (thread-safe).

@@ -145,3 +145,16 @@ def test_orders_resolve_and_list_via_the_cli(isolated: Path) -> None:
     assert json.loads(run(["orders", "list", "--state", "placed", "-o", "json"]).stdout)
     assert run(["orders", "list", "--state", "bogus"]).exit_code == 2
     assert run(["orders", "list", "--since", "yesterday"]).exit_code == 2
+
+
+def test_pacer_forgets_requests_that_got_no_answer() -> None:
+    time = FakeTime()
+    pacer = RatePacer(clock=time.clock, sleep=time.sleep)
+    pacer.before_request()
+    pacer.after_response(200, headers(60, 30, time.now + 30))
+    for _ in range(20):  # dropped connections: no answer, no headers
+        pacer.before_request()
+        pacer.release()
+    time.slept.clear()
+    pacer.before_request()
+    assert all(s <= 1.05 for s in time.slept)  # still paced for 30 left, not for 10

@@ -401,9 +401,13 @@ class FakeTime:
 class RecordingPacer:
     before: int = 0
     after: list[tuple[int, str | None]] = field(default_factory=list)
+    released: int = 0
 
     def before_request(self) -> None:
         self.before += 1
+
+    def release(self) -> None:
+        self.released += 1
 
     def after_response(self, status: int, headers: Mapping[str, str]) -> None:
         self.after.append((status, headers.get("x-ratelimit-remaining")))
@@ -491,6 +495,15 @@ def test_the_pacer_is_called_around_every_attempt(server: FaultServer) -> None:
     transport(server, FakeTime(), pacer=pacer).get("x")
     assert pacer.before == 2
     assert pacer.after == [(502, "4"), (200, "3")]
+    assert pacer.released == 0
+
+
+def test_an_attempt_without_an_answer_still_leaves_the_pacer(server: FaultServer) -> None:
+    """Otherwise a shared pacer counts a dropped request as in flight for ever."""
+    server.on("/v1/x", Reply(action="reset"), Reply(200, {}))
+    pacer = RecordingPacer()
+    transport(server, FakeTime(), pacer=pacer).get("x")
+    assert (pacer.before, pacer.released, len(pacer.after)) == (2, 1, 1)
 
 
 def test_v1_post_502_is_not_retried(server: FaultServer) -> None:

@@ -328,6 +328,8 @@ class Transport:
             try:
                 response = send()
             except requests.exceptions.RequestException as exc:
+                if self._pacer is not None:
+                    self._pacer.release()
                 error = exc
                 stage, reason = classify_failure(exc)
                 failure = Failure(FailureKind(stage), reason=reason)
