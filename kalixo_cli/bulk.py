@@ -56,8 +56,8 @@ EXIT_FOR = {
     "placed": ExitCode.OK,
     "skipped": ExitCode.OK,
 }
-SEVERITY = [ExitCode.OUTCOME_UNKNOWN, ExitCode.TEMPORARY, ExitCode.AUTH, ExitCode.REJECTED,
-            ExitCode.OK]
+SEVERITY = [ExitCode.INTERRUPTED, ExitCode.OUTCOME_UNKNOWN, ExitCode.TEMPORARY, ExitCode.AUTH,
+            ExitCode.REJECTED, ExitCode.OK]
 
 
 # ------------------------------------------------------------------------------------------
@@ -300,6 +300,13 @@ class Summary:
         if SEVERITY.index(code) < SEVERITY.index(self.worst):
             self.worst = code
 
+    def merge(self, other: Summary) -> None:
+        """Fold in another part of the same run (the orders skipped before sending)."""
+        for key, count in other.counts.items():
+            self.counts[key] += count
+        if SEVERITY.index(other.worst) < SEVERITY.index(self.worst):
+            self.worst = other.worst
+
     def to_json(self) -> dict[str, Any]:
         return {**self.counts, "exitCode": int(self.worst), "stopped": self.stopped,
                 "sendSeconds": round(self.send_seconds, 3)}
@@ -394,6 +401,7 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
                 run_round(pool, ((code, body, True) for code, body in again))
         except KeyboardInterrupt:
             stop.set()
+            summary.worst = ExitCode.INTERRUPTED
             summary.stopped = "interrupted: requests in flight were finished; run the same " \
                 "command again to send the rest"
             # Requests already on the wire finish (each has its timeout); their outcome is

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.context import get_state
+from kalixo_cli.context import AppState, get_state
 from kalixo_cli.errors import ExitCode, KalixoError, UsageError
 from kalixo_cli.output import note, print_json, print_jsonl, print_view, settings, warn
 
 if TYPE_CHECKING:
     from kalixo_cli.bulk import Plan, Result, Summary
+    from kalixo_cli.context import ApiClient
 
 DEFAULT_CONCURRENCY = 4
 MAX_CONCURRENCY = 32
@@ -137,7 +138,7 @@ def place_orders(
 
     Example: kalixo place-orders orders.csv --concurrency 8 -o jsonl > results.jsonl
     """
-    from kalixo_cli.bulk import RatePacer, plan_batch, send_plan
+    from kalixo_cli.bulk import plan_batch
     from kalixo_cli.bulk_inputs import detect_bulk_format, iter_bulk_orders
 
     state = get_state(ctx)
@@ -165,8 +166,7 @@ def place_orders(
                 print_json({"valid": plan.total, "toSend": plan.to_send,
                             "skipped": plan.skipped, "skippedUnknown": plan.skipped_unknown})
             return
-        summary = _send(state, plan, api=api, fmt=fmt, concurrency=concurrency,
-                        pacer=RatePacer(), send=send_plan)
+        summary = _send(state, plan, api=api, fmt=fmt, concurrency=concurrency)
     finally:
         plan.close()
     _finish(summary, fmt)
@@ -195,16 +195,17 @@ def _announce(plan: Plan, *, dry_run: bool) -> None:
         note("dry run: nothing was sent")
 
 
-def _send(state: Any, plan: Plan, *, api: str, fmt: str, concurrency: int, pacer: Any,
-          send: Any) -> Summary:
-    from kalixo_cli.bulk import Result, Summary
+def _send(state: AppState, plan: Plan, *, api: str, fmt: str, concurrency: int) -> Summary:
+    """Send the plan with workers sharing one pacer and one retry budget."""
+    from kalixo_cli.bulk import RatePacer, Result, Summary, send_plan
     from kalixo_cli.retry import RetryBudget
 
     budget = RetryBudget()
+    pacer = RatePacer()
     if plan.to_send:
         state.endpoint()  # no credentials: fail before any worker starts
 
-    def client() -> Any:
+    def client() -> ApiClient:
         return state.new_client(pacer=pacer, budget=budget)
 
     def emit(result: Result) -> None:
@@ -226,20 +227,12 @@ def _send(state: Any, plan: Plan, *, api: str, fmt: str, concurrency: int, pacer
 
     stop = threading.Event()
     try:
-        summary: Summary = send(plan, journal=state.journal(), api=api,
-                                client_factory=client, concurrency=concurrency,
-                                on_result=on_result, stop=stop,
-                                can_look_up=state.settings().api_version.value == "v2")
+        summary = send_plan(plan, journal=state.journal(), api=api, client_factory=client,
+                            concurrency=concurrency, on_result=on_result, stop=stop,
+                            can_look_up=state.settings().api_version.value == "v2")
     finally:
         progress.stop()
-    for key, count in skipped.counts.items():
-        summary.counts[key] += count
-    from kalixo_cli.bulk import SEVERITY
-
-    if SEVERITY.index(skipped.worst) < SEVERITY.index(summary.worst):
-        summary.worst = skipped.worst
-    if summary.stopped and "interrupted" in summary.stopped:
-        summary.worst = ExitCode.INTERRUPTED
+    summary.merge(skipped)
     return summary
 
 
