@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SENDABLE = frozenset({"rejected", "failed"})
 STATES = ("sending", "placed", "rejected", "failed", "unknown")
 
 _SCHEMA = """

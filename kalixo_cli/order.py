@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-V1_STATUSES = ("requested", "processing", "completed", "cancelled", "failed", "error")
-V2_STATUSES = ("processing", "completed", "partially_completed", "failed")
 UNSUCCESSFUL_STATUSES = frozenset({"failed", "cancelled", "error"})
 
 

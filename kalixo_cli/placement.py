@@ -109,7 +109,7 @@ def place(journal: Journal, api: str, client: ApiClient, request: OrderRequest, 
     return result
 
 
-def resolution_hint(code: str, entry: Entry | None) -> str:
+def resolution_hint(code: str) -> str:
     """How to settle an unknown outcome on an API that cannot look orders up by code (v1)."""
     return (
         f"check whether {code} was placed: find its orderId (Kalixo support, or your "

@@ -306,3 +306,25 @@ def test_missing_token_exits_4_before_any_request(faults: FaultServer,
     assert_clean_error(result, ExitCode.AUTH)
     assert "kalixo auth set-token" in result.stderr
     assert faults.count() == 0
+
+
+def test_an_unknown_outcome_is_not_sent_again(faults: FaultServer) -> None:
+    faults.on(PLACE, Reply(500, error_of(500, "boom")))
+    assert_clean_error(place(), ExitCode.OUTCOME_UNKNOWN)
+    again = place()
+    assert_clean_error(again, ExitCode.OUTCOME_UNKNOWN)
+    assert "it was not sent again" in again.stderr
+    assert "kalixo orders resolve O-FAULT-1" in again.stderr
+    assert faults.count("POST") == 1
+
+
+def test_a_known_code_with_another_order_is_refused(faults: FaultServer, tmp_path: Path) -> None:
+    faults.on(PLACE, Reply(201, PLACED))
+    assert place().exit_code == 0
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"currency": "GBP", "orderProducts": [
+        {"productId": 2, "price": 3299, "sku": "GB-EN-4251604177278", "quantity": 2}]}))
+    result = run(["place-order", str(other), "--external-order-code", "O-FAULT-1"])
+    assert_clean_error(result, ExitCode.USAGE)
+    assert "different order" in result.stderr
+    assert faults.count("POST") == 1

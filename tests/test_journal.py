@@ -158,3 +158,9 @@ def test_pacer_forgets_requests_that_got_no_answer() -> None:
     time.slept.clear()
     pacer.before_request()
     assert all(s <= 1.05 for s in time.slept)  # still paced for 30 left, not for 10
+
+
+def test_orders_show_names_a_code_it_does_not_know() -> None:
+    result = run(["orders", "show", "NOPE-1"])
+    assert result.exit_code == 2
+    assert "no order NOPE-1" in result.stderr

@@ -86,3 +86,12 @@ def test_an_expired_refresh_token_says_to_log_in_again(
     result = run(["retrieve-order", "1"])
     assert result.exit_code == ExitCode.AUTH
     assert "kalixo auth login" in result.stderr
+
+
+def test_login_is_for_v1_only(signed_out: RunningSandbox,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KALIXO_API_VERSION", "v2")
+    result = login()
+    assert result.exit_code == ExitCode.USAGE
+    assert "kalixo auth set-key" in result.stderr
+    assert signed_out.request_count() == 0

@@ -132,7 +132,7 @@ def show(
     if entry.effective_state == "unknown":
         from kalixo_cli.placement import resolution_hint
 
-        note(f"outcome unknown: {resolution_hint(code, entry)}")
+        note(f"outcome unknown: {resolution_hint(code)}")
 
 
 @app.command("resolve")

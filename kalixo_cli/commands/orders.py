@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from kalixo_cli.context import AppState, OrderOutputOption, RawOption, get_state
+from kalixo_cli.context import OrderOutputOption, RawOption, get_state
 from kalixo_cli.errors import AlreadyPlaced, OrderUnsuccessful, OutcomeUnknown, UsageError
 from kalixo_cli.normalize import complete_from_request
 from kalixo_cli.order import Order
@@ -198,7 +198,7 @@ def place_order(
     client = state.client()
     known = placement.check(journal, api, request, can_look_up=client.can_look_up)
     if not known.may_send:
-        _refuse_known(state, known, request.externalOrderCode, fmt)
+        _refuse_known(known, request.externalOrderCode, fmt)
     result = placement.place(journal, api, client, request,
                              reconcile=known.kind == "reconcile")
     _warn_low_balance(result)
@@ -238,7 +238,7 @@ def _wait(client: ApiClient, result: OrderResult, *, timeout: float,
         latest[0] = client.retrieve_order(reference)
         return latest[0].order
 
-    spinner = _spinner(f"waiting for order {reference}")
+    spinner = _Spinner(f"waiting for order {reference}")
     try:
         wait_for_order(order, fetch, timeout=timeout, interval=interval,
                        on_poll=lambda o, delay: spinner.update(
@@ -268,10 +268,6 @@ class _Spinner:
             self.status.stop()
 
 
-def _spinner(text: str) -> _Spinner:
-    return _Spinner(text)
-
-
 def _finish_order(result: OrderResult, *, raw: bool, fmt: OutputFormat, mask_pins: bool,
                   pins_out: Path | None, force: bool) -> None:
     order = result.order
@@ -291,7 +287,7 @@ def _finish_order(result: OrderResult, *, raw: bool, fmt: OutputFormat, mask_pin
         warn(f"order {reference} failed: {order.reason}")
 
 
-def _refuse_known(state: AppState, known: Verdict, code: str, fmt: OutputFormat) -> NoReturn:
+def _refuse_known(known: Verdict, code: str, fmt: OutputFormat) -> NoReturn:
     """The journal says this code was placed, or may have been: show it, send nothing."""
     from kalixo_cli.placement import resolution_hint
 
@@ -318,7 +314,7 @@ def _refuse_known(state: AppState, known: Verdict, code: str, fmt: OutputFormat)
     raise OutcomeUnknown(
         f"order {code} was sent on {when} and its outcome is unknown "
         f"({entry.error or 'no answer'}); it was not sent again",
-        hint=resolution_hint(code, entry),
+        hint=resolution_hint(code),
     )
 
 
