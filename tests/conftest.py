@@ -92,6 +92,18 @@ def sandbox(
 
 
 @pytest.fixture
+def v2(sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> RunningSandbox:
+    """The live sandbox, with kalixo pointed at its API v2 by the environment."""
+    from kalixo_cli.sandbox import SANDBOX_API_KEY
+
+    monkeypatch.setenv("KALIXO_API_URL", sandbox.v2_url)
+    monkeypatch.setenv("KALIXO_API_KEY", SANDBOX_API_KEY)
+    monkeypatch.setenv("KALIXO_API_VERSION", "v2")
+    monkeypatch.delenv("KALIXO_TOKEN")
+    return sandbox
+
+
+@pytest.fixture
 def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
     """A scriptable server for faults, with kalixo pointed at it."""
     with fault_server() as server:

@@ -22,23 +22,10 @@ from kalixo_cli.sandbox import SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox
 from tests.conftest import Clock, run
 
-HAS_V2 = hasattr(RunningSandbox, "v2_url")
-needs_v2 = pytest.mark.skipif(not HAS_V2, reason="the sandbox serves no API v2 yet "
-                              "(RunningSandbox.v2_url missing)")
 CHECK_NAMES = ["config file", "profile", "api version", "credential", "connectivity",
                "credential accepted", "clock"]
 
 
-@pytest.fixture
-def v2(sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> RunningSandbox:
-    """The live sandbox, with kalixo pointed at its API v2 by the environment."""
-    from kalixo_cli.sandbox import SANDBOX_API_KEY
-
-    monkeypatch.setenv("KALIXO_API_URL", sandbox.v2_url)
-    monkeypatch.setenv("KALIXO_API_KEY", SANDBOX_API_KEY)
-    monkeypatch.setenv("KALIXO_API_VERSION", "v2")
-    monkeypatch.delenv("KALIXO_TOKEN")
-    return sandbox
 
 
 @pytest.fixture
@@ -64,7 +51,6 @@ def statuses(result: Any) -> dict[str, str]:
 # wallet
 
 
-@needs_v2
 def test_wallet_shows_the_balances_in_major_units(v2: RunningSandbox) -> None:
     result = run(["wallet", "-o", "json"])
     assert result.exit_code == 0, result.stderr
@@ -86,7 +72,6 @@ def low_gbp(v2: RunningSandbox) -> Iterator[RunningSandbox]:
         v2.set_balance("GBP", before)
 
 
-@needs_v2
 def test_a_low_wallet_is_flagged_in_the_table_and_warned_about(low_gbp: RunningSandbox) -> None:
     result = run(["wallet", "-o", "table"])
     assert result.exit_code == 0
@@ -97,7 +82,6 @@ def test_a_low_wallet_is_flagged_in_the_table_and_warned_about(low_gbp: RunningS
     assert json.loads(run(["wallet", "-o", "json"]).stdout)["lowBalance"] is True
 
 
-@needs_v2
 def test_a_healthy_wallet_says_so(v2: RunningSandbox) -> None:
     result = run(["wallet", "-o", "table"])
     assert "Low balance  no (alert threshold 100)" in result.stdout
@@ -112,7 +96,6 @@ def test_wallet_on_v1_says_v1_has_none_and_exits_2(sandbox: RunningSandbox) -> N
     assert sandbox.request_count() == 0
 
 
-@needs_v2
 def test_wallet_with_a_refused_key_exits_4(v2: RunningSandbox,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KALIXO_API_KEY", "kal_test_not-the-sandbox-key-0000")
@@ -123,7 +106,6 @@ def test_wallet_with_a_refused_key_exits_4(v2: RunningSandbox,
 # ping
 
 
-@needs_v2
 def test_ping_gives_status_server_time_and_round_trip(v2: RunningSandbox) -> None:
     result = run(["ping", "-o", "json"])
     assert result.exit_code == 0, result.stderr
@@ -135,7 +117,6 @@ def test_ping_gives_status_server_time_and_round_trip(v2: RunningSandbox) -> Non
     assert v2.request_count("GET", "/v2/ping") == 2
 
 
-@needs_v2
 def test_ping_warns_of_a_clock_far_off(v2: RunningSandbox, sandbox_clock: Clock) -> None:
     sandbox_clock.advance(600)
     result = run(["ping", "-o", "json"])
@@ -149,7 +130,6 @@ def test_ping_on_v1_exits_2_and_points_to_doctor(sandbox: RunningSandbox) -> Non
     assert "kalixo doctor" in result.stderr and sandbox.request_count() == 0
 
 
-@needs_v2
 def test_ping_unreachable_exits_5(v2: RunningSandbox, monkeypatch: pytest.MonkeyPatch,
                                   closed_port: int) -> None:
     monkeypatch.setenv("KALIXO_API_URL", f"http://127.0.0.1:{closed_port}/v2")
@@ -173,7 +153,6 @@ def test_doctor_on_a_healthy_v1_setup_is_all_ok(sandbox: RunningSandbox) -> None
     assert sandbox.request_count("GET", "/v1/catalog/products") == 1
 
 
-@needs_v2
 def test_doctor_on_a_healthy_v2_setup_pings(v2: RunningSandbox) -> None:
     from kalixo_cli.sandbox import SANDBOX_API_KEY
 
@@ -203,7 +182,6 @@ def test_doctor_with_a_refused_token_exits_4(sandbox: RunningSandbox,
     assert "not-a-valid-token-0123456789" not in result.stdout + result.stderr
 
 
-@needs_v2
 def test_doctor_with_a_refused_key_exits_4(v2: RunningSandbox,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KALIXO_API_KEY", "kal_test_not-the-sandbox-key-0000")
@@ -234,7 +212,6 @@ def test_doctor_with_an_unreachable_url_exits_5(sandbox: RunningSandbox, closed_
     assert checks["credential accepted"]["status"] == "skip"
 
 
-@needs_v2
 def test_doctor_warns_of_clock_skew_beyond_30_seconds(v2: RunningSandbox,
                                                       sandbox_clock: Clock) -> None:
     sandbox_clock.advance(-45)
@@ -244,7 +221,6 @@ def test_doctor_warns_of_clock_skew_beyond_30_seconds(v2: RunningSandbox,
     assert clock["status"] == "warn" and "45 s ahead of the server's" in clock["detail"]
 
 
-@needs_v2
 def test_doctor_fails_a_version_that_contradicts_the_url(v2: RunningSandbox,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KALIXO_API_URL", v2.v1_url)

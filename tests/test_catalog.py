@@ -36,28 +36,14 @@ from tests.conftest import run
 V1_LIST = "/v1/catalog/products"
 V2_LIST = "/v2/catalog/products"
 ALL_IDS = [product.id for product in PRODUCTS]
-HAS_V2 = hasattr(RunningSandbox, "v2_url")
-needs_v2 = pytest.mark.skipif(not HAS_V2, reason="the sandbox serves no API v2 yet "
-                              "(RunningSandbox.v2_url missing)")
 
 
 @pytest.fixture(autouse=True)
-def cache_home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The catalog cache under the test's own folder, never the developer's."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(isolated / "xdg-cache"))
+def cache_home(isolated: Path) -> Path:
+    """Where the catalog cache is (conftest puts XDG_CACHE_HOME under the test's folder)."""
     return isolated / "xdg-cache" / "kalixo" / "catalog"
 
 
-@pytest.fixture
-def v2(sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> RunningSandbox:
-    """The live sandbox, with kalixo pointed at its API v2 by the environment."""
-    from kalixo_cli.sandbox import SANDBOX_API_KEY
-
-    monkeypatch.setenv("KALIXO_API_URL", sandbox.v2_url)
-    monkeypatch.setenv("KALIXO_API_KEY", SANDBOX_API_KEY)
-    monkeypatch.setenv("KALIXO_API_VERSION", "v2")
-    monkeypatch.delenv("KALIXO_TOKEN")
-    return sandbox
 
 
 def listed(args: list[str]) -> list[dict[str, Any]]:
@@ -473,7 +459,6 @@ def test_show_needs_exactly_one_way_to_find_the_product(sandbox: RunningSandbox,
 # API v2: the server filters and reads a product by id.
 
 
-@needs_v2
 def test_v2_lists_with_server_side_filters(v2: RunningSandbox) -> None:
     assert [p["id"] for p in listed([])] == ALL_IDS
     assert [p["id"] for p in listed(["--brand", "xbox,roblox"])] == [2, 6]
@@ -481,7 +466,6 @@ def test_v2_lists_with_server_side_filters(v2: RunningSandbox) -> None:
     assert v2.request_count("GET", V2_LIST) == 3 and v2.request_count("GET", V1_LIST) == 0
 
 
-@needs_v2
 def test_v2_products_are_normalized_like_v1_ones(v2: RunningSandbox,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from_v2 = listed([])
@@ -493,7 +477,6 @@ def test_v2_products_are_normalized_like_v1_ones(v2: RunningSandbox,
     assert listed([]) == from_v2
 
 
-@needs_v2
 def test_v2_all_pages_and_caches_each_page(v2: RunningSandbox,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(catalog, "PAGE_SIZE", 4)
@@ -503,7 +486,6 @@ def test_v2_all_pages_and_caches_each_page(v2: RunningSandbox,
     assert v2.request_count("GET", V2_LIST) == 3
 
 
-@needs_v2
 def test_v2_show_reads_the_product_route_and_caches_it(v2: RunningSandbox) -> None:
     first = run(["catalog", "show", str(KTEST_OPEN_ID), "-o", "json"])
     second = run(["catalog", "show", str(KTEST_OPEN_ID), "-o", "json"])
@@ -513,7 +495,6 @@ def test_v2_show_reads_the_product_route_and_caches_it(v2: RunningSandbox) -> No
     assert "from the local catalog cache" in second.stderr
 
 
-@needs_v2
 def test_v2_show_by_ean_and_sku_searches(v2: RunningSandbox) -> None:
     by_ean = run(["catalog", "show", "--ean", "4251604177278", "-o", "json"])
     by_sku = run(["catalog", "show", "--sku", "GB-EN-4251604133182", "-o", "json"])
@@ -522,12 +503,10 @@ def test_v2_show_by_ean_and_sku_searches(v2: RunningSandbox) -> None:
     assert missing.exit_code == ExitCode.REJECTED
 
 
-@needs_v2
 def test_v2_unknown_product_exits_3(v2: RunningSandbox) -> None:
     assert run(["catalog", "show", "999"]).exit_code == ExitCode.REJECTED
 
 
-@needs_v2
 def test_v1_and_v2_answers_are_cached_apart(v2: RunningSandbox,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     listed([])

@@ -29,12 +29,6 @@ EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")
 POST_V2 = "/v2/orders"
 
 
-@pytest.fixture
-def v2(sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> RunningSandbox:
-    monkeypatch.delenv("KALIXO_TOKEN")
-    monkeypatch.setenv("KALIXO_API_URL", sandbox.v2_url)
-    monkeypatch.setenv("KALIXO_API_KEY", SANDBOX_API_KEY)
-    return sandbox
 
 
 def test_order(product_id: int, sku: str, quantity: int = 1) -> str:
