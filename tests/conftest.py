@@ -14,6 +14,8 @@ from kalixo_cli.cli import app
 from kalixo_cli.sandbox import SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox, running_sandbox
 from tests.faultserver import FaultServer, fault_server
+from tests.pgserver import ENV_BIN as PG_BIN_ENV
+from tests.pgserver import PostgresServer, missing_reason, running_postgres
 
 TEST_TOKEN_ENV = "KALIXO_TOKEN"
 
@@ -24,8 +26,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import os
 
     for name in list(os.environ):
-        if name.startswith("KALIXO_"):
+        if name.startswith(("KALIXO_", "PG")) and name != PG_BIN_ENV:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))  # not the developer's
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
@@ -110,6 +113,36 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
         monkeypatch.setenv("KALIXO_API_URL", f"{server.url}/v1")
         monkeypatch.setenv(TEST_TOKEN_ENV, "fault-server-token-0123456789")
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL of the tests' own (tests/pgserver.py), for the whole session.
+
+    Skipped with the reason when this machine has no PostgreSQL binaries; under CI=true
+    (where .ci/run installs them) their absence fails instead, so CI never skips it.
+    """
+    import os
+
+    reason = missing_reason()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests: {reason}", pytrace=False)
+        pytest.skip(reason)
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty database for one test; its URL (no password: PGPASSWORD holds it)."""
+    import secrets
+
+    name = f"t_{secrets.token_hex(6)}"
+    url = postgres_server.create_database(name)
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    yield url
+    postgres_server.drop_database(name)
 
 
 _runner = CliRunner()
