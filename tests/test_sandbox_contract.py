@@ -1,4 +1,4 @@
-"""The sandbox's v2 answers against Kalixo's own OpenAPI 3.1 spec (shared/kalixo/openapi-v2.json).
+"""The sandbox's v2 answers against Kalixo's own OpenAPI 3.1 spec (tests/data/, see its README).
 
 Every route is called into every status it can answer, and each answer is checked:
 
@@ -53,7 +53,7 @@ from kalixo_cli.sandbox import (
 from kalixo_cli.sandbox.server import RunningSandbox, running_sandbox
 from tests.conftest import FakeClock
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "kalixo" / "openapi-v2.json"
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "kalixo-openapi-v2.json"
 SPEC_URI = "urn:kalixo:openapi-v2"
 START = 1_800_000_000.0
 

@@ -1,5 +1,5 @@
 """The Kalixo API v2, emulated beside v1: the routes of Kalixo's OpenAPI 3.1 spec
-(shared/kalixo/openapi-v2.json) under ``/v2``, and the sandbox's scenario list.
+(a copy is in tests/data/kalixo-openapi-v2.json) under ``/v2``, and the sandbox's scenario list.
 
     GET  /v2/ping                       {status: "ok", timestamp}
     GET  /v2/catalog/products           filters country, language, brand, category, tag
