@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# Start-up time of kalixo beside curl, httpie and bare Python, side by side in one hyperfine
-# run, all doing the same GET against the sandbox on loopback. Prints medians and the ratio
-# of each to httpie, and checks the targets (retrieve-order <= 0.5x httpie, --help <= 0.6x).
-# Usage: bench/startup.sh [RUNS]      (from a clean clone; installs what it needs)
+# Start-up time of kalixo beside curl, httpie and bare Python, all doing the same GET against
+# the sandbox on loopback, timed in interleaved rounds (bench/interleave.py) so that a shared
+# machine's load falls on all alike. Prints medians (wall and CPU), the ratios the targets are
+# set in (kalixo vs httpie, vs the import floor `python -c "import typer, requests"`, vs a
+# bare requests GET) and whether each target is met.
+# Usage: bench/startup.sh [RUNS] [BASELINE_CHECKOUT]
+#   RUNS               interleaved rounds, every command once a round (default 30)
+#   BASELINE_CHECKOUT  another kalixo checkout with its own .venv (e.g. a worktree of an older
+#                      commit): its --help and retrieve-order join the same run, so before and
+#                      after are measured interleaved, under the same load
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-30}"
+baseline="${2:-}"
 work="$(mktemp -d)"
 trap 'kill "${server_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-if ! command -v hyperfine >/dev/null || ! command -v curl >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine curl >/dev/null
+if ! command -v curl >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
 [ -x .venv/bin/kalixo ] || { python3 -m venv .venv && .venv/bin/pip install -q -e '.[sandbox]'; }
 # An editable install has no bytecode for kalixo's own modules, and PYTHONDONTWRITEBYTECODE
 # (set on some machines) stops Python writing it: compile once, as pip does for an install.
 .venv/bin/python -m compileall -q kalixo_cli
+[ -z "$baseline" ] || "$baseline/.venv/bin/python" -m compileall -q "$baseline/kalixo_cli"
 httpie_venv=".bench-venv"
 [ -x "$httpie_venv/bin/http" ] || { python3 -m venv "$httpie_venv" && "$httpie_venv/bin/pip" install -q httpie; }
 
@@ -31,30 +39,39 @@ order_id="$(.venv/bin/kalixo -q place-order examples/order.json -o json | .venv/
 url="$KALIXO_API_URL/orders/retrieve-order?id=$order_id"
 printf 'import http.client\nc = http.client.HTTPConnection("127.0.0.1", %s)\nc.request("GET", "/v1/orders/retrieve-order?id=%s", headers={"Authorization": "Bearer %s"})\nprint(c.getresponse().read().decode())\n' \
     "$port" "$order_id" "$token" > "$work/get.py"
+printf 'import requests\nprint(requests.get("%s", headers={"Authorization": "Bearer %s"}, timeout=30).text)\n' \
+    "$url" "$token" > "$work/requests_get.py"
 
-hyperfine -N --warmup 3 --runs "$runs" --style none --export-json "$work/times.json" \
-    -n "kalixo --help" ".venv/bin/kalixo --help" \
-    -n "kalixo --version" ".venv/bin/kalixo --version" \
-    -n "kalixo retrieve-order ID -o json" ".venv/bin/kalixo retrieve-order $order_id -o json" \
-    -n "curl" "curl -s -H 'Authorization: Bearer $token' $url" \
-    -n "httpie (http)" "$httpie_venv/bin/http --ignore-stdin GET $url 'Authorization:Bearer $token'" \
-    -n "python http.client GET" ".venv/bin/python $work/get.py" \
-    -n "python -c 'import typer, requests'" ".venv/bin/python -c 'import typer, requests'" \
-    >/dev/null
-
-.venv/bin/python - "$work/times.json" <<'PY'
-import json, platform, os, sys
-results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-httpie = results["httpie (http)"]["median"]
-print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-print()
-print("| command | median (ms) | mean ± sd (ms) | x httpie |")
-print("|---|---:|---:|---:|")
-for name, r in results.items():
-    print(f"| {name} | {r['median']*1000:.1f} | {r['mean']*1000:.1f} ± {r['stddev']*1000:.1f} "
-          f"| {r['median']/httpie:.2f} |")
-print()
-for name, target in (("kalixo retrieve-order ID -o json", 0.5), ("kalixo --help", 0.6)):
-    ratio = results[name]["median"] / httpie
-    print(f"target {name}: <= {target}x httpie: {ratio:.2f}x {'met' if ratio <= target else 'MISSED'}")
+.venv/bin/python - "$work/spec.json" "$baseline" "$order_id" "$token" "$url" "$work" "$httpie_venv" <<'PY'
+import json, sys
+out, baseline, order_id, token, url, work, httpie = sys.argv[1:]
+retrieve = ["retrieve-order", order_id, "-o", "json"]
+commands = [
+    ["kalixo --help", [".venv/bin/kalixo", "--help"]],
+    ["kalixo --version", [".venv/bin/kalixo", "--version"]],
+    ["kalixo retrieve-order ID -o json", [".venv/bin/kalixo", *retrieve]],
+]
+if baseline:
+    commands += [
+        ["baseline kalixo --help", [f"{baseline}/.venv/bin/kalixo", "--help"]],
+        ["baseline kalixo retrieve-order ID -o json", [f"{baseline}/.venv/bin/kalixo", *retrieve]],
+    ]
+commands += [
+    ["curl", ["curl", "-s", "-H", f"Authorization: Bearer {token}", url]],
+    ["httpie GET", [f"{httpie}/bin/http", "--ignore-stdin", "GET", url, f"Authorization:Bearer {token}"]],
+    ["python http.client GET", [".venv/bin/python", f"{work}/get.py"]],
+    ["python requests GET", [".venv/bin/python", f"{work}/requests_get.py"]],
+    ["import floor", [".venv/bin/python", "-c", "import typer, requests"]],
+]
+ratios = []
+for prefix in ("", "baseline ") if baseline else ("",):
+    ratios += [
+        [f"{prefix}kalixo retrieve-order ID -o json", "httpie GET", 0.55],
+        [f"{prefix}kalixo retrieve-order ID -o json", "import floor", 1.15],
+        [f"{prefix}kalixo --help", "httpie GET", 0.30],
+        [f"{prefix}kalixo retrieve-order ID -o json", "python requests GET", None],
+    ]
+json.dump({"commands": commands, "ratios": ratios}, open(out, "w"))
 PY
+echo "import floor = python -c 'import typer, requests'; python requests GET = requests.get() of the same URL"
+.venv/bin/python bench/interleave.py "$work/spec.json" "$runs"

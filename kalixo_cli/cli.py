@@ -4,21 +4,63 @@
 so the same rules hold under `main()` and under Typer's test runner.
 """
 
-from __future__ import annotations
-
-import json
 import sys
-import traceback
-from typing import Annotated, Any
+from gettext import gettext as _
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.main
+from typer._click import Command, Context, HelpFormatter
 from typer.core import TyperGroup
+from typer.models import CommandInfo, TyperInfo
 
 from kalixo_cli import __version__
-from kalixo_cli.commands import account, auth, bulk, catalog, config, journal, orders, sandbox
-from kalixo_cli.context import AppState, get_state
 from kalixo_cli.errors import EXIT_CODE_MEANINGS, ExitCode, KalixoError
-from kalixo_cli.output import error_lines
+from kalixo_cli.lazy import LazyCommand, LazyCommands
+
+if TYPE_CHECKING:
+    from kalixo_cli.context import AppState
+
+# Every command, in the order `kalixo --help` lists them (commands, then groups): where it
+# lives ("module:function" or "module:Typer app") and the first paragraph of its help, which
+# the list shows without importing the module. A new command is one more line here;
+# tests/test_lazy.py checks that each summary is the command's own.
+COMMANDS: dict[str, LazyCommand] = {
+    "place-order": LazyCommand(
+        "kalixo_cli.commands.orders:place_order",
+        "Place an order from a JSON or CSV file and print its PINs."),
+    "retrieve-order": LazyCommand(
+        "kalixo_cli.commands.orders:retrieve_order",
+        "Show an order's status, lines and PINs."),
+    "place-orders": LazyCommand(
+        "kalixo_cli.commands.bulk:place_orders",
+        "Place many orders from one file, each exactly once; re-runs resume."),
+    "wallet": LazyCommand(
+        "kalixo_cli.commands.account:wallet",
+        "Show the wallet: balance per currency and the low-balance alert (API v2)."),
+    "ping": LazyCommand(
+        "kalixo_cli.commands.account:ping",
+        "Check that the API v2 answers: its status, server time and the round trip."),
+    "doctor": LazyCommand(
+        "kalixo_cli.commands.account:doctor",
+        "Check the setup: config file, profile, credential, connectivity, clock."),
+    "orders": LazyCommand(
+        "kalixo_cli.commands.journal:app",
+        "What this machine has sent: the local journal of placed orders."),
+    "auth": LazyCommand(
+        "kalixo_cli.commands.auth:app",
+        "Manage credentials: log in (v1), or store a token (v1) or an API key (v2)."),
+    "config": LazyCommand(
+        "kalixo_cli.commands.config:app",
+        "Show and change settings."),
+    "sandbox": LazyCommand(
+        "kalixo_cli.commands.sandbox:app",
+        "Run the offline emulator of the Kalixo API v1 and v2 (test credentials and API key, "
+        "test products, fake PINs)."),
+    "catalog": LazyCommand(
+        "kalixo_cli.commands.catalog:app",
+        "Browse the catalog: products, prices and open-denomination ranges."),
+}
 
 # Global flags that may also be typed after the command name; moved before it on parsing.
 _GLOBAL_FLAGS = frozenset({"--sandbox", "--verbose", "--quiet", "-q", "--no-color"})
@@ -62,7 +104,17 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return head + moved + kept
 
 
-def _report(state: AppState | None, error: KalixoError) -> None:
+def _state_of(ctx: Any) -> "AppState | None":
+    from kalixo_cli.context import AppState
+
+    return ctx.obj if isinstance(ctx.obj, AppState) else None
+
+
+def _report(state: "AppState | None", error: KalixoError) -> None:
+    import json
+
+    from kalixo_cli.output import error_lines
+
     error_lines(error.lines(), error.hint)
     context = state.error_context() if state is not None else None
     if context:
@@ -74,7 +126,42 @@ def _report(state: AppState | None, error: KalixoError) -> None:
         sys.stderr.write(json.dumps(data) + "\n")
 
 
+def load_command(name: str, entry: LazyCommand) -> Command:
+    """Build one command as `app.command(name)` or `app.add_typer(sub_app, name=name)` would."""
+    target = entry.load_target()
+    if isinstance(target, typer.Typer):
+        return typer.main.get_group_from_info(
+            TyperInfo(target, name=name), pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode, suggest_commands=app.suggest_commands,
+        )
+    if not callable(target):
+        raise TypeError(f"{entry.target} is neither a command function nor a Typer app")
+    return typer.main.get_command_from_info(
+        CommandInfo(name=name, callback=target),
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+    )
+
+
 class KalixoGroup(TyperGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = self.lazy = LazyCommands(COMMANDS, load_command)
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(self.commands)  # names only: the default would build every command
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        """TyperGroup's list of commands, from summaries: `--help` imports no command."""
+        rows = [(name, self.lazy.peek(name)) for name in self.list_commands(ctx)]
+        visible = [(name, command) for name, command in rows if not command.hidden]
+        if not visible:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in visible)
+        with formatter.section(_("Commands")):
+            formatter.write_dl([(name, command.get_short_help_str(limit))
+                                for name, command in visible])
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args))
 
@@ -82,7 +169,7 @@ class KalixoGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except KalixoError as exc:
-            _report(ctx.obj if isinstance(ctx.obj, AppState) else None, exc)
+            _report(_state_of(ctx), exc)
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.TyperException):
             raise
@@ -90,7 +177,11 @@ class KalixoGroup(TyperGroup):
             sys.stderr.write("\nkalixo: interrupted\n")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as exc:  # a bug: say so plainly, traceback only on request
-            state = ctx.obj if isinstance(ctx.obj, AppState) else None
+            import traceback
+
+            from kalixo_cli.output import error_lines
+
+            state = _state_of(ctx)
             if state is not None and state.verbose:
                 traceback.print_exc(file=sys.stderr)
             error_lines(
@@ -170,6 +261,8 @@ def root(
                      help="Print the version and exit."),
     ] = False,
 ) -> None:
+    from kalixo_cli.context import get_state
+
     state = get_state(ctx)
     state.api_url_flag = api_url
     state.profile_flag = profile
@@ -180,18 +273,6 @@ def root(
     ctx.call_on_close(state.close)
     state.start()
 
-
-app.command("place-order")(orders.place_order)
-app.command("retrieve-order")(orders.retrieve_order)
-app.command("place-orders")(bulk.place_orders)
-app.add_typer(journal.app, name="orders")
-app.add_typer(auth.app, name="auth")
-app.add_typer(config.app, name="config")
-app.add_typer(sandbox.app, name="sandbox")
-app.add_typer(catalog.app, name="catalog")
-app.command("wallet")(account.wallet)
-app.command("ping")(account.ping)
-app.command("doctor")(account.doctor)
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ import math
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +164,8 @@ def load_config(path: Path) -> ConfigFile:
             f"the config file was readable by others (mode {stat.S_IMODE(info.st_mode):04o}); "
             f"it may hold a token, so its mode is now 0600 ({path})"
         )
+    import tomllib  # here: most runs have no config file to parse
+
     try:
         text = path.read_bytes().decode("utf-8-sig")
         values = tomllib.loads(text)

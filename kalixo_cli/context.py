@@ -6,9 +6,7 @@ with an invalid file fails before any credential is looked up or sandbox started
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -68,17 +66,6 @@ RawOption = Annotated[
 ]
 
 
-class _StderrHandler(logging.Handler):
-    """Writes to whatever sys.stderr is at the time (tests swap it), redacted."""
-
-    def __init__(self, redact: Redactor) -> None:
-        super().__init__()
-        self.redact = redact
-
-    def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"kalixo: {self.redact(self.format(record))}\n")
-
-
 @dataclass
 class AppState:
     api_url_flag: str | None = None
@@ -103,12 +90,10 @@ class AppState:
                              hint="drop one of them")
         configure_output(quiet=self.quiet, no_color=self.no_color)
         if self.verbose or os.environ.get(ENV_DEBUG, "").strip() not in ("", "0"):
+            from kalixo_cli import verbose
+
             self.verbose = True
-            logger = logging.getLogger("kalixo")
-            handler = _StderrHandler(self.redactor)
-            logger.addHandler(handler)
-            logger.setLevel(logging.DEBUG)
-            self.stack.callback(logger.removeHandler, handler)
+            self.stack.callback(verbose.enable(self.redactor))
 
     def close(self) -> None:
         self.stack.close()
@@ -291,6 +276,8 @@ class AppState:
         self.redactor.add(SANDBOX_API_KEY)
         running = self.stack.enter_context(running_sandbox(default_db_path()))
         url = running.v2_url if version == "v2" else running.v1_url
+        import logging
+
         logging.getLogger("kalixo.sandbox").info("sandbox serving at %s", url)
         credential = SANDBOX_API_KEY if version == "v2" else SANDBOX_TOKEN
         return Endpoint(url, credential, journal_key=self.journal_key(), version=version)

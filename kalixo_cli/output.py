@@ -8,7 +8,6 @@ not) plus --no-color; nothing is ever paged.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -91,6 +90,8 @@ def print_jsonl(records: Iterable[Any]) -> None:
 
 
 def print_csv(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> None:
+    import csv
+
     writer = csv.DictWriter(sys.stdout, fieldnames=list(fieldnames), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)

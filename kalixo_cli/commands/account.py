@@ -1,7 +1,5 @@
 """wallet, ping and doctor: the account's balance, and whether kalixo can talk to the API."""
 
-from __future__ import annotations
-
 import math
 import stat
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ CLOCK_SKEW_LIMIT = 30.0  # seconds; beyond it, signed requests and timestamps go
 DOCTOR_DEADLINE = 10.0  # seconds of retrying a doctor may spend before it says "unreachable"
 
 
-def _v2_client(state: AppState, what: str, hint: str) -> V2Client:
+def _v2_client(state: AppState, what: str, hint: str) -> "V2Client":
     """The client, when the API in force is v2; else a UsageError (exit 2) saying so."""
     if state.settings().api_version.value != "v2":
         raise UsageError(f"API v1 has no {what} endpoint; {what} needs API v2", hint=hint)
@@ -53,7 +51,7 @@ def _major(amount: float, currency: str) -> str:
     return f"{amount:,.0f}" if currency in ZERO_DECIMAL_CURRENCIES else f"{amount:,.2f}"
 
 
-def wallet_view(wallet: Wallet, *, plain: bool = False) -> RenderableType:
+def wallet_view(wallet: "Wallet", *, plain: bool = False) -> "RenderableType":
     """Balances a currency a line (major units, as the API gives them), then the alert."""
     from rich import box
     from rich.console import Group
@@ -134,7 +132,7 @@ def ping(ctx: typer.Context, output: OutputOption = None) -> None:
         warn(f"this machine's clock is {_skew_text(skew)}; set it right (NTP)")
 
 
-def _ping_view(result: dict[str, Any]) -> RenderableType:
+def _ping_view(result: dict[str, Any]) -> "RenderableType":
     from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
@@ -206,7 +204,7 @@ def check_config_file(state: AppState) -> Check:
     return Check(name, "ok", f"{path} (mode {mode:04o})")
 
 
-def check_profile(settings: Settings, url: str) -> Check:
+def check_profile(settings: "Settings", url: str) -> Check:
     return Check(
         "profile", "ok",
         f"profile {settings.profile.value} ({settings.profile.source}); API "
@@ -214,7 +212,7 @@ def check_profile(settings: Settings, url: str) -> Check:
     )
 
 
-def check_api_version(settings: Settings, *, sandbox: bool) -> Check:
+def check_api_version(settings: "Settings", *, sandbox: bool) -> Check:
     from kalixo_cli.config import version_from_url
 
     name = "api version"
@@ -235,7 +233,7 @@ def check_api_version(settings: Settings, *, sandbox: bool) -> Check:
     return Check(name, "ok", f"API {version}, as the URL path says")
 
 
-def check_credential(state: AppState, settings: Settings) -> Check:
+def check_credential(state: AppState, settings: "Settings") -> Check:
     from kalixo_cli.config import mask_secret
 
     name = "credential"
@@ -254,7 +252,7 @@ def check_credential(state: AppState, settings: Settings) -> Check:
     return Check(name, "ok", f"{kind} {mask_secret(credential.value)} from {credential.source}")
 
 
-def network_checks(probe: Probe, version: str) -> list[Check]:
+def network_checks(probe: "Probe", version: str) -> list[Check]:
     """Connectivity, credential accepted and clock skew, from one request's answer."""
     what = "GET /ping" if version == "v2" else "GET catalog/products?take=1"
     error = probe.error
@@ -292,7 +290,7 @@ def network_checks(probe: Probe, version: str) -> list[Check]:
     return checks
 
 
-def _credential_accepted(probe: Probe, what: str, error: KalixoError | None) -> Check:
+def _credential_accepted(probe: "Probe", what: str, error: KalixoError | None) -> Check:
     name = "credential accepted"
     if isinstance(error, AuthRejected):
         detail = f"the API refused it (HTTP {error.status}"
@@ -337,7 +335,7 @@ def run_checks(state: AppState) -> list[Check]:
     return [*checks, *network_checks(client.probe(), settings.api_version.value)]
 
 
-def doctor_view(checks: list[Check], *, plain: bool = False) -> RenderableType:
+def doctor_view(checks: list[Check], *, plain: bool = False) -> "RenderableType":
     from rich.table import Table
     from rich.text import Text
 

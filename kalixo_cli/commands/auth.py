@@ -5,8 +5,6 @@ prompt or stdin, and is stored in the profile's section of the 0600 config file.
 is never stored at all.
 """
 
-from __future__ import annotations
-
 import os
 import re
 import sys

@@ -1,7 +1,5 @@
 """place-orders: many orders from one file, each placed exactly once, resumable."""
 
-from __future__ import annotations
-
 import sys
 import threading
 from enum import StrEnum
@@ -43,7 +41,7 @@ class BatchStopped(KalixoError):
         self.exit_code = exit_code
 
 
-def _summary_view(summary: Summary, plain: bool) -> Any:
+def _summary_view(summary: "Summary", plain: bool) -> Any:
     from rich import box
     from rich.table import Table
 
@@ -83,7 +81,7 @@ class _Progress:
             self.task = self.bar.add_task("placing", total=total, rate=0.0, failures=0)
             self.bar.start()
 
-    def advance(self, result: Result) -> None:
+    def advance(self, result: "Result") -> None:
         if self.bar is None:
             return
         self.failures += result.outcome not in ("placed", "skipped")
@@ -186,7 +184,7 @@ def _open(file: str) -> Any:
         raise UsageError(f"cannot read {file}: {exc.strerror}") from None
 
 
-def _announce(plan: Plan, *, dry_run: bool) -> None:
+def _announce(plan: "Plan", *, dry_run: bool) -> None:
     verb = "would send" if dry_run else "sending"
     note(f"{plan.total} valid orders: {verb} {plan.to_send}, skipping {plan.skipped} "
          f"already placed" + (f" and {plan.skipped_unknown} with an unknown outcome"
@@ -195,7 +193,7 @@ def _announce(plan: Plan, *, dry_run: bool) -> None:
         note("dry run: nothing was sent")
 
 
-def _send(state: AppState, plan: Plan, *, api: str, fmt: str, concurrency: int) -> Summary:
+def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int) -> "Summary":
     """Send the plan with workers sharing one pacer and one retry budget."""
     from kalixo_cli.bulk import RatePacer, Result, Summary, send_plan
     from kalixo_cli.retry import RetryBudget
@@ -205,10 +203,10 @@ def _send(state: AppState, plan: Plan, *, api: str, fmt: str, concurrency: int) 
     if plan.to_send:
         state.endpoint()  # no credentials: fail before any worker starts
 
-    def client() -> ApiClient:
+    def client() -> "ApiClient":
         return state.new_client(pacer=pacer, budget=budget)
 
-    def emit(result: Result) -> None:
+    def emit(result: "Result") -> None:
         if fmt == "jsonl":
             print_jsonl([result.to_json()])
 
@@ -221,7 +219,7 @@ def _send(state: AppState, plan: Plan, *, api: str, fmt: str, concurrency: int) 
         emit(result)
     progress = _Progress(plan.to_send)
 
-    def on_result(result: Result) -> None:
+    def on_result(result: "Result") -> None:
         progress.advance(result)
         emit(result)
 
@@ -236,7 +234,7 @@ def _send(state: AppState, plan: Plan, *, api: str, fmt: str, concurrency: int) 
     return summary
 
 
-def _finish(summary: Summary, fmt: str) -> None:
+def _finish(summary: "Summary", fmt: str) -> None:
     counts = summary.counts
     note(f"placed {counts['placed']}, skipped {counts['skipped']} already placed, "
          f"rejected {counts['rejected']}, not placed {counts['failed']}, "

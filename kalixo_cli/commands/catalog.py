@@ -1,7 +1,5 @@
 """catalog: list and show products, through the local catalog cache (see kalixo_cli.catalog)."""
 
-from __future__ import annotations
-
 import os
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -52,7 +50,7 @@ def _filter_option(flag: str, what: str, example: str) -> Any:
                         f"matches (e.g. {example}).")
 
 
-def catalog_source(state: AppState, *, refresh: bool = False) -> CatalogSource:
+def catalog_source(state: AppState, *, refresh: bool = False) -> "CatalogSource":
     """The active API's catalog through the cache: also what place-order's --product uses
     (`request_from_products(..., lookup=catalog_source(state).product, ...)`)."""
     from kalixo_cli.catalog import (
@@ -72,7 +70,7 @@ def catalog_source(state: AppState, *, refresh: bool = False) -> CatalogSource:
     )
 
 
-def _print_one(product: Product, fmt: OutputFormat) -> None:
+def _print_one(product: "Product", fmt: OutputFormat) -> None:
     from kalixo_cli.catalog import CSV_FIELDS, csv_row, product_view
 
     if fmt == "json":

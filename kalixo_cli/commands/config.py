@@ -1,7 +1,5 @@
 """config: show the settings in force and where each comes from; change the file."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

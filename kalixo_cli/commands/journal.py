@@ -1,7 +1,5 @@
 """orders: what this machine has sent, from the local journal, and settling unknown outcomes."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from typing import Annotated, Any
 

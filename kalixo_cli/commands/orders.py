@@ -1,7 +1,5 @@
 """place-order and retrieve-order: read input, call the client, hand the order to output."""
 
-from __future__ import annotations
-
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -69,8 +67,6 @@ MaskPinsOption = Annotated[
 
 def _show_order(order: Order, raw_text: str | None, fmt: OutputFormat, *,
                 mask_pins: bool) -> None:
-    from kalixo_cli.render import ORDER_CSV_FIELDS, order_csv_rows, order_view
-
     if raw_text is not None:
         print_raw(raw_text)
     elif fmt == "json":
@@ -78,8 +74,12 @@ def _show_order(order: Order, raw_text: str | None, fmt: OutputFormat, *,
     elif fmt == "jsonl":
         print_jsonl([order.to_json()])
     elif fmt == "csv":
+        from kalixo_cli.render import ORDER_CSV_FIELDS, order_csv_rows
+
         print_csv(order_csv_rows(order), ORDER_CSV_FIELDS)
     else:
+        from kalixo_cli.render import order_view
+
         print_view(lambda plain, width: order_view(order, mask_pins=mask_pins, plain=plain,
                                                     width=width))
 
@@ -211,7 +211,7 @@ def place_order(
                   force=force)
 
 
-def _warn_low_balance(result: OrderResult) -> None:
+def _warn_low_balance(result: "OrderResult") -> None:
     from kalixo_cli.api.v2 import wallet_of
 
     wallet = wallet_of(result)
@@ -222,8 +222,8 @@ def _warn_low_balance(result: OrderResult) -> None:
              "(`kalixo wallet` shows it)")
 
 
-def _wait(client: ApiClient, result: OrderResult, *, timeout: float,
-          interval: float) -> OrderResult:
+def _wait(client: "ApiClient", result: "OrderResult", *, timeout: float,
+          interval: float) -> "OrderResult":
     """Poll the order until it is no longer processing; a spinner at a terminal."""
     from kalixo_cli.waiting import PENDING, wait_for_order
 
@@ -268,7 +268,7 @@ class _Spinner:
             self.status.stop()
 
 
-def _finish_order(result: OrderResult, *, raw: bool, fmt: OutputFormat, mask_pins: bool,
+def _finish_order(result: "OrderResult", *, raw: bool, fmt: OutputFormat, mask_pins: bool,
                   pins_out: Path | None, force: bool) -> None:
     order = result.order
     _show_order(order, result.answer.text if raw else None, fmt, mask_pins=mask_pins)
@@ -287,7 +287,7 @@ def _finish_order(result: OrderResult, *, raw: bool, fmt: OutputFormat, mask_pin
         warn(f"order {reference} failed: {order.reason}")
 
 
-def _refuse_known(known: Verdict, code: str, fmt: OutputFormat) -> NoReturn:
+def _refuse_known(known: "Verdict", code: str, fmt: OutputFormat) -> NoReturn:
     """The journal says this code was placed, or may have been: show it, send nothing."""
     from kalixo_cli.placement import resolution_hint
 

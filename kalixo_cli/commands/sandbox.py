@@ -5,8 +5,6 @@ stays instant and a missing ``sandbox`` extra becomes an install hint, not a tra
 The fault-injection flags map one to one onto `kalixo_cli.sandbox.faults.Faults`.
 """
 
-from __future__ import annotations
-
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any

@@ -1,0 +1,30 @@
+"""The --verbose log: kalixo's loggers written to stderr, redacted.
+
+Its own module so that `logging` is imported only when a run asks for the log.
+"""
+
+import logging
+import sys
+from collections.abc import Callable
+
+from kalixo_cli.redact import Redactor
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (tests swap it), redacted."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"kalixo: {self.redact(self.format(record))}\n")
+
+
+def enable(redact: Redactor) -> Callable[[], None]:
+    """Send kalixo's DEBUG log to stderr; returns the undo."""
+    logger = logging.getLogger("kalixo")
+    handler = _StderrHandler(redact)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return lambda: logger.removeHandler(handler)
