@@ -30,7 +30,8 @@ def run_once(argv: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    spec = json.load(open(sys.argv[1]))
+    with open(sys.argv[1]) as file:
+        spec = json.load(file)
     runs = int(sys.argv[2])
     commands: list[tuple[str, list[str]]] = [(name, argv) for name, argv in spec["commands"]]
     wall: dict[str, list[float]] = {name: [] for name, _ in commands}
