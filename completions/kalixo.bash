@@ -47,9 +47,9 @@ _kalixo_spec() {
             options='--help -h'
             valued=''
             args='' ;;
-        'orders list')  # List the orders this machine has sent to the current API.
+        'orders list')  # List the orders this machine has sent to the current API, oldest first.
             commands=''
-            options='--state --since --until --code --limit --output -o --help -h'
+            options='--state --since --until --code --limit --all --output -o --help -h'
             valued='--state --since --until --code --limit --output -o'
             args='' ;;
         'orders show')  # Show what the journal knows of one order.

@@ -172,7 +172,7 @@ complete -c kalixo -n "__kalixo_at 'doctor'" -l output -s o -x -a 'table json' -
 complete -c kalixo -n "__kalixo_at 'doctor'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo orders
-complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'list' -d 'List the orders this machine has sent to the current API.'
+complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'list' -d 'List the orders this machine has sent to the current API, oldest first.'
 complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'show' -d 'Show what the journal knows of one order.'
 complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'resolve' -d 'Record how an unknown outcome ended, after checking with Kalixo.'
 complete -c kalixo -n "__kalixo_at 'orders'" -l help -s h -d 'Show this message and exit.'
@@ -182,7 +182,8 @@ complete -c kalixo -n "__kalixo_at 'orders list'" -l state -x -d 'Only this stat
 complete -c kalixo -n "__kalixo_at 'orders list'" -l since -x -d 'Sent at or after (UTC).'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l until -x -d 'Sent before (UTC).'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l code -x -d 'Codes matching a glob, e.g.'
-complete -c kalixo -n "__kalixo_at 'orders list'" -l limit -x -d 'At most N.'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l limit -x -d 'At most N, oldest first.'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l all -d 'Every order, even in a table at a terminal (which otherwise shows the...'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l help -s h -d 'Show this message and exit.'
 

@@ -214,8 +214,12 @@ class Journal:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT * FROM orders {where} ORDER BY created_at, code{tail}", params
-            ).fetchall()
-        for row in rows:
-            yield Entry(*row)
+            cursor = self._db.execute(
+                f"SELECT * FROM orders {where} ORDER BY created_at, code{tail}", params)
+        while True:  # a batch at a time: a listing of any size in the memory of one batch
+            with self._lock:
+                rows = cursor.fetchmany(1000)
+            if not rows:
+                return
+            for row in rows:
+                yield Entry(*row)

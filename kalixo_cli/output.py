@@ -78,9 +78,45 @@ def print_view(build: Callable[[bool, int], RenderableType]) -> None:
     target.print(build(not target.is_terminal, target.width), crop=False)
 
 
+_JSON = json.JSONEncoder(indent=2, ensure_ascii=False)
+
+
+def json_text(data: Any) -> str:
+    """The one JSON form of results: indented, non-ASCII as is (`json.dumps(data, indent=2,
+    ensure_ascii=False)`, with one encoder for all)."""
+    return _JSON.encode(data)
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
     sys.stdout.flush()
+
+
+def print_json_array(items: Iterable[Any], chunk: int = 256) -> None:
+    """A JSON array written as its items come: the same text `print_json` writes for the whole
+    list, in the memory of `chunk` items (a journal listing can have any size).
+
+    Each chunk is encoded as a list of its own, whose brackets are then dropped: one encoder
+    call per chunk, not per item, and one write (stdout may be unbuffered)."""
+    out = sys.stdout
+    batch: list[Any] = []
+    first = True
+
+    def flush() -> None:
+        nonlocal first
+        text = json_text(batch)  # "[\n  item,\n  item\n]"
+        out.write(("[\n" if first else ",\n") + text[2:-2])
+        first = False
+        batch.clear()
+
+    for item in items:
+        batch.append(item)
+        if len(batch) == chunk:
+            flush()
+    if batch:
+        flush()
+    out.write("[]\n" if first else "\n]\n")
+    out.flush()
 
 
 def print_jsonl(records: Iterable[Any]) -> None:

@@ -1,13 +1,23 @@
 """orders: what this machine has sent, from the local journal, and settling unknown outcomes."""
 
+import sys
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 import typer
 
 from kalixo_cli.context import OrderOutputOption, get_state
 from kalixo_cli.errors import UsageError
-from kalixo_cli.output import note, print_csv, print_json, print_jsonl, print_view
+from kalixo_cli.output import (
+    note,
+    print_csv,
+    print_json,
+    print_json_array,
+    print_jsonl,
+    print_view,
+)
 
 app = typer.Typer(
     help="What this machine has sent: the local journal of placed orders.\n\n"
@@ -38,21 +48,62 @@ def _glob_to_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-def _view(records: list[dict[str, Any]], plain: bool) -> Any:
+def _view(records: list[dict[str, Any]], plain: bool,
+          widths: list[int] | None = None, header: bool = True) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("Code", "State", "Order", "Status", "Sent (UTC)", "Error"):
-        table.add_column(column, overflow="fold")
+    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  show_header=header)
+    for index, column in enumerate(("Code", "State", "Order", "Status", "Sent (UTC)", "Error")):
+        width = widths[index] if widths else None
+        table.add_column(column, overflow="fold", width=width, min_width=width)
     for record in records:
-        table.add_row(
-            record["externalOrderCode"], record["state"],
+        table.add_row(*_cells(record))
+    return table
+
+
+def _cells(record: dict[str, Any]) -> list[str]:
+    return [record["externalOrderCode"], record["state"],
             "-" if record["orderId"] is None else str(record["orderId"]),
             record["status"] or "-", record["createdAt"].replace("T", " ").rstrip("Z"),
-            record["error"] or "",
-        )
-    return table
+            record["error"] or ""]
+
+
+TABLE_PAGE = 30  # rows a table shows at a terminal unless --all or --limit (as gh's --limit)
+TABLE_CHUNK = 500  # rows rendered at a time when a table streams
+
+
+def _print_table_stream(records: Iterable[dict[str, Any]]) -> int:
+    """A table of any length, printed a chunk at a time with the columns the first chunk
+    fixed (a rich table would hold and measure every row before printing one)."""
+    widths: list[int] | None = None
+    count = 0
+    for chunk in _chunks(records, TABLE_CHUNK):
+        if widths is None:
+            widths = [max(len(name), *(len(cells[i]) for cells in map(_cells, chunk)))
+                      for i, name in enumerate(("Code", "State", "Order", "Status",
+                                                "Sent (UTC)", "Error"))]
+            widths[-1] = min(widths[-1], 60)  # long errors fold instead of widening the table
+        print_view(partial(_view_of, chunk, widths, count == 0))
+        count += len(chunk)
+    return count
+
+
+def _view_of(rows: list[dict[str, Any]], widths: list[int], header: bool, plain: bool,
+             _width: int) -> Any:
+    return _view(rows, plain, widths, header)
+
+
+def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 @app.command("list")
@@ -73,10 +124,20 @@ def list_orders(
         str | None,
         typer.Option("--code", metavar="PATTERN", help="Codes matching a glob, e.g. 'batch-7-*'."),
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1,
+                                              help="At most N, oldest first.")] = None,
+    show_all: Annotated[
+        bool,
+        typer.Option("--all", help=f"Every order, even in a table at a terminal (which "
+                     f"otherwise shows the newest {TABLE_PAGE}). JSON, JSONL and CSV always "
+                     "list every order."),
+    ] = False,
     output: OrderOutputOption = None,
 ) -> None:
-    """List the orders this machine has sent to the current API.
+    """List the orders this machine has sent to the current API, oldest first.
+
+    Rows are written as the journal yields them, so a listing of any length starts at once
+    and takes little memory.
 
     Example: kalixo orders list --state unknown --since 2026-11-01
     """
@@ -84,22 +145,43 @@ def list_orders(
     fmt = app_state.choose_output(output)
     if state is not None and state not in STATE_NAMES:
         raise UsageError(f"unknown state {state!r}", hint=f"states: {', '.join(STATE_NAMES)}")
+    if show_all and limit is not None:
+        raise UsageError("--all and --limit cannot be used together", hint="drop one of them")
     entries = app_state.journal().entries(
         app_state.journal_key(), state=state, since=_timestamp(since, "--since"),
         until=_timestamp(until, "--until"),
         code_like=_glob_to_like(code) if code else None, limit=limit,
     )
-    records = [entry.to_json() for entry in entries]
+    records = (entry.to_json() for entry in entries)
     if fmt == "json":
-        print_json(records)
+        print_json_array(records)
     elif fmt == "jsonl":
         print_jsonl(records)
     elif fmt == "csv":
         print_csv(records, FIELDS)
-    elif records:
-        print_view(lambda plain, _: _view(records, plain))
+    elif show_all or limit is not None or not sys.stdout.isatty():
+        if not _print_table_stream(records):
+            note("no orders in the journal for this API")
     else:
+        _print_newest_page(records)
+
+
+def _print_newest_page(records: Iterable[dict[str, Any]]) -> None:
+    """The newest page, and how many more there are: what a person at a terminal wants."""
+    from collections import deque
+
+    total = 0
+    page: deque[dict[str, Any]] = deque(maxlen=TABLE_PAGE)
+    for record in records:
+        page.append(record)
+        total += 1
+    if not total:
         note("no orders in the journal for this API")
+        return
+    _print_table_stream(page)
+    if total > len(page):
+        note(f"showing the newest {len(page)} of {total} orders; --all for every one, "
+             "-o json or -o csv for scripts")
 
 
 @app.command("show")
