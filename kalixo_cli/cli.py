@@ -110,20 +110,37 @@ def _state_of(ctx: Any) -> "AppState | None":
     return ctx.obj if isinstance(ctx.obj, AppState) else None
 
 
+def _redacted(value: Any, redact: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, redact) for item in value]
+    return value
+
+
 def _report(state: "AppState | None", error: KalixoError) -> None:
+    """The error on stderr: lines, hint, context, and with -o json a JSON object; every
+    part redacted as --verbose is (a server may echo a credential) and cleaned."""
     import json
 
     from kalixo_cli.output import error_lines
+    from kalixo_cli.redact import Redactor
+    from kalixo_cli.sanitize import clean, json_safe
 
-    error_lines(error.lines(), error.hint)
+    redact = state.redactor if state is not None else Redactor()
+    error_lines([redact(line) for line in error.lines()],
+                redact(error.hint) if error.hint else None)
     context = state.error_context() if state is not None else None
     if context:
-        sys.stderr.write(f"kalixo: (profile {context['profile']}, {context['apiUrl']})\n")
+        sys.stderr.write(clean(f"kalixo: (profile {context['profile']}, "
+                               f"{redact(context['apiUrl'])})") + "\n")
     if state is not None and state.json_errors:
         data = error.to_json()
         if context:
             data["error"].update(context)
-        sys.stderr.write(json.dumps(data) + "\n")
+        sys.stderr.write(json_safe(json.dumps(_redacted(data, redact))) + "\n")
 
 
 def load_command(name: str, entry: LazyCommand) -> Command:

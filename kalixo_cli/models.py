@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from kalixo_cli.sanitize import invisible_characters
+
 INT64_MAX = 2**63 - 1
 
 Amount = Annotated[int, Field(ge=0, le=INT64_MAX)]
@@ -116,6 +118,15 @@ class OrderRequest(_Strict):
             raise PydanticCustomError("blank", "must not be blank")
         if _CONTROL.search(value):
             raise PydanticCustomError("control", "must not contain control characters")
+        invisible = invisible_characters(value)
+        if invisible:
+            # Two codes that look the same must not be two orders (or two journal rows).
+            raise PydanticCustomError(
+                "invisible",
+                "must not contain invisible or text-direction characters ({chars}): a code "
+                "that reads like another must be the same code",
+                {"chars": ", ".join(dict.fromkeys(invisible))},
+            )
         if value != value.strip():
             raise PydanticCustomError("spaces", "must not start or end with white space")
         return value

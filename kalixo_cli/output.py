@@ -4,6 +4,10 @@ stdout carries only results (a table at a terminal, JSON otherwise), so a script
 it; notes, warnings and errors go to stderr. Consoles are made per call because tests and
 callers swap sys.stdout. Colour follows rich's rules (NO_COLOR, FORCE_COLOR, a terminal or
 not) plus --no-color; nothing is ever paged.
+
+This is also where outside text is made safe (`kalixo_cli.sanitize`): consoles never parse
+rich markup or emoji codes and show control characters as escapes, JSON escapes them,
+CSV cells are cleaned and defused, and every line on stderr is cleaned.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from kalixo_cli.sanitize import clean, clean_lines, csv_cell, json_safe
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -54,13 +60,45 @@ def resolve_format(
     return requested  # type: ignore[return-value]
 
 
-def console(*, stderr: bool = False) -> Console:
-    from rich.console import Console
+_safe_console: type[Console] | None = None
 
-    return Console(
+
+def _console_class() -> type[Console]:
+    """A rich Console that never interprets data: no markup, no emoji codes, and no control
+    character in any text it writes (kalixo's own styles are Text styles, not markup)."""
+    global _safe_console
+    if _safe_console is not None:
+        return _safe_console
+    from rich.console import Console, ConsoleOptions
+    from rich.segment import Segment
+    from rich.text import Text
+
+    class SafeConsole(Console):
+        def render_str(self, text: str, **kwargs: Any) -> Text:
+            return super().render_str(clean_lines(text), **kwargs)
+
+        def render(self, renderable: RenderableType,
+                   options: ConsoleOptions | None = None) -> Any:
+            # The last line of defence: a view that forgot to clean a string still cannot
+            # put a control character on the terminal (its columns may just be off).
+            for segment in super().render(renderable, options):
+                if segment.control is None and segment.text:
+                    text = clean_lines(segment.text)
+                    if text is not segment.text:
+                        segment = Segment(text, segment.style)
+                yield segment
+
+    _safe_console = SafeConsole
+    return SafeConsole
+
+
+def console(*, stderr: bool = False) -> Console:
+    return _console_class()(
         file=sys.stderr if stderr else sys.stdout,
         soft_wrap=False,
         highlight=False,
+        markup=False,
+        emoji=False,
         no_color=settings.no_color or None,
     )
 
@@ -83,8 +121,9 @@ _JSON = json.JSONEncoder(indent=2, ensure_ascii=False)
 
 def json_text(data: Any) -> str:
     """The one JSON form of results: indented, non-ASCII as is (`json.dumps(data, indent=2,
-    ensure_ascii=False)`, with one encoder for all)."""
-    return _JSON.encode(data)
+    ensure_ascii=False)`, with one encoder for all), but for the characters a terminal would
+    obey, which are escaped (`sanitize.json_safe`)."""
+    return json_safe(_JSON.encode(data))
 
 
 def print_json(data: Any) -> None:
@@ -121,36 +160,46 @@ def print_json_array(items: Iterable[Any], chunk: int = 256) -> None:
 
 def print_jsonl(records: Iterable[Any]) -> None:
     for record in records:
-        sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        sys.stdout.write(
+            json_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n"
+        )
     sys.stdout.flush()
+
+
+def csv_rows(rows: Iterable[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
+    """Rows with every text cell cleaned and defused (`sanitize.csv_cell`)."""
+    return ({key: csv_cell(value) for key, value in row.items()} for row in rows)
 
 
 def print_csv(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> None:
     import csv
 
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(fieldnames), lineterminator="\n")
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(fieldnames), lineterminator="\n",
+                            extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(csv_rows(rows))
     sys.stdout.flush()
 
 
 def print_raw(text: str) -> None:
+    """The server's JSON as it came, but for the escapes that make it safe to show."""
+    text = json_safe(text)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
 
 
 def note(message: str) -> None:
     if not settings.quiet:
-        sys.stderr.write(f"{PROG}: {message}\n")
+        sys.stderr.write(f"{PROG}: {clean(message)}\n")
 
 
 def warn(message: str) -> None:
     if not settings.quiet:
-        sys.stderr.write(f"{PROG}: warning: {message}\n")
+        sys.stderr.write(f"{PROG}: warning: {clean(message)}\n")
 
 
 def error_lines(lines: list[str], hint: str | None) -> None:
     for line in lines:
-        sys.stderr.write(f"{PROG}: error: {line}\n")
+        sys.stderr.write(f"{PROG}: error: {clean(line)}\n")
     if hint:
-        sys.stderr.write(f"{PROG}: hint: {hint}\n")
+        sys.stderr.write(f"{PROG}: hint: {clean(hint)}\n")

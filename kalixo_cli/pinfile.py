@@ -38,12 +38,17 @@ def check_target(path: Path, *, force: bool) -> None:
 
 
 def render_pins(rows: Sequence[dict[str, Any]], path: Path) -> bytes:
+    """JSON with unsafe characters as \\u escapes; CSV with every cell cleaned and a
+    would-be formula defused (`sanitize`), since this file is opened in spreadsheets."""
+    from kalixo_cli.output import csv_rows
+    from kalixo_cli.sanitize import json_safe
+
     if path.suffix.lower() == ".json":
-        return (json.dumps(list(rows), indent=2, ensure_ascii=False) + "\n").encode()
+        return (json_safe(json.dumps(list(rows), indent=2, ensure_ascii=False)) + "\n").encode()
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(PIN_FIELDS), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(csv_rows(rows))
     return buffer.getvalue().encode()
 
 

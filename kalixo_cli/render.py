@@ -1,4 +1,8 @@
-"""Rich renderables for people at a terminal. Pure: models in, renderables out."""
+"""Rich renderables for people at a terminal. Pure: models in, renderables out.
+
+Data go in as plain strings (the console neither parses markup nor lets a control character
+through) or as `Text` of `sanitize.clean`ed strings; kalixo's own styles are Text styles.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from kalixo_cli.order import Order
 from kalixo_cli.redact import mask_pin
+from kalixo_cli.sanitize import clean
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -41,7 +46,7 @@ def _status_text(status: str | None) -> Any:
 
     if status is None:
         return Text("unknown", style="dim")
-    return Text(status, style=STATUS_STYLES.get(status, "bold"))
+    return Text(clean(status), style=STATUS_STYLES.get(status, "bold"))
 
 
 # Columns beside the PIN in an order table (ID, SKU, price, quantity, padding), at their
@@ -99,17 +104,18 @@ def order_view(order: Order, *, mask_pins: bool = False, plain: bool = False,
     summary.add_row("Status", _status_text(order.status))
     summary.add_row("Total", format_amount(order.price, order.currency))
 
-    widest_pin = max((len(pin) for p in order.products for pin in p.pins), default=10)
+    widest_pin = max((len(clean(pin)) for p in order.products for pin in p.pins), default=10)
     if width < widest_pin + TABLE_BESIDE_PIN:
         stacked: list[Any] = [summary, ""]
         for product in order.products:
             stacked.append(Text(
-                f"{product.productId} {product.sku or '-'} "
+                f"{product.productId} {clean(product.sku or '-')} "
                 f"{format_amount(product.price, order.currency)} x{product.quantity}",
                 style="bold",
             ))
             pins = [mask_pin(pin) for pin in product.pins] if mask_pins else product.pins
-            stacked.extend(Text(f"  {pin}", no_wrap=True, overflow="ignore") for pin in pins)
+            stacked.extend(Text(f"  {clean(pin)}", no_wrap=True, overflow="ignore")
+                           for pin in pins)
             if not pins:
                 stacked.append(Text("  (not delivered)", style="dim"))
         return Group(*stacked)
@@ -128,7 +134,7 @@ def order_view(order: Order, *, mask_pins: bool = False, plain: bool = False,
             product.sku or "-",
             format_amount(product.price, order.currency),
             str(product.quantity) if product.quantity is not None else "-",
-            first if pins else f"[dim]{first}[/dim]",
+            first if pins else Text(first, style="dim"),
         )
         for pin in pins[1:]:
             lines.add_row("", "", "", "", pin)

@@ -11,14 +11,17 @@ from kalixo_cli.redact import Redactor
 
 
 class _StderrHandler(logging.Handler):
-    """Writes to whatever sys.stderr is at the time (tests swap it), redacted."""
+    """Writes to whatever sys.stderr is at the time (tests swap it), redacted and cleaned
+    (a logged URL or header may hold a server's control characters)."""
 
     def __init__(self, redact: Redactor) -> None:
         super().__init__()
         self.redact = redact
 
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"kalixo: {self.redact(self.format(record))}\n")
+        from kalixo_cli.sanitize import clean
+
+        sys.stderr.write(f"kalixo: {clean(self.redact(self.format(record)))}\n")
 
 
 def enable(redact: Redactor) -> Callable[[], None]:

@@ -2,6 +2,11 @@
 
 Each request takes the next scripted `Reply` for its path (the last one repeats), and is
 recorded with its headers and body so tests can assert what reached the server.
+
+Hostile modes, for the security tests: `trickle-headers` (one header line every `trickle`
+seconds, for ever), `trickle-body` (one byte of body every `trickle` seconds), and `huge`
+(`size` bytes of body streamed without holding them; with `chunked` no Content-Length).
+Header values go out as given, control characters and all.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ class Reply:
     status: int = 200
     body: bytes | str | dict[str, Any] | list[Any] = b""
     headers: dict[str, str] = field(default_factory=dict)
-    action: str = "answer"  # answer | reset | close | hang
+    action: str = "answer"  # answer | reset | close | hang | trickle-headers | trickle-body | huge
     delay: float = 0.0
+    trickle: float = 0.2  # seconds between the bytes or header lines of a trickle
+    size: int = 0  # bytes of body for `huge`
+    chunked: bool = False  # `huge` without a Content-Length (chunked transfer coding)
 
 
 @dataclass
@@ -39,6 +47,7 @@ class FaultServer:
     def __init__(self) -> None:
         self.script: dict[str, list[Reply]] = {}
         self.seen: list[Seen] = []
+        self.streamed = 0  # body bytes a `huge` reply got out before the client hung up
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.httpd: ThreadingHTTPServer | None = None
@@ -90,6 +99,9 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 server._stop.wait(30)
                 self.close_connection = True
                 return
+            if reply.action.startswith("trickle") or reply.action == "huge":
+                self._hostile(reply)
+                return
             payload = reply.body
             if isinstance(payload, (dict, list)):
                 data = json.dumps(payload).encode()
@@ -104,6 +116,47 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
+
+        def _hostile(self, reply: Reply) -> None:
+            self.close_connection = True
+            try:
+                if reply.action == "trickle-headers":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    line = 0
+                    while not server._stop.wait(reply.trickle):
+                        line += 1
+                        self.wfile.write(f"X-Pad-{line}: {'x' * 8}\r\n".encode())
+                        self.wfile.flush()
+                    return
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                if reply.action == "trickle-body":
+                    self.send_header("Content-Length", "1000000")
+                    self.end_headers()
+                    self.wfile.flush()
+                    while not server._stop.wait(reply.trickle):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                    return
+                if reply.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(reply.size))
+                self.end_headers()
+                block = b" " * 65536
+                sent = 0
+                while sent < reply.size and not server._stop.is_set():
+                    piece = block[:reply.size - sent]
+                    if reply.chunked:
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    else:
+                        self.wfile.write(piece)
+                    sent += len(piece)
+                    server.streamed += len(piece)
+                if reply.chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            except OSError:  # the client hung up, as it should
+                pass
 
         do_GET = do_POST = _serve
 

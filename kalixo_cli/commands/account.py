@@ -18,6 +18,7 @@ from kalixo_cli.errors import (
     UsageError,
 )
 from kalixo_cli.output import note, print_json, print_view, warn
+from kalixo_cli.sanitize import clean
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -344,9 +345,9 @@ def doctor_view(checks: list[Check], *, plain: bool = False) -> "RenderableType"
     table.add_column(no_wrap=True, style="bold")
     table.add_column(overflow="fold")
     for check in checks:
-        detail = Text(check.detail)
+        detail = Text(clean(check.detail))
         if check.hint:
-            detail.append(f"\nhint: {check.hint}", style="dim")
+            detail.append(f"\nhint: {clean(check.hint)}", style="dim")
         table.add_row(Text(check.status, style="" if plain else _STATUS_STYLES[check.status]),
                       check.name, detail)
     return table

@@ -22,6 +22,7 @@ from kalixo_cli.output import (
     settings,
     warn,
 )
+from kalixo_cli.sanitize import clean
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import OrderResult
@@ -254,14 +255,14 @@ class _Spinner:
     def __init__(self, text: str) -> None:
         self.status: Any = None
         if sys.stderr.isatty() and not settings.quiet:
-            from rich.console import Console
+            from kalixo_cli.output import console
 
-            self.status = Console(file=sys.stderr).status(text)
+            self.status = console(stderr=True).status(clean(text))
             self.status.start()
 
     def update(self, text: str) -> None:
         if self.status is not None:
-            self.status.update(text)
+            self.status.update(clean(text))
 
     def stop(self) -> None:
         if self.status is not None:
