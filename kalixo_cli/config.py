@@ -122,6 +122,22 @@ SETTABLE_KEYS: dict[str, Callable[[Any], Any]] = {
 KNOWN_KEYS = frozenset(SETTABLE_KEYS) | SECRET_KEYS
 
 
+def credential_problem(secret: str) -> str | None:
+    """What makes `secret` unusable as a token or key, in words that do not quote it.
+
+    Tokens and keys are one run of printable ASCII; anything else would break the header
+    (and requests would quote the whole value in its error)."""
+    if any(char in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029" for char in secret):
+        return "it holds a line break"
+    if any(char.isspace() for char in secret):
+        return "it holds white space"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in secret):
+        return "it holds a control character"
+    if not secret.isascii():
+        return "it holds a character that is not ASCII"
+    return None
+
+
 def mask_secret(secret: str) -> str:
     """Enough of a credential to tell two apart, never enough to use one."""
     if len(secret) < 20:

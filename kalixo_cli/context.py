@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kalixo_cli.config import ConfigFile, Settings, config_path, load_config, resolve_settings
-from kalixo_cli.errors import ConfigError, CredentialsMissing, UsageError
+from kalixo_cli.errors import ConfigError, CredentialsMalformed, CredentialsMissing, UsageError
 from kalixo_cli.output import OutputFormat, resolve_format, warn
 from kalixo_cli.output import configure as configure_output
 from kalixo_cli.redact import Redactor
 
 ENV_DEBUG = "KALIXO_DEBUG"
+ENV_ALLOW_INSECURE_HTTP = "KALIXO_ALLOW_INSECURE_HTTP"
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import V1Client
@@ -83,6 +84,7 @@ class AppState:
     _endpoint: Endpoint | None = None
     _client: ApiClient | None = None
     _journal: Journal | None = None
+    _warned_insecure: bool = False
 
     def start(self) -> None:
         if self.sandbox and self.api_url_flag:
@@ -134,6 +136,9 @@ class AppState:
             if secret is not None:
                 self.redactor.add(secret.value)
         version = settings.api_version.value
+        if not self.sandbox:
+            self.check_credentials(settings)
+            self.allow_plain_http(settings.api_url.value)
         if self.sandbox:
             self._endpoint = self._start_sandbox(version)
         else:
@@ -155,6 +160,41 @@ class AppState:
         self.redactor.add(self._endpoint.token)
         return self._endpoint
 
+    def check_credentials(self, settings: Settings) -> None:
+        """A malformed token or key is refused as such, before any request, never quoted."""
+        from kalixo_cli.config import credential_problem
+
+        used = [(settings.credential, "API key" if settings.api_version.value == "v2"
+                 else "token")]
+        if settings.api_version.value == "v1":
+            used.append((settings.refresh_token, "refresh token"))
+        for secret, label in used:
+            problem = credential_problem(secret.value) if secret is not None else None
+            if secret is not None and problem:
+                source = secret.source.removeprefix("env ")
+                command = "set-key" if label == "API key" else "set-token"
+                raise CredentialsMalformed(
+                    f"the {label} in {source} is malformed ({problem})",
+                    hint=f"copy it again, without line breaks or spaces, and store it with "
+                    f"`kalixo auth {command}`"
+                    + (f" or set {source}" if source.startswith("KALIXO_") else ""),
+                )
+
+    def allow_plain_http(self, url: str) -> bool:
+        """Plain http:// beyond this machine only when KALIXO_ALLOW_INSECURE_HTTP=1 says
+        so, with a warning on every command; otherwise the Transport refuses it (exit 2)."""
+        from kalixo_cli.api.http import insecure_url
+
+        if not insecure_url(url):
+            return False
+        if os.environ.get(ENV_ALLOW_INSECURE_HTTP, "").strip() not in ("1", "true", "yes"):
+            return False
+        if not self._warned_insecure:
+            self._warned_insecure = True
+            warn(f"{url} is plain http://: the credential and every PIN cross the network "
+                 f"unencrypted ({ENV_ALLOW_INSECURE_HTTP} is set)")
+        return True
+
     def new_client(self, **transport_options: Any) -> ApiClient:
         """A client of its own (one per thread: a requests.Session is not shared)."""
         from kalixo_cli.api.http import Transport
@@ -167,6 +207,7 @@ class AppState:
             endpoint.base_url, None if v2 else endpoint.token,
             api_key=endpoint.token if v2 else None, rules=V2_RULES if v2 else V1_RULES,
             timeout=settings.timeout.value, retries=settings.retries.value,
+            allow_plain_http=not self.sandbox and self.allow_plain_http(endpoint.base_url),
             **transport_options,
         )
         self.stack.callback(transport.close)

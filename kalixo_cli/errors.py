@@ -9,6 +9,7 @@ OSError, pydantic) are translated where they arise, never leaked to the user.
     │   ├── InputError        2  the order file is unreadable or invalid (located problems)
     │   └── ConfigError       2  the config file or a setting is wrong
     ├── CredentialsMissing    4  no token anywhere
+    ├── CredentialsMalformed  4  a stored token or key cannot be a credential (never echoed)
     ├── APIError                 the server answered with an error status
     │   ├── RequestRejected   3  400, 404, 409, 422
     │   │   └── OrderExists   3  a place-order's code is taken (v2 409): look it up by code
@@ -142,6 +143,16 @@ class ConfigError(UsageError):
 class CredentialsMissing(KalixoError):
     exit_code = ExitCode.AUTH
     kind = "no_credentials"
+
+
+class CredentialsMalformed(KalixoError):
+    """A token or key holds what no credential holds (a line break, a space, non-ASCII).
+
+    Refused before any request: sent, it would break the request and be quoted in the error.
+    """
+
+    exit_code = ExitCode.AUTH
+    kind = "malformed_credentials"
 
 
 class APIError(KalixoError):

@@ -17,7 +17,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,12 +30,15 @@ from kalixo_cli import __version__
 from kalixo_cli.errors import (
     APIError,
     AuthRejected,
+    KalixoError,
     OrderExists,
     OutcomeUnknown,
     RequestRejected,
     ServiceUnavailable,
     TransportError,
+    UsageError,
 )
+from kalixo_cli.redact import Redactor
 from kalixo_cli.retry import (
     V1_RULES,
     Action,
@@ -122,15 +126,49 @@ class _Outcome:
 API_KEY_HEADER = "x-api-key"
 
 
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Session-wide auth that adds nothing: its presence stops requests reading ~/.netrc."""
+    return request
+
+
 class _Session(requests.Session):
-    """requests drops Authorization when a redirect changes host; the v2 key must go too."""
+    """Credentials come from kalixo's settings only.
+
+    With `trust_env` (kept on: proxies and CA bundles from the environment are what users
+    need), requests would put a ~/.netrc entry for the host in place of the v1 bearer token
+    or beside the v2 key, and add one for the new host on a redirect. Not here: a session
+    `auth` that adds nothing turns the look-up off, and a redirect to another host or
+    scheme drops both Authorization and the v2 key, adding nothing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth = _no_netrc
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest,
                      response: requests.Response) -> None:
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
         old_url, new_url = response.request.url or "", prepared_request.url or ""
         if self.should_strip_auth(old_url, new_url):  # type: ignore[no-untyped-call]
+            prepared_request.headers.pop("Authorization", None)
             prepared_request.headers.pop(API_KEY_HEADER, None)
+
+
+def is_loopback_url(url: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: traffic that never leaves this machine."""
+    import ipaddress
+
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_url(url: str) -> bool:
+    """Plain http:// to a host that is not this machine: a credential would go in clear."""
+    return urlsplit(url).scheme.lower() == "http" and not is_loopback_url(url)
 
 
 class Transport:
@@ -149,10 +187,21 @@ class Transport:
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
-                 rng: Rng | None = None, api_key: str | None = None) -> None:
+                 rng: Rng | None = None, api_key: str | None = None,
+                 allow_plain_http: bool = False) -> None:
+        if insecure_url(base_url) and not allow_plain_http:
+            raise UsageError(
+                f"refusing to send credentials in clear to {base_url} (plain http:// to a "
+                "host that is not this machine); nothing was sent",
+                hint="use the https:// address; only if you must (a test rig on a trusted "
+                "network), set KALIXO_ALLOW_INSECURE_HTTP=1",
+            )
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._api_key = api_key
+        self._redact = Redactor()
+        self._redact.add(token)
+        self._redact.add(api_key)
         self._timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self._rules = replace(rules, max_attempts=max(retries, 0) + 1)
         self._budget = budget
@@ -184,6 +233,20 @@ class Transport:
         self._get.close()
         self._post.close()
 
+    @contextmanager
+    def _scrubbed(self) -> Iterator[None]:
+        """Errors leave with every credential redacted, whatever the server echoed back:
+        they are printed, put in JSON and journaled."""
+        try:
+            yield
+        except KalixoError as exc:
+            for name in ("message", "where", "hint", "server_message", "correlation_key"):
+                value = getattr(exc, name, None)
+                if isinstance(value, str):
+                    setattr(exc, name, self._redact(value))
+            exc.args = (exc.message,)
+            raise
+
     @staticmethod
     def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
         key = response.headers.get(CORRELATION_HEADER)
@@ -199,7 +262,11 @@ class Transport:
     # ----------------------------------------------------------------------------------
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Answer:
-        """GET, following redirects (requests drops Authorization when the host changes)."""
+        """GET, following redirects (credentials are dropped when the host changes)."""
+        with self._scrubbed():
+            return self._get_answer(path, params)
+
+    def _get_answer(self, path: str, params: Mapping[str, Any] | None) -> Answer:
         url = self.url(path)
         log.info("> GET %s", url)
         started = self._clock()
@@ -228,16 +295,23 @@ class Transport:
     def set_token(self, token: str) -> None:
         """A refreshed access token, for the requests that follow."""
         self._token = token
+        self._redact.add(token)
         for session in (self._get, self._post):
             session.headers["Authorization"] = f"Bearer {token}"
 
     def post_json(self, path: str, body: Mapping[str, Any] | None = None, *,
                   bearer: str | None = None) -> Answer:
         """A POST that buys nothing (login, refresh): errors as for a GET."""
+        with self._scrubbed():
+            return self._post_json(path, body, bearer=bearer)
+
+    def _post_json(self, path: str, body: Mapping[str, Any] | None, *,
+                   bearer: str | None) -> Answer:
         url = self.url(path)
         log.info("> POST %s", url)
         headers = {"Content-Type": "application/json"}
         if bearer is not None:
+            self._redact.add(bearer)
             headers["Authorization"] = f"Bearer {bearer}"
         data = json.dumps(body or {}).encode("utf-8")
         outcome = self._exchange("POST", url, lambda: self._post.post(
@@ -250,6 +324,8 @@ class Transport:
                                  ) from outcome.error
         response = outcome.response
         assert response is not None
+        if 300 <= response.status_code < 400:
+            raise self._redirect_error(response, url, "kalixo did not follow it")
         if response.status_code >= 400:
             raise self._status_error(response, url=url, placing=False)
         return self._answer(response, url=url, placing=False)
@@ -260,6 +336,10 @@ class Transport:
         Redirects are never followed (the body would be re-sent somewhere unchecked). When
         the rules say a status means "look it up" (v2: 409), raises `OrderExists(code)`.
         """
+        with self._scrubbed():
+            return self._post_order(path, body, code=code)
+
+    def _post_order(self, path: str, body: Mapping[str, Any], *, code: str) -> Answer:
         url = self.url(path)
         log.info("> POST %s", url)
         data = json.dumps(body).encode("utf-8")
@@ -297,11 +377,7 @@ class Transport:
                            code=code, url=url) from outcome.error
         assert response is not None
         if 300 <= response.status_code < 400:
-            raise TransportError(
-                f"the API answered with a redirect (HTTP {response.status_code}) to "
-                f"{response.headers.get('location', 'nowhere')}; nothing was placed",
-                where=url, hint="set --api-url to the address it redirects to",
-            )
+            raise self._redirect_error(response, url, "nothing was placed")
         if response.status_code >= 500:
             raise _unknown(
                 f"the API answered HTTP {response.status_code}", code=code, url=url,
@@ -362,6 +438,20 @@ class Transport:
             attempt += 1
 
     # ----------------------------------------------------------------------------------
+
+    def _redirect_error(self, response: requests.Response, url: str,
+                        what: str) -> TransportError:
+        """A POST is never re-sent where a server points: say where, and that the address
+        is the server's word, not a reason to send the credential there."""
+        location = response.headers.get("location")
+        return TransportError(
+            f"the API answered with a redirect (HTTP {response.status_code}) to "
+            f"{location or 'nowhere'}; {what}",
+            where=url,
+            hint="kalixo does not follow redirects of a POST. Check the API address with "
+            "Kalixo's documentation or support before changing --api-url: do not point it "
+            "(and your credential) at an address only this answer names",
+        )
 
     @property
     def _host(self) -> str:

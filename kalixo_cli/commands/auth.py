@@ -126,7 +126,8 @@ def login(
         raise UsageError("the email and the password must not be empty")
     state.redactor.add(password)
     transport = Transport(settings.api_url.value, None, timeout=settings.timeout.value,
-                          retries=settings.retries.value)
+                          retries=settings.retries.value,
+                          allow_plain_http=state.allow_plain_http(settings.api_url.value))
     try:
         tokens = sign_in(transport, email, password)
     finally:
