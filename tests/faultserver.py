@@ -130,6 +130,8 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                     return
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
                 if reply.action == "trickle-body":
                     self.send_header("Content-Length", "1000000")
                     self.end_headers()

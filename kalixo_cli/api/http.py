@@ -24,9 +24,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from kalixo_cli import __version__
+from kalixo_cli.api.limits import (
+    MAX_BODY_BYTES,
+    BodyTooLarge,
+    BoundedAdapter,
+    TotalTimeout,
+    bounded,
+    cap_redirect_body,
+    complete,
+    describe_size,
+    read_capped,
+)
 from kalixo_cli.errors import (
     APIError,
     AuthRejected,
@@ -188,7 +198,7 @@ class Transport:
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
                  rng: Rng | None = None, api_key: str | None = None,
-                 allow_plain_http: bool = False) -> None:
+                 allow_plain_http: bool = False, max_body: int = MAX_BODY_BYTES) -> None:
         if insecure_url(base_url) and not allow_plain_http:
             raise UsageError(
                 f"refusing to send credentials in clear to {base_url} (plain http:// to a "
@@ -211,13 +221,14 @@ class Transport:
         self._wall_clock = wall_clock
         self._rng: Rng = rng if rng is not None else random.Random()
         self._deadline_at = None if deadline is None else clock() + deadline
+        self._max_body = max_body
         self._get = self._session()
         self._get.max_redirects = MAX_REDIRECTS
         self._post = self._session()
 
     def _session(self) -> requests.Session:
         session = _Session()
-        adapter = HTTPAdapter(max_retries=0)  # the loop in _exchange retries, nothing else
+        adapter = BoundedAdapter(max_retries=0)  # the loop in _exchange retries, nothing else
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = USER_AGENT
@@ -226,7 +237,7 @@ class Transport:
             session.headers["Authorization"] = f"Bearer {self._token}"
         if self._api_key:
             session.headers[API_KEY_HEADER] = self._api_key
-        session.hooks["response"].append(self._log_response)
+        session.hooks["response"].extend([cap_redirect_body, self._log_response])
         return session
 
     def close(self) -> None:
@@ -271,8 +282,11 @@ class Transport:
         log.info("> GET %s", url)
         started = self._clock()
         outcome = self._exchange(
-            "GET", url, lambda: self._get.get(url, params=params, timeout=self._timeout)
+            "GET", url, lambda: self._get.get(url, params=params, timeout=self._timeout,
+                                              stream=True)
         )
+        if isinstance(outcome.error, BodyTooLarge):
+            raise self._too_large(outcome.error, url) from outcome.error
         if outcome.error is not None:
             assert outcome.failure is not None
             if outcome.failure.kind is FailureKind.TIMEOUT:
@@ -315,10 +329,17 @@ class Transport:
             headers["Authorization"] = f"Bearer {bearer}"
         data = json.dumps(body or {}).encode("utf-8")
         outcome = self._exchange("POST", url, lambda: self._post.post(
-            url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
+            url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False,
+            stream=True,
         ))
+        if isinstance(outcome.error, BodyTooLarge):
+            raise self._too_large(outcome.error, url) from outcome.error
         if outcome.error is not None:
             assert outcome.failure is not None
+            if outcome.failure.kind is FailureKind.TIMEOUT:
+                raise TransportError(f"the API did not answer within {self._timeout[1]:g} s",
+                                     where=url, hint="try again, or allow more time with "
+                                     "KALIXO_TIMEOUT") from outcome.error
             raise TransportError(f"cannot reach {self._host}: {outcome.failure.reason}",
                                  where=url, hint="check the network and --api-url"
                                  ) from outcome.error
@@ -345,7 +366,8 @@ class Transport:
         data = json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         outcome = self._exchange("POST", url, lambda: self._post.post(
-            url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
+            url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False,
+            stream=True,
         ))
         response = outcome.response
         key = response.headers.get(CORRELATION_HEADER) if response is not None else None
@@ -358,6 +380,13 @@ class Transport:
                     else f"HTTP {response.status_code if response is not None else '?'}")
             raise _unknown(
                 f"an earlier attempt ended with {outcome.doubt.describe()}, the last with {last}",
+                code=code, url=url, correlation_key=key,
+                status=response.status_code if response is not None else None,
+            ) from outcome.error
+        if isinstance(outcome.error, BodyTooLarge):
+            raise _unknown(
+                f"the API's answer was not read: {outcome.error}; kalixo keeps at most "
+                f"{describe_size(outcome.error.limit)} of one answer",
                 code=code, url=url, correlation_key=key,
                 status=response.status_code if response is not None else None,
             ) from outcome.error
@@ -402,7 +431,7 @@ class Transport:
             response: requests.Response | None = None
             error: requests.exceptions.RequestException | None = None
             try:
-                response = send()
+                response = self._attempt(send)
             except requests.exceptions.RequestException as exc:
                 if self._pacer is not None:
                     self._pacer.release()
@@ -438,6 +467,24 @@ class Transport:
             attempt += 1
 
     # ----------------------------------------------------------------------------------
+
+    def _attempt(self, send: Callable[[], requests.Response]) -> requests.Response:
+        """One request and its whole body, within `timeout` seconds all told and
+        `max_body` bytes (`kalixo_cli.api.limits`)."""
+        with bounded(self._timeout[1]) as watch:
+            response = send()
+            read_capped(response, self._max_body)
+            if watch.finish() and not complete(response):  # cut, e.g. in its headers
+                response.close()
+                raise TotalTimeout(f"no complete answer within {self._timeout[1]:g} s")
+        return response
+
+    def _too_large(self, error: BodyTooLarge, url: str) -> TransportError:
+        return TransportError(
+            f"the API's answer is too large: {error}; kalixo keeps at most "
+            f"{describe_size(error.limit)} of one answer",
+            where=url, hint="check --api-url: a proxy or captive portal may be answering",
+        )
 
     def _redirect_error(self, response: requests.Response, url: str,
                         what: str) -> TransportError:
@@ -537,6 +584,8 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
         ReadTimeoutError,
     )
 
+    if isinstance(exc, TotalTimeout):
+        return "timeout", "timed out"
     chain = _causes(exc)
     stage = "broken"
     if any(isinstance(c, ReadTimeoutError) for c in chain):
