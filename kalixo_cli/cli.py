@@ -201,8 +201,9 @@ class KalixoGroup(TyperGroup):
             state = _state_of(ctx)
             if state is not None and state.verbose:
                 traceback.print_exc(file=sys.stderr)
+            redact = state.redactor if state is not None else str
             error_lines(
-                [f"unexpected error: {type(exc).__name__}: {exc}"],
+                [redact(f"unexpected error: {type(exc).__name__}: {exc}")],
                 "this is a bug in kalixo; run again with --verbose for the traceback "
                 "and report it",
             )

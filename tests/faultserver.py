@@ -23,6 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+TRICKLE_LIMIT = 30.0
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -119,11 +122,18 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
 
         def _hostile(self, reply: Reply) -> None:
             self.close_connection = True
+            # A trickle gives up after TRICKLE_LIMIT s, so a client that fails to bound its
+            # time fails its test (with another message) instead of hanging the suite.
+            until = time.monotonic() + TRICKLE_LIMIT
+
+            def trickling() -> bool:
+                return not server._stop.wait(reply.trickle) and time.monotonic() < until
+
             try:
                 if reply.action == "trickle-headers":
                     self.wfile.write(b"HTTP/1.1 200 OK\r\n")
                     line = 0
-                    while not server._stop.wait(reply.trickle):
+                    while trickling():
                         line += 1
                         self.wfile.write(f"X-Pad-{line}: {'x' * 8}\r\n".encode())
                         self.wfile.flush()
@@ -136,7 +146,7 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                     self.send_header("Content-Length", "1000000")
                     self.end_headers()
                     self.wfile.flush()
-                    while not server._stop.wait(reply.trickle):
+                    while trickling():
                         self.wfile.write(b" ")
                         self.wfile.flush()
                     return

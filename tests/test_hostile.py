@@ -237,3 +237,24 @@ def test_a_code_with_bidi_or_zero_width_characters_is_refused(faults: FaultServe
         )
         assert not raw_bytes(result.stderr)
     assert faults.count() == 0
+
+
+def test_catalog_list_is_clean_in_every_format(faults: FaultServer) -> None:
+    name = f"[link=https://evil.example]Top-Up[/link] {OSC52}{RLO}£100"
+    faults.on("/v1/catalog/products", Reply(200, {"count": 1, "products": [
+        {"id": 2, "sku": HOSTILE_SKU, "name": name, "price": 10000, "currencyCode": "GBP",
+         "brand": "=cmd|' /C calc'!A0", "countryCode": "GB"},
+    ]}))
+    table = run(["catalog", "list", "-o", "table", "--refresh"])
+    assert table.exit_code == 0, table.stderr
+    assert not raw_bytes(table.stdout)
+    assert SHOWN_SKU in table.stdout
+    assert "[link=https://evil.example]Top-Up[/link]" in table.stdout
+    assert "\x1b]8;" not in table.stdout
+    as_csv = run(["catalog", "list", "-o", "csv"])
+    assert as_csv.exit_code == 0, as_csv.stderr
+    assert not raw_bytes(as_csv.stdout)
+    assert "'=cmd|' /C calc'!A0" in as_csv.stdout
+    as_json = run(["catalog", "list", "-o", "json"])
+    assert json.loads(as_json.stdout)[0]["name"] == name
+    assert not raw_bytes(as_json.stdout)
