@@ -62,6 +62,8 @@ HELP_MODULES = ["kalixo_cli", "kalixo_cli.cli", "kalixo_cli.errors", "kalixo_cli
 RETRIEVE_MODULES = sorted([
     *HELP_MODULES,
     "kalixo_cli.api", "kalixo_cli.api.http", "kalixo_cli.api.v1",
+    # every request is bounded in time and size, and every output is sanitised
+    "kalixo_cli.api.limits", "kalixo_cli.sanitize",
     "kalixo_cli.commands", "kalixo_cli.commands.orders",
     "kalixo_cli.config", "kalixo_cli.context", "kalixo_cli.normalize", "kalixo_cli.order",
     "kalixo_cli.output", "kalixo_cli.redact", "kalixo_cli.retry",
