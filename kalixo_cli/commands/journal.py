@@ -64,10 +64,13 @@ def _view(records: list[dict[str, Any]], plain: bool,
 
 
 def _cells(record: dict[str, Any]) -> list[str]:
-    return [record["externalOrderCode"], record["state"],
+    """A row as shown: outside text cleaned here, so the widths are those of what is shown."""
+    from kalixo_cli.sanitize import clean
+
+    return [clean(record["externalOrderCode"]), record["state"],
             "-" if record["orderId"] is None else str(record["orderId"]),
-            record["status"] or "-", record["createdAt"].replace("T", " ").rstrip("Z"),
-            record["error"] or ""]
+            clean(record["status"] or "-"), record["createdAt"].replace("T", " ").rstrip("Z"),
+            clean(record["error"] or "")]
 
 
 TABLE_PAGE = 30  # rows a table shows at a terminal unless --all or --limit (as gh's --limit)
