@@ -14,33 +14,33 @@ _kalixo_spec() {
             args='' ;;
         'place-order')  # Place an order from a JSON or CSV file and print its PINs.
             commands=''
-            options='--product -p --format --external-order-code --currency --dry-run --output -o --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
-            valued='--product -p --format --external-order-code --currency --output -o --pins-out --timeout --poll-interval'
+            options='--product -p --format --external-order-code --currency --dry-run --output -o --jq --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
+            valued='--product -p --format --external-order-code --currency --output -o --jq --pins-out --timeout --poll-interval'
             args='[FILE]' ;;
         'retrieve-order')  # Show an order's status, lines and PINs.
             commands=''
-            options='--exit-status --output -o --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
-            valued='--output -o --pins-out --timeout --poll-interval'
+            options='--exit-status --output -o --jq --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
+            valued='--output -o --jq --pins-out --timeout --poll-interval'
             args='ORDER_ID' ;;
         'place-orders')  # Place many orders from one file, each exactly once; re-runs resume.
             commands=''
-            options='--format --currency --concurrency -c --dry-run --max-errors --output -o --help -h'
-            valued='--format --currency --concurrency -c --max-errors --output -o'
+            options='--format --currency --concurrency -c --dry-run --max-errors --output -o --jq --help -h'
+            valued='--format --currency --concurrency -c --max-errors --output -o --jq'
             args='FILE' ;;
         'wallet')  # Show the wallet: balance per currency and the low-balance alert (API...
             commands=''
-            options='--output -o --help -h'
-            valued='--output -o'
+            options='--output -o --jq --help -h'
+            valued='--output -o --jq'
             args='' ;;
         'ping')  # Check that the API v2 answers: its status, server time and the round...
             commands=''
-            options='--output -o --help -h'
-            valued='--output -o'
+            options='--output -o --jq --help -h'
+            valued='--output -o --jq'
             args='' ;;
         'doctor')  # Check the setup: config file, profile, credential, connectivity, clock.
             commands=''
-            options='--output -o --help -h'
-            valued='--output -o'
+            options='--output -o --jq --help -h'
+            valued='--output -o --jq'
             args='' ;;
         'orders')  # What this machine has sent: the local journal of placed orders.
             commands='list show resolve'
@@ -49,13 +49,13 @@ _kalixo_spec() {
             args='' ;;
         'orders list')  # List the orders this machine has sent to the current API, oldest first.
             commands=''
-            options='--state --since --until --code --limit --all --output -o --help -h'
-            valued='--state --since --until --code --limit --output -o'
+            options='--state --since --until --code --limit --all --output -o --jq --help -h'
+            valued='--state --since --until --code --limit --output -o --jq'
             args='' ;;
         'orders show')  # Show what the journal knows of one order.
             commands=''
-            options='--output -o --help -h'
-            valued='--output -o'
+            options='--output -o --jq --help -h'
+            valued='--output -o --jq'
             args='CODE' ;;
         'orders resolve')  # Record how an unknown outcome ended, after checking with Kalixo.
             commands=''
@@ -84,8 +84,8 @@ _kalixo_spec() {
             args='' ;;
         'auth status')  # Show the active credential: its source, masked, and when it expires.
             commands=''
-            options='--output -o --help -h'
-            valued='--output -o'
+            options='--output -o --jq --help -h'
+            valued='--output -o --jq'
             args='' ;;
         'auth logout')  # Remove the active profile's stored credentials.
             commands=''
@@ -99,8 +99,8 @@ _kalixo_spec() {
             args='' ;;
         'config show')  # Show every setting in force, its source, and the token masked.
             commands=''
-            options='--output -o --help -h'
-            valued='--output -o'
+            options='--output -o --jq --help -h'
+            valued='--output -o --jq'
             args='' ;;
         'config set')  # Change a setting in the config file.
             commands=''
@@ -114,8 +114,8 @@ _kalixo_spec() {
             args='KEY' ;;
         'config profiles')  # List the profiles in the config file, credentials masked.
             commands=''
-            options='--output -o --help -h'
-            valued='--output -o'
+            options='--output -o --jq --help -h'
+            valued='--output -o --jq'
             args='' ;;
         'config path')  # Print the config file's path.
             commands=''
@@ -139,13 +139,13 @@ _kalixo_spec() {
             args='' ;;
         'catalog list')  # List catalog products, with filters, and prices in major units.
             commands=''
-            options='--country --language --brand --category --tag --search --limit --all --refresh --output -o --help -h'
-            valued='--country --language --brand --category --tag --search --limit --output -o'
+            options='--country --language --brand --category --tag --search --limit --all --refresh --output -o --jq --help -h'
+            valued='--country --language --brand --category --tag --search --limit --output -o --jq'
             args='' ;;
         'catalog show')  # Show one product: price or open range, SKU, brand, country, tags.
             commands=''
-            options='--ean --sku --refresh --output -o --help -h'
-            valued='--ean --sku --output -o'
+            options='--ean --sku --refresh --output -o --jq --help -h'
+            valued='--ean --sku --output -o --jq'
             args='ID' ;;
         *) return 1 ;;
     esac

@@ -18,23 +18,23 @@ function __kalixo_at --argument-names want n
                 set commands 'place-order' 'retrieve-order' 'place-orders' 'wallet' 'ping' 'doctor' 'orders' 'auth' 'config' 'sandbox' 'catalog'
                 set valued --api-url --profile
             case 'place-order'
-                set valued --product -p --format --external-order-code --currency --output -o --pins-out --timeout --poll-interval
+                set valued --product -p --format --external-order-code --currency --output -o --jq --pins-out --timeout --poll-interval
             case 'retrieve-order'
-                set valued --output -o --pins-out --timeout --poll-interval
+                set valued --output -o --jq --pins-out --timeout --poll-interval
             case 'place-orders'
-                set valued --format --currency --concurrency -c --max-errors --output -o
+                set valued --format --currency --concurrency -c --max-errors --output -o --jq
             case 'wallet'
-                set valued --output -o
+                set valued --output -o --jq
             case 'ping'
-                set valued --output -o
+                set valued --output -o --jq
             case 'doctor'
-                set valued --output -o
+                set valued --output -o --jq
             case 'orders'
                 set commands 'list' 'show' 'resolve'
             case 'orders list'
-                set valued --state --since --until --code --limit --output -o
+                set valued --state --since --until --code --limit --output -o --jq
             case 'orders show'
-                set valued --output -o
+                set valued --output -o --jq
             case 'orders resolve'
                 set valued --order-id
             case 'auth'
@@ -44,16 +44,16 @@ function __kalixo_at --argument-names want n
             case 'auth login'
                 set valued --email
             case 'auth status'
-                set valued --output -o
+                set valued --output -o --jq
             case 'auth logout'
             case 'config'
                 set commands 'show' 'set' 'unset' 'profiles' 'path'
             case 'config show'
-                set valued --output -o
+                set valued --output -o --jq
             case 'config set'
             case 'config unset'
             case 'config profiles'
-                set valued --output -o
+                set valued --output -o --jq
             case 'config path'
             case 'sandbox'
                 set commands 'serve'
@@ -62,9 +62,9 @@ function __kalixo_at --argument-names want n
             case 'catalog'
                 set commands 'list' 'show'
             case 'catalog list'
-                set valued --country --language --brand --category --tag --search --limit --output -o
+                set valued --country --language --brand --category --tag --search --limit --output -o --jq
             case 'catalog show'
-                set valued --ean --sku --output -o
+                set valued --ean --sku --output -o --jq
         end
         if test $expect = 1
             set expect 0
@@ -127,6 +127,7 @@ complete -c kalixo -n "__kalixo_at 'place-order'" -l external-order-code -x -d '
 complete -c kalixo -n "__kalixo_at 'place-order'" -l currency -x -d 'Order currency, such as GBP (for CSV without a currency column).'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l dry-run -d 'Validate and print the request; send nothing.'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'place-order'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l raw -d 'Print the server\'s JSON body unchanged (implies -o json).'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l pins-out -r -F -d 'Also save the PINs (orderId, productId, sku, pin) to FILE: CSV, or...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l force -d 'Let --pins-out replace an existing file.'
@@ -140,6 +141,7 @@ complete -c kalixo -n "__kalixo_at 'place-order' 1" -F -d '[FILE]'
 # kalixo retrieve-order
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l exit-status -d 'Exit 7 when the order ended failed, cancelled or in error.'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l raw -d 'Print the server\'s JSON body unchanged (implies -o json).'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l pins-out -r -F -d 'Also save the PINs (orderId, productId, sku, pin) to FILE: CSV, or...'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l force -d 'Let --pins-out replace an existing file.'
@@ -156,19 +158,23 @@ complete -c kalixo -n "__kalixo_at 'place-orders'" -l concurrency -s c -x -d 'Or
 complete -c kalixo -n "__kalixo_at 'place-orders'" -l dry-run -d 'Validate everything and say what would be sent.'
 complete -c kalixo -n "__kalixo_at 'place-orders'" -l max-errors -x -d 'Problems listed before stopping.'
 complete -c kalixo -n "__kalixo_at 'place-orders'" -l output -s o -x -a 'table json jsonl' -d 'table: a summary (default at a terminal); jsonl: one result per order...'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'place-orders'" -l help -s h -d 'Show this message and exit.'
 complete -c kalixo -n "__kalixo_at 'place-orders' 1" -F -d 'FILE'
 
 # kalixo wallet
 complete -c kalixo -n "__kalixo_at 'wallet'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'wallet'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'wallet'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo ping
 complete -c kalixo -n "__kalixo_at 'ping'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'ping'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'ping'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo doctor
 complete -c kalixo -n "__kalixo_at 'doctor'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'doctor'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'doctor'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo orders
@@ -185,10 +191,12 @@ complete -c kalixo -n "__kalixo_at 'orders list'" -l code -x -d 'Codes matching 
 complete -c kalixo -n "__kalixo_at 'orders list'" -l limit -x -d 'At most N, oldest first.'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l all -d 'Every order, even in a table at a terminal (which otherwise shows the...'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo orders show
 complete -c kalixo -n "__kalixo_at 'orders show'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'orders show'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'orders show'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo orders resolve
@@ -219,6 +227,7 @@ complete -c kalixo -n "__kalixo_at 'auth login'" -l help -s h -d 'Show this mess
 
 # kalixo auth status
 complete -c kalixo -n "__kalixo_at 'auth status'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'auth status'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'auth status'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo auth logout
@@ -234,6 +243,7 @@ complete -c kalixo -n "__kalixo_at 'config'" -l help -s h -d 'Show this message 
 
 # kalixo config show
 complete -c kalixo -n "__kalixo_at 'config show'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'config show'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'config show'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo config set
@@ -246,6 +256,7 @@ complete -c kalixo -n "__kalixo_at 'config unset' 1" -x -a 'api_url api_version 
 
 # kalixo config profiles
 complete -c kalixo -n "__kalixo_at 'config profiles'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'config profiles'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'config profiles'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo config path
@@ -287,6 +298,7 @@ complete -c kalixo -n "__kalixo_at 'catalog list'" -l limit -x -d 'List at most 
 complete -c kalixo -n "__kalixo_at 'catalog list'" -l all -d 'List every product, 100 a request.'
 complete -c kalixo -n "__kalixo_at 'catalog list'" -l refresh -d 'Fetch from the API even when the local catalog cache has a fresh...'
 complete -c kalixo -n "__kalixo_at 'catalog list'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'catalog list'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'catalog list'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo catalog show
@@ -294,4 +306,5 @@ complete -c kalixo -n "__kalixo_at 'catalog show'" -l ean -x -d 'Find the produc
 complete -c kalixo -n "__kalixo_at 'catalog show'" -l sku -x -d 'Find the product by its SKU, such as GB-EN-4251604177278.'
 complete -c kalixo -n "__kalixo_at 'catalog show'" -l refresh -d 'Fetch from the API even when the local catalog cache has a fresh...'
 complete -c kalixo -n "__kalixo_at 'catalog show'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'catalog show'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'catalog show'" -l help -s h -d 'Show this message and exit.'

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
 from kalixo_cli import __version__
-from kalixo_cli.errors import EXIT_CODE_MEANINGS, ExitCode, KalixoError
+from kalixo_cli.errors import EXIT_CODE_MEANINGS, ExitCode, FilterFailed, KalixoError
 from kalixo_cli.lazy import LazyCommand, LazyCommands
 
 if TYPE_CHECKING:
@@ -160,6 +160,21 @@ def load_command(name: str, entry: LazyCommand) -> Command:
     )
 
 
+def _check_filter() -> None:
+    """A command that ran to its end, whose --jq failed on a result: exit 9."""
+    output = sys.modules.get("kalixo_cli.output")  # not loaded: nothing was printed
+    failure = output.settings.jq_failure if output is not None else None
+    if failure is not None:
+        assert output is not None
+        program = output.settings.jq
+        raise FilterFailed(
+            f"--jq {program.expression if program else ''!r} failed on "
+            f"the result: {failure}; the unfiltered JSON was printed instead",
+            hint="the command itself ran (an order it placed is placed); fix the expression "
+            "and filter the printed JSON, or run a read command such as retrieve-order again",
+        )
+
+
 class KalixoGroup(TyperGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
@@ -184,8 +199,15 @@ class KalixoGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            _check_filter()
+            return result
         except KalixoError as exc:
+            output = sys.modules.get("kalixo_cli.output")
+            if (not isinstance(exc, FilterFailed) and output is not None
+                    and output.settings.jq_failure is not None):
+                output.error_lines(
+                    [f"--jq failed on the result: {output.settings.jq_failure}"], None)
             _report(_state_of(ctx), exc)
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.TyperException):

@@ -61,6 +61,27 @@ OrderOutputOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _set_jq(value: str | None) -> str | None:
+    """Compiled while the command line is parsed: a bad expression ends the command (exit 2)
+    before anything is read, looked up or sent."""
+    if value is not None:
+        from kalixo_cli.jqfilter import compile_jq
+        from kalixo_cli.output import settings as output_settings
+
+        output_settings.jq = compile_jq(value)
+    return value
+
+
+JqOption = Annotated[
+    str | None,
+    typer.Option(
+        "--jq", metavar="EXPR", callback=_set_jq, show_default=False,
+        help="Filter the JSON output (what -o json prints; each line with -o jsonl) with a jq "
+        "expression: strings print raw, other values as compact JSON, one a line.",
+    ),
+]
 RawOption = Annotated[
     bool,
     typer.Option("--raw", help="Print the server's JSON body unchanged (implies -o json)."),
@@ -107,6 +128,7 @@ class AppState:
         self.output_format = resolve_format(
             requested.value if requested else None, raw, allowed
         )
+        self.output_format = filtered_format(self.output_format, explicit=requested is not None)
         # Asked for by name only: a person piping to jq should not get JSON on their screen.
         explicit = requested is not None and self.output_format in ("json", "jsonl")
         self.json_errors = raw or explicit
@@ -351,6 +373,19 @@ def check_key_matches_url(credential: str, url: str) -> None:
             f"refusing to send a test key (kal_test_...) to {url}, which is not a sandbox",
             hint="use your kal_live_ key for production, or point --api-url at the sandbox",
         )
+
+
+def filtered_format(fmt: OutputFormat, *, explicit: bool) -> OutputFormat:
+    """--jq reads JSON: -o json unless -o jsonl was asked for (then each line is filtered)."""
+    from kalixo_cli.output import settings as output_settings
+
+    if output_settings.jq is None:
+        return fmt
+    if explicit and fmt not in ("json", "jsonl"):
+        raise UsageError(f"--jq filters JSON, so it cannot go with -o {fmt}",
+                         hint="drop -o, or use -o json (or -o jsonl: the filter runs on "
+                         "each line)")
+    return "jsonl" if explicit and fmt == "jsonl" else "json"
 
 
 def get_state(ctx: typer.Context) -> AppState:

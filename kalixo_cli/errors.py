@@ -19,7 +19,8 @@ OSError, pydantic) are translated where they arise, never leaked to the user.
     ├── AlreadyPlaced         3  the journal knows the code as placed; not sent again
     ├── OutcomeUnknown        6  a place-order may have been placed; check before retrying
     ├── OrderUnsuccessful     7  the order ended failed, cancelled or in error
-    └── StillProcessing       8  --wait ran out of --timeout while the order was processing
+    ├── StillProcessing       8  --wait ran out of --timeout while the order was processing
+    └── FilterFailed          9  --jq failed on the result; the unfiltered JSON was printed
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class ExitCode(IntEnum):
     OUTCOME_UNKNOWN = 6
     ORDER_UNSUCCESSFUL = 7
     STILL_PROCESSING = 8
+    FILTER_FAILED = 9
     INTERRUPTED = 130
 
 
@@ -61,6 +63,10 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
         "retrieve-order only with --exit-status"
     ),
     ExitCode.STILL_PROCESSING: "still processing when --wait reached its --timeout",
+    ExitCode.FILTER_FAILED: (
+        "--jq failed on the result: the command ran (an order may have been placed) and its "
+        "unfiltered JSON was printed instead"
+    ),
     ExitCode.INTERRUPTED: "interrupted",
 }
 
@@ -283,3 +289,11 @@ class OrderUnsuccessful(KalixoError):
 class StillProcessing(KalixoError):
     exit_code = ExitCode.STILL_PROCESSING
     kind = "still_processing"
+
+
+class FilterFailed(KalixoError):
+    """--jq compiled but failed on the data (`.a` of an array): raised after the command ran,
+    whose result was printed unfiltered, so that an order's answer is never lost to a typo."""
+
+    exit_code = ExitCode.FILTER_FAILED
+    kind = "jq_failed"

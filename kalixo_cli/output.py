@@ -23,6 +23,8 @@ from kalixo_cli.sanitize import clean, clean_lines, csv_cell, json_safe
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
+    from kalixo_cli.jqfilter import JqProgram
+
 OutputFormat = Literal["table", "json", "jsonl", "csv"]
 PROG = "kalixo"
 
@@ -31,6 +33,10 @@ PROG = "kalixo"
 class OutputSettings:
     quiet: bool = False
     no_color: bool = False
+    # --jq: every JSON result goes through it (print_json, print_jsonl, print_raw).
+    jq: JqProgram | None = None
+    # The first error --jq met on a result; the command ends with exit 9 once it has run.
+    jq_failure: str | None = None
 
 
 settings = OutputSettings()
@@ -40,6 +46,28 @@ def configure(*, quiet: bool, no_color: bool) -> None:
     """Set once per invocation by the root command."""
     settings.quiet = quiet
     settings.no_color = no_color
+    settings.jq = None
+    settings.jq_failure = None
+
+
+def _filtered(data: Any = None, *, text: str | None = None) -> bool:
+    """Print what --jq makes of one JSON value; False when there is no --jq or it failed
+    on this value (the caller then prints the value unfiltered: an answer is never lost)."""
+    program = settings.jq
+    if program is None:
+        return False
+    from kalixo_cli.jqfilter import describe_jq_error
+
+    try:
+        lines = program.apply(data, text=text)
+    except ValueError as exc:
+        if settings.jq_failure is None:
+            settings.jq_failure = describe_jq_error(exc)
+        return False
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    return True
 
 
 def resolve_format(
@@ -127,6 +155,8 @@ def json_text(data: Any) -> str:
 
 
 def print_json(data: Any) -> None:
+    if _filtered(data):
+        return
     sys.stdout.write(json_text(data) + "\n")
     sys.stdout.flush()
 
@@ -137,6 +167,9 @@ def print_json_array(items: Iterable[Any], chunk: int = 256) -> None:
 
     Each chunk is encoded as a list of its own, whose brackets are then dropped: one encoder
     call per chunk, not per item, and one write (stdout may be unbuffered)."""
+    if settings.jq is not None:  # jq reads one whole value (-o jsonl --jq streams instead)
+        print_json(list(items))
+        return
     out = sys.stdout
     batch: list[Any] = []
     first = True
@@ -160,6 +193,8 @@ def print_json_array(items: Iterable[Any], chunk: int = 256) -> None:
 
 def print_jsonl(records: Iterable[Any]) -> None:
     for record in records:
+        if _filtered(record):
+            continue
         sys.stdout.write(
             json_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n"
         )
@@ -182,7 +217,10 @@ def print_csv(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> N
 
 
 def print_raw(text: str) -> None:
-    """The server's JSON as it came, but for the escapes that make it safe to show."""
+    """The server's JSON as it came, but for the escapes that make it safe to show (--raw,
+    `kalixo api`); --jq reads it as received, and its results are made safe in turn."""
+    if settings.jq is not None and text.strip() and _filtered(text=text):
+        return
     text = json_safe(text)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.context import AppState, OutputChoice, OutputOption, get_state
+from kalixo_cli.context import AppState, JqOption, OutputChoice, OutputOption, get_state
 from kalixo_cli.errors import (
     AuthRejected,
     ConfigError,
@@ -76,7 +76,7 @@ def wallet_view(wallet: "Wallet", *, plain: bool = False) -> "RenderableType":
     return Group(table, "", summary)
 
 
-def wallet(ctx: typer.Context, output: OutputOption = None) -> None:
+def wallet(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -> None:
     """Show the wallet: balance per currency and the low-balance alert (API v2).
 
     Balances are in major units, as the API gives them (196.01 is 196.01 GBP).
@@ -105,7 +105,7 @@ def wallet(ctx: typer.Context, output: OutputOption = None) -> None:
 # ping
 
 
-def ping(ctx: typer.Context, output: OutputOption = None) -> None:
+def ping(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -> None:
     """Check that the API v2 answers: its status, server time and the round trip.
 
     Example: kalixo ping -o json
@@ -361,6 +361,7 @@ def doctor(
                      help="Output format: table (default at a terminal) or json (default "
                      "when piped): the list of checks."),
     ] = None,
+    jq: JqOption = None,
 ) -> None:
     """Check the setup: config file, profile, credential, connectivity, clock.
 

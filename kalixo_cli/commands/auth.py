@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from kalixo_cli.config import ENV_API_KEY, ENV_TOKEN, mask_secret
-from kalixo_cli.context import AppState, OutputOption, get_state
+from kalixo_cli.context import AppState, JqOption, OutputOption, get_state
 from kalixo_cli.errors import UsageError
 from kalixo_cli.output import note, print_json, print_renderable, warn
 
@@ -177,7 +177,7 @@ def _status(state: AppState) -> dict[str, Any]:
 
 
 @app.command("status")
-def status(ctx: typer.Context, output: OutputOption = None) -> None:
+def status(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -> None:
     """Show the active credential: its source, masked, and when it expires.
 
     Example: kalixo auth status -o json

@@ -7,9 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.context import AppState, get_state
+from kalixo_cli.context import AppState, JqOption, filtered_format, get_state
 from kalixo_cli.errors import ExitCode, KalixoError, UsageError
-from kalixo_cli.output import note, print_json, print_jsonl, print_view, settings, warn
+from kalixo_cli.output import (
+    OutputFormat,
+    note,
+    print_json,
+    print_jsonl,
+    print_view,
+    settings,
+    warn,
+)
 
 if TYPE_CHECKING:
     from kalixo_cli.bulk import Plan, Result, Summary
@@ -126,6 +134,7 @@ def place_orders(
                      help="table: a summary (default at a terminal); jsonl: one result per "
                      "order (default when piped); json: the summary as JSON."),
     ] = None,
+    jq: JqOption = None,
 ) -> None:
     """Place many orders from one file, each exactly once; re-runs resume.
 
@@ -140,7 +149,9 @@ def place_orders(
     from kalixo_cli.bulk_inputs import detect_bulk_format, iter_bulk_orders
 
     state = get_state(ctx)
-    fmt = ("table" if sys.stdout.isatty() else "jsonl") if output is None else output.value
+    fmt: OutputFormat = (("table" if sys.stdout.isatty() else "jsonl") if output is None
+                         else output.value)
+    fmt = filtered_format(fmt, explicit=output is not None)
     state.output_format = "json" if fmt == "json" else "table"
     state.json_errors = output is not None and fmt != "table"
     source_format = detect_bulk_format(file, input_format.value if input_format else None)

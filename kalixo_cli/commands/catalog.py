@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.context import AppState, OrderOutputChoice, get_state
+from kalixo_cli.context import AppState, JqOption, OrderOutputChoice, get_state
 from kalixo_cli.errors import UsageError
 from kalixo_cli.output import (
     OutputFormat,
@@ -108,6 +108,7 @@ def list_products(
     ] = False,
     refresh: RefreshOption = False,
     output: CatalogOutputOption = None,
+    jq: JqOption = None,
 ) -> None:
     """List catalog products, with filters, and prices in major units.
 
@@ -172,6 +173,7 @@ def show(
     ] = None,
     refresh: RefreshOption = False,
     output: CatalogOutputOption = None,
+    jq: JqOption = None,
 ) -> None:
     """Show one product: price or open range, SKU, brand, country, tags.
 

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from kalixo_cli.config import SECRET_KEYS, SETTABLE_KEYS, config_path
-from kalixo_cli.context import OutputOption, get_state
+from kalixo_cli.context import JqOption, OutputOption, get_state
 from kalixo_cli.errors import ConfigError, UsageError
 from kalixo_cli.output import note, print_json, print_view
 
@@ -29,7 +29,7 @@ def _check_key(key: str) -> None:
 
 
 @app.command("show")
-def show(ctx: typer.Context, output: OutputOption = None) -> None:
+def show(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -> None:
     """Show every setting in force, its source, and the token masked.
 
     Example: kalixo config show -o json
@@ -81,7 +81,7 @@ def unset_value(
 
 
 @app.command("profiles")
-def profiles(ctx: typer.Context, output: OutputOption = None) -> None:
+def profiles(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -> None:
     """List the profiles in the config file, credentials masked.
 
     Example: kalixo config profiles -o json

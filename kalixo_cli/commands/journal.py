@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kalixo_cli.context import OrderOutputOption, get_state
+from kalixo_cli.context import JqOption, OrderOutputOption, get_state
 from kalixo_cli.errors import UsageError
 from kalixo_cli.output import (
     note,
@@ -136,6 +136,7 @@ def list_orders(
                      "list every order."),
     ] = False,
     output: OrderOutputOption = None,
+    jq: JqOption = None,
 ) -> None:
     """List the orders this machine has sent to the current API, oldest first.
 
@@ -192,6 +193,7 @@ def show(
     ctx: typer.Context,
     code: Annotated[str, typer.Argument(metavar="CODE", help="The externalOrderCode.")],
     output: OrderOutputOption = None,
+    jq: JqOption = None,
 ) -> None:
     """Show what the journal knows of one order.
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from kalixo_cli.context import OrderOutputOption, RawOption, get_state
+from kalixo_cli.context import JqOption, OrderOutputOption, RawOption, get_state
 from kalixo_cli.errors import AlreadyPlaced, OrderUnsuccessful, OutcomeUnknown, UsageError
 from kalixo_cli.normalize import complete_from_request
 from kalixo_cli.order import Order
@@ -136,6 +136,7 @@ def place_order(
         typer.Option("--dry-run", help="Validate and print the request; send nothing."),
     ] = False,
     output: OrderOutputOption = None,
+    jq: JqOption = None,
     raw: RawOption = False,
     pins_out: PinsOutOption = None,
     force: ForceOption = False,
@@ -331,6 +332,7 @@ def retrieve_order(
                      "or in error."),
     ] = False,
     output: OrderOutputOption = None,
+    jq: JqOption = None,
     raw: RawOption = False,
     pins_out: PinsOutOption = None,
     force: ForceOption = False,
