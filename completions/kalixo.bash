@@ -8,13 +8,13 @@
 _kalixo_spec() {
     case $1 in
         '')  # Place and inspect Kalixo orders: gift cards and game keys, with their...
-            commands='place-order retrieve-order place-orders wallet ping doctor orders auth config sandbox catalog'
+            commands='place-order retrieve-order place-orders wallet ping doctor schema orders auth config sandbox catalog'
             options='--api-url --profile --sandbox --verbose --quiet -q --no-color --version --help -h'
             valued='--api-url --profile'
             args='' ;;
         'place-order')  # Place an order from a JSON or CSV file and print its PINs.
             commands=''
-            options='--product -p --format --external-order-code --currency --dry-run --output -o --jq --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
+            options='--product -p --format --external-order-code --currency --dry-run --skeleton --output -o --jq --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
             valued='--product -p --format --external-order-code --currency --output -o --jq --pins-out --timeout --poll-interval'
             args='[FILE]' ;;
         'retrieve-order')  # Show an order's status, lines and PINs.
@@ -42,6 +42,11 @@ _kalixo_spec() {
             options='--output -o --jq --help -h'
             valued='--output -o --jq'
             args='' ;;
+        'schema')  # Print the JSON Schema (2020-12) of an order file, an order, a result...
+            commands=''
+            options='--list --output -o --jq --help -h'
+            valued='--output -o --jq'
+            args='[NAME]' ;;
         'orders')  # What this machine has sent: the local journal of placed orders.
             commands='list show resolve'
             options='--help -h'
@@ -166,6 +171,8 @@ _kalixo_values() {
         'wallet:--output'|'wallet:-o') _kalixo_words 'table json' "$3" ;;
         'ping:--output'|'ping:-o') _kalixo_words 'table json' "$3" ;;
         'doctor:--output'|'doctor:-o') _kalixo_words 'table json' "$3" ;;
+        'schema:--output'|'schema:-o') _kalixo_words 'table json' "$3" ;;
+        'schema:[NAME]') _kalixo_words 'order-file bulk-order order bulk-result error journal-entry product' "$3" ;;
         'orders list:--output'|'orders list:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'orders show:--output'|'orders show:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'auth status:--output'|'auth status:-o') _kalixo_words 'table json' "$3" ;;

@@ -15,7 +15,7 @@ function __kalixo_at --argument-names want n
         set -l valued
         switch $path
             case ''
-                set commands 'place-order' 'retrieve-order' 'place-orders' 'wallet' 'ping' 'doctor' 'orders' 'auth' 'config' 'sandbox' 'catalog'
+                set commands 'place-order' 'retrieve-order' 'place-orders' 'wallet' 'ping' 'doctor' 'schema' 'orders' 'auth' 'config' 'sandbox' 'catalog'
                 set valued --api-url --profile
             case 'place-order'
                 set valued --product -p --format --external-order-code --currency --output -o --jq --pins-out --timeout --poll-interval
@@ -28,6 +28,8 @@ function __kalixo_at --argument-names want n
             case 'ping'
                 set valued --output -o --jq
             case 'doctor'
+                set valued --output -o --jq
+            case 'schema'
                 set valued --output -o --jq
             case 'orders'
                 set commands 'list' 'show' 'resolve'
@@ -106,6 +108,7 @@ complete -c kalixo -n "__kalixo_at '' 1" -a 'place-orders' -d 'Place many orders
 complete -c kalixo -n "__kalixo_at '' 1" -a 'wallet' -d 'Show the wallet: balance per currency and the low-balance alert (API...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'ping' -d 'Check that the API v2 answers: its status, server time and the round...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'doctor' -d 'Check the setup: config file, profile, credential, connectivity, clock.'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'schema' -d 'Print the JSON Schema (2020-12) of an order file, an order, a result...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'orders' -d 'What this machine has sent: the local journal of placed orders.'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'auth' -d 'Manage credentials: log in (v1), or store a token (v1) or an API key...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'config' -d 'Show and change settings.'
@@ -126,6 +129,7 @@ complete -c kalixo -n "__kalixo_at 'place-order'" -l format -x -a 'json csv' -d 
 complete -c kalixo -n "__kalixo_at 'place-order'" -l external-order-code -x -d 'Your unique code for this order (generated when absent).'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l currency -x -d 'Order currency, such as GBP (for CSV without a currency column).'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l dry-run -d 'Validate and print the request; send nothing.'
+complete -c kalixo -n "__kalixo_at 'place-order'" -l skeleton -d 'Print a valid order file to start from, and send nothing; with...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l raw -d 'Print the server\'s JSON body unchanged (implies -o json).'
@@ -176,6 +180,13 @@ complete -c kalixo -n "__kalixo_at 'ping'" -l help -s h -d 'Show this message an
 complete -c kalixo -n "__kalixo_at 'doctor'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
 complete -c kalixo -n "__kalixo_at 'doctor'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'doctor'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo schema
+complete -c kalixo -n "__kalixo_at 'schema'" -l list -d 'Name and describe the schemas.'
+complete -c kalixo -n "__kalixo_at 'schema'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'schema'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
+complete -c kalixo -n "__kalixo_at 'schema'" -l help -s h -d 'Show this message and exit.'
+complete -c kalixo -n "__kalixo_at 'schema' 1" -x -a 'order-file bulk-order order bulk-result error journal-entry product' -d '[NAME]'
 
 # kalixo orders
 complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'list' -d 'List the orders this machine has sent to the current API, oldest first.'

@@ -44,6 +44,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "doctor": LazyCommand(
         "kalixo_cli.commands.account:doctor",
         "Check the setup: config file, profile, credential, connectivity, clock."),
+    "schema": LazyCommand(
+        "kalixo_cli.commands.schema:schema",
+        "Print the JSON Schema (2020-12) of what kalixo reads and prints."),
     "orders": LazyCommand(
         "kalixo_cli.commands.journal:app",
         "What this machine has sent: the local journal of placed orders."),
@@ -312,7 +315,6 @@ def root(
     state.no_color = no_color
     ctx.call_on_close(state.close)
     state.start()
-
 
 
 def main() -> None:

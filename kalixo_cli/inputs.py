@@ -45,6 +45,7 @@ MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_PROBLEMS = 50
 FORMAT_HINT = "--format json|csv"
 
+SCHEMA_KEY = "$schema"  # ignored at the top of an order: editors read it, the API never sees it
 ORDER_FIELDS = ("externalOrderCode", "price", "currency", "orderProducts")
 LINE_FIELDS = ("productId", "price", "sku", "currency", "quantity")
 CSV_COLUMNS = ("productId", "quantity", "price", "sku", "currency")
@@ -604,6 +605,8 @@ def _json_order(
         report.add(0, f"the order must be a JSON object, not {source.show(value)}", _root(source))
         report.hint = _EXAMPLES["json"]
         raise report.fail()
+    if isinstance(value.get(SCHEMA_KEY), str):  # an editor's pointer to `kalixo schema`
+        return {key: item for key, item in value.items() if key != SCHEMA_KEY}
     return value
 
 

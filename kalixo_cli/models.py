@@ -27,6 +27,8 @@ INT64_MAX = 2**63 - 1
 Amount = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Quantity = Annotated[int, Field(ge=1, le=INT64_MAX)]
 ProductId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+# Checked by `_check_currency` (its own message); the pattern is for `kalixo schema` only.
+Currency = Annotated[str, Field(json_schema_extra={"pattern": "^[A-Z]{3}$"})]
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -82,7 +84,7 @@ class OrderLine(_Strict):
     productId: ProductId
     price: Amount
     sku: Annotated[str, Field(min_length=1, max_length=200)]
-    currency: str
+    currency: Currency
     quantity: Quantity
 
     _amount = field_validator("price", mode="before")(_strict_amount)
@@ -105,7 +107,7 @@ class OrderRequest(_Strict):
 
     externalOrderCode: Annotated[str, Field(min_length=1, max_length=100)]
     price: Amount
-    currency: str
+    currency: Currency
     orderProducts: Annotated[list[OrderLine], Field(min_length=1)]
 
     _amount = field_validator("price", mode="before")(_strict_amount)

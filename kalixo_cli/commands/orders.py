@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from kalixo_cli.context import JqOption, OrderOutputOption, RawOption, get_state
+from kalixo_cli.context import AppState, JqOption, OrderOutputOption, RawOption, get_state
 from kalixo_cli.errors import AlreadyPlaced, OrderUnsuccessful, OutcomeUnknown, UsageError
 from kalixo_cli.normalize import complete_from_request
 from kalixo_cli.order import Order
@@ -135,6 +135,11 @@ def place_order(
         bool,
         typer.Option("--dry-run", help="Validate and print the request; send nothing."),
     ] = False,
+    skeleton: Annotated[
+        bool,
+        typer.Option("--skeleton", help="Print a valid order file to start from, and send "
+                     "nothing; with --product, priced from today's catalog."),
+    ] = False,
     output: OrderOutputOption = None,
     jq: JqOption = None,
     raw: RawOption = False,
@@ -157,6 +162,10 @@ def place_order(
 
     state = get_state(ctx)
     fmt = state.choose_output(output, raw)
+    if skeleton:
+        _print_skeleton(state, file, products, fmt, code=external_order_code,
+                        currency=currency)
+        return
     _check_pins_out(pins_out, force=force)
     if (file is None) == (not products):
         raise UsageError("give an order FILE or --product, not both and not neither",
@@ -211,6 +220,57 @@ def place_order(
                        status=result.order.status)
     _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
                   force=force)
+
+
+# The README's example order (productId, unit price, SKU, quantity): what --skeleton
+# starts from without --product.
+SKELETON_LINES = ((2, 3299, "GB-EN-4251604177278", 1), (6, 839, "GB-EN-4251604133182", 1))
+
+
+def _print_skeleton(state: AppState, file: str | None, products: list[str] | None,
+                    fmt: OutputFormat, *, code: str | None, currency: str | None) -> None:
+    """An order file that place-order accepts as it is: the README's example, or with
+    --product the catalog's products at today's prices. Sends nothing, records nothing."""
+    from kalixo_cli import inputs
+    from kalixo_cli.models import OrderRequest
+
+    if file is not None:
+        raise UsageError("--skeleton prints a new order file: it takes no FILE",
+                         hint="kalixo place-order --skeleton > order.json, or with "
+                         "--product 2:1 for catalog prices")
+    if fmt != "json":
+        raise UsageError(f"--skeleton prints an order file, which is JSON: -o {fmt} does "
+                         "not fit it", hint="drop -o")
+    chosen = code or inputs.generate_order_code()
+    if products:
+        from kalixo_cli.catalog import request_from_products
+        from kalixo_cli.commands.catalog import catalog_source
+
+        request = request_from_products(products, lookup=catalog_source(state).product,
+                                        currency=currency, code=chosen)
+    else:
+        from pydantic import ValidationError
+
+        unit = (currency or "GBP").strip().upper()
+        try:
+            request = OrderRequest.model_validate({
+                "externalOrderCode": chosen, "currency": unit,
+                "price": sum(price * quantity for _, price, _, quantity in SKELETON_LINES),
+                "orderProducts": [
+                    {"productId": product, "price": price, "sku": sku, "currency": unit,
+                     "quantity": quantity}
+                    for product, price, sku, quantity in SKELETON_LINES
+                ],
+            })
+        except ValidationError as exc:  # only --currency and --external-order-code vary
+            first = exc.errors()[0]
+            flag = ("--currency" if "currency" in first["loc"] else "--external-order-code")
+            raise UsageError(f"{flag}: {first['msg']}") from None
+        note("skeleton: the README's example products; `kalixo catalog list` shows what "
+             "you can order, and --product ID:QTY prices them from the catalog")
+    print_json(request.body())
+    note(f"keep externalOrderCode {request.externalOrderCode} in the file: a re-run of the "
+         "same file is then never bought twice")
 
 
 def _warn_low_balance(result: "OrderResult") -> None:

@@ -1,0 +1,76 @@
+"""schema: the JSON Schemas of kalixo's inputs and outputs, for editors and scripts."""
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from kalixo_cli.context import JqOption, OutputOption, get_state
+from kalixo_cli.errors import UsageError
+from kalixo_cli.output import print_json, print_view
+
+
+class SchemaName(StrEnum):
+    """The names of `kalixo_cli.schemas.SCHEMAS` (a test keeps them equal), here so that
+    --help and the completions list them without loading pydantic's schema machinery."""
+
+    order_file = "order-file"
+    bulk_order = "bulk-order"
+    order = "order"
+    bulk_result = "bulk-result"
+    error = "error"
+    journal_entry = "journal-entry"
+    product = "product"
+
+
+def schema(
+    ctx: typer.Context,
+    name: Annotated[
+        SchemaName | None,
+        typer.Argument(metavar="[NAME]", show_default=False,
+                       help="Which schema (--list describes them)."),
+    ] = None,
+    list_names: Annotated[
+        bool, typer.Option("--list", help="Name and describe the schemas."),
+    ] = False,
+    output: OutputOption = None,
+    jq: JqOption = None,
+) -> None:
+    """Print the JSON Schema (2020-12) of an order file, an order, a result line, an error.
+
+    Generated from the models that validate and print them. Point an editor at the
+    order-file schema and order files are checked as they are typed (see the README).
+
+    Example: kalixo schema order-file > order-file.schema.json
+    """
+    from kalixo_cli.schemas import SCHEMAS
+    from kalixo_cli.schemas import schema as build
+
+    state = get_state(ctx)
+    if list_names == (name is not None):
+        raise UsageError("give a schema NAME or --list, not both and not neither",
+                         hint=f"schemas: {', '.join(SCHEMAS)}")
+    if list_names:
+        fmt = state.choose_output(output)
+        rows = [{"name": key, "description": description}
+                for key, (description, _build) in SCHEMAS.items()]
+        if fmt == "json":
+            print_json(rows)
+        else:
+            from rich.table import Table
+
+            def view(plain: bool, _width: int) -> Table:
+                table = Table(box=None, show_edge=False, pad_edge=False, show_header=not plain)
+                table.add_column("Name", no_wrap=True)
+                table.add_column("Describes")
+                for row in rows:
+                    table.add_row(row["name"], row["description"])
+                return table
+
+            print_view(view)
+        return
+    assert name is not None
+    if output is not None and output.value != "json":
+        raise UsageError("a schema is JSON: -o table does not fit it", hint="drop -o")
+    state.choose_output(None)
+    print_json(build(name.value))
