@@ -8,7 +8,7 @@
 _kalixo_spec() {
     case $1 in
         '')  # Place and inspect Kalixo orders: gift cards and game keys, with their...
-            commands='place-order retrieve-order place-orders wallet ping doctor schema orders auth config sandbox catalog'
+            commands='place-order retrieve-order place-orders wallet ping doctor schema api orders auth config sandbox catalog'
             options='--api-url --profile --sandbox --verbose --quiet -q --no-color --version --help -h'
             valued='--api-url --profile'
             args='' ;;
@@ -47,6 +47,11 @@ _kalixo_spec() {
             options='--list --output -o --jq --help -h'
             valued='--output -o --jq'
             args='[NAME]' ;;
+        'api')  # Make an authenticated request to the configured API and print the...
+            commands=''
+            options='--method -X --field -f --typed-field -F --input --include -i --jq --help -h'
+            valued='--method -X --field -f --typed-field -F --input --jq'
+            args='PATH' ;;
         'orders')  # What this machine has sent: the local journal of placed orders.
             commands='list show resolve'
             options='--help -h'
@@ -173,6 +178,8 @@ _kalixo_values() {
         'doctor:--output'|'doctor:-o') _kalixo_words 'table json' "$3" ;;
         'schema:--output'|'schema:-o') _kalixo_words 'table json' "$3" ;;
         'schema:[NAME]') _kalixo_words 'order-file bulk-order order bulk-result error journal-entry product' "$3" ;;
+        'api:--input') _kalixo_files "$3" ;;
+        'api:PATH') _kalixo_files "$3" ;;
         'orders list:--output'|'orders list:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'orders show:--output'|'orders show:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'auth status:--output'|'auth status:-o') _kalixo_words 'table json' "$3" ;;

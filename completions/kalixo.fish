@@ -15,7 +15,7 @@ function __kalixo_at --argument-names want n
         set -l valued
         switch $path
             case ''
-                set commands 'place-order' 'retrieve-order' 'place-orders' 'wallet' 'ping' 'doctor' 'schema' 'orders' 'auth' 'config' 'sandbox' 'catalog'
+                set commands 'place-order' 'retrieve-order' 'place-orders' 'wallet' 'ping' 'doctor' 'schema' 'api' 'orders' 'auth' 'config' 'sandbox' 'catalog'
                 set valued --api-url --profile
             case 'place-order'
                 set valued --product -p --format --external-order-code --currency --output -o --jq --pins-out --timeout --poll-interval
@@ -31,6 +31,8 @@ function __kalixo_at --argument-names want n
                 set valued --output -o --jq
             case 'schema'
                 set valued --output -o --jq
+            case 'api'
+                set valued --method -X --field -f --typed-field -F --input --jq
             case 'orders'
                 set commands 'list' 'show' 'resolve'
             case 'orders list'
@@ -109,6 +111,7 @@ complete -c kalixo -n "__kalixo_at '' 1" -a 'wallet' -d 'Show the wallet: balanc
 complete -c kalixo -n "__kalixo_at '' 1" -a 'ping' -d 'Check that the API v2 answers: its status, server time and the round...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'doctor' -d 'Check the setup: config file, profile, credential, connectivity, clock.'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'schema' -d 'Print the JSON Schema (2020-12) of an order file, an order, a result...'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'api' -d 'Make an authenticated request to the configured API and print the...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'orders' -d 'What this machine has sent: the local journal of placed orders.'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'auth' -d 'Manage credentials: log in (v1), or store a token (v1) or an API key...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'config' -d 'Show and change settings.'
@@ -187,6 +190,16 @@ complete -c kalixo -n "__kalixo_at 'schema'" -l output -s o -x -a 'table json' -
 complete -c kalixo -n "__kalixo_at 'schema'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'schema'" -l help -s h -d 'Show this message and exit.'
 complete -c kalixo -n "__kalixo_at 'schema' 1" -x -a 'order-file bulk-order order bulk-result error journal-entry product' -d '[NAME]'
+
+# kalixo api
+complete -c kalixo -n "__kalixo_at 'api'" -l method -s X -x -d 'GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS [default: GET, or POST...'
+complete -c kalixo -n "__kalixo_at 'api'" -l field -s f -x -d 'A string field: a query parameter of a GET, a key of the JSON body of...'
+complete -c kalixo -n "__kalixo_at 'api'" -l typed-field -s F -x -d 'As -f, with the value read as JSON when it is (3, true, null) and...'
+complete -c kalixo -n "__kalixo_at 'api'" -l input -r -F -d 'The JSON request body, from FILE (- for stdin); fields then go to the...'
+complete -c kalixo -n "__kalixo_at 'api'" -l include -s i -d 'Print the status line and the response headers before the body...'
+complete -c kalixo -n "__kalixo_at 'api'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
+complete -c kalixo -n "__kalixo_at 'api'" -l help -s h -d 'Show this message and exit.'
+complete -c kalixo -n "__kalixo_at 'api' 1" -F -d 'PATH'
 
 # kalixo orders
 complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'list' -d 'List the orders this machine has sent to the current API, oldest first.'

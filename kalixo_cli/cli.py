@@ -47,6 +47,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "schema": LazyCommand(
         "kalixo_cli.commands.schema:schema",
         "Print the JSON Schema (2020-12) of what kalixo reads and prints."),
+    "api": LazyCommand(
+        "kalixo_cli.commands.api:api",
+        "Call any path of the configured API, authenticated, and print the answer."),
     "orders": LazyCommand(
         "kalixo_cli.commands.journal:app",
         "What this machine has sent: the local journal of placed orders."),

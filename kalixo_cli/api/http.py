@@ -417,6 +417,38 @@ class Transport:
             raise self._status_error(response, url=url, placing=True)
         return self._answer(response, url=url, placing=True, code=code)
 
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                body: bytes | None = None,
+                headers: Mapping[str, str] | None = None) -> requests.Response:
+        """Any request, for `kalixo api`: the last response whatever its status (the caller
+        prints it), retried as the rules say for `method`. A GET follows redirects as `get`
+        does; nothing else does. Raises TransportError only when nothing answered."""
+        url = self.url(path)
+        method = method.upper()
+        log.info("> %s %s", method, url)
+        session = self._get if method == "GET" else self._post
+        outcome = self._exchange(method, url, lambda: session.request(
+            method, url, params=params, data=body, headers=dict(headers or {}),
+            timeout=self._timeout, allow_redirects=method == "GET",
+        ))
+        if outcome.response is not None:
+            sent = outcome.response.request
+            for name, value in sent.headers.items():
+                secret = name.lower() in ("authorization", API_KEY_HEADER, "cookie")
+                log.debug("> %s: %s", name, "[REDACTED]" if secret else value)
+            return outcome.response
+        assert outcome.failure is not None
+        maybe = "" if method in ("GET", "HEAD") or outcome.failure.kind is FailureKind.CONNECT \
+            else "; the server may have acted on it"
+        raise TransportError(
+            f"{method} {url}: no answer ({outcome.failure.reason}){maybe}", where=url,
+            hint="check the network and --api-url; KALIXO_TIMEOUT allows more time",
+        ) from outcome.error
+
+    def error_for(self, response: requests.Response) -> APIError:
+        """The error an answer's status means (3, 4 or 5), as for any command's request."""
+        return self._status_error(response, url=response.url, placing=False)
+
     def _exchange(self, method: str, url: str,
                   send: Callable[[], requests.Response]) -> _Outcome:
         """Attempt `send` until an answer or a failure that `retry.decide` will not retry."""
