@@ -42,18 +42,18 @@ _kalixo_spec() {
             options='--output -o --jq --help -h'
             valued='--output -o --jq'
             args='' ;;
-        'schema')  # Print the JSON Schema (2020-12) of an order file, an order, a result...
+        'schema')  # Print the JSON Schema (2020-12) of what kalixo reads and prints.
             commands=''
             options='--list --output -o --jq --help -h'
             valued='--output -o --jq'
             args='[NAME]' ;;
-        'api')  # Make an authenticated request to the configured API and print the...
+        'api')  # Call any path of the configured API, authenticated, and print the...
             commands=''
             options='--method -X --field -f --typed-field -F --input --include -i --jq --help -h'
             valued='--method -X --field -f --typed-field -F --input --jq'
             args='PATH' ;;
         'orders')  # What this machine has sent: the local journal of placed orders.
-            commands='list show resolve'
+            commands='list show resolve sync'
             options='--help -h'
             valued=''
             args='' ;;
@@ -72,6 +72,11 @@ _kalixo_spec() {
             options='--order-id --not-placed --help -h'
             valued='--order-id'
             args='CODE' ;;
+        'orders sync')  # Ask the API what became of every order that is not final, and record it.
+            commands=''
+            options='--since --code --output -o --jq --help -h'
+            valued='--since --code --output -o --jq'
+            args='' ;;
         'auth')  # Manage credentials: log in (v1), or store a token (v1) or an API key...
             commands='set-token set-key login status logout'
             options='--help -h'
@@ -177,11 +182,12 @@ _kalixo_values() {
         'ping:--output'|'ping:-o') _kalixo_words 'table json' "$3" ;;
         'doctor:--output'|'doctor:-o') _kalixo_words 'table json' "$3" ;;
         'schema:--output'|'schema:-o') _kalixo_words 'table json' "$3" ;;
-        'schema:[NAME]') _kalixo_words 'order-file bulk-order order bulk-result error journal-entry product' "$3" ;;
+        'schema:[NAME]') _kalixo_words 'order-file bulk-order order bulk-result error journal-entry product sync-result' "$3" ;;
         'api:--input') _kalixo_files "$3" ;;
         'api:PATH') _kalixo_files "$3" ;;
         'orders list:--output'|'orders list:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'orders show:--output'|'orders show:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
+        'orders sync:--output'|'orders sync:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'auth status:--output'|'auth status:-o') _kalixo_words 'table json' "$3" ;;
         'config show:--output'|'config show:-o') _kalixo_words 'table json' "$3" ;;
         'config set:KEY') _kalixo_words 'api_url api_version deadline retries timeout' "$3" ;;

@@ -34,13 +34,15 @@ function __kalixo_at --argument-names want n
             case 'api'
                 set valued --method -X --field -f --typed-field -F --input --jq
             case 'orders'
-                set commands 'list' 'show' 'resolve'
+                set commands 'list' 'show' 'resolve' 'sync'
             case 'orders list'
                 set valued --state --since --until --code --limit --output -o --jq
             case 'orders show'
                 set valued --output -o --jq
             case 'orders resolve'
                 set valued --order-id
+            case 'orders sync'
+                set valued --since --code --output -o --jq
             case 'auth'
                 set commands 'set-token' 'set-key' 'login' 'status' 'logout'
             case 'auth set-token'
@@ -110,8 +112,8 @@ complete -c kalixo -n "__kalixo_at '' 1" -a 'place-orders' -d 'Place many orders
 complete -c kalixo -n "__kalixo_at '' 1" -a 'wallet' -d 'Show the wallet: balance per currency and the low-balance alert (API...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'ping' -d 'Check that the API v2 answers: its status, server time and the round...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'doctor' -d 'Check the setup: config file, profile, credential, connectivity, clock.'
-complete -c kalixo -n "__kalixo_at '' 1" -a 'schema' -d 'Print the JSON Schema (2020-12) of an order file, an order, a result...'
-complete -c kalixo -n "__kalixo_at '' 1" -a 'api' -d 'Make an authenticated request to the configured API and print the...'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'schema' -d 'Print the JSON Schema (2020-12) of what kalixo reads and prints.'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'api' -d 'Call any path of the configured API, authenticated, and print the...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'orders' -d 'What this machine has sent: the local journal of placed orders.'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'auth' -d 'Manage credentials: log in (v1), or store a token (v1) or an API key...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'config' -d 'Show and change settings.'
@@ -189,7 +191,7 @@ complete -c kalixo -n "__kalixo_at 'schema'" -l list -d 'Name and describe the s
 complete -c kalixo -n "__kalixo_at 'schema'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
 complete -c kalixo -n "__kalixo_at 'schema'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'schema'" -l help -s h -d 'Show this message and exit.'
-complete -c kalixo -n "__kalixo_at 'schema' 1" -x -a 'order-file bulk-order order bulk-result error journal-entry product' -d '[NAME]'
+complete -c kalixo -n "__kalixo_at 'schema' 1" -x -a 'order-file bulk-order order bulk-result error journal-entry product sync-result' -d '[NAME]'
 
 # kalixo api
 complete -c kalixo -n "__kalixo_at 'api'" -l method -s X -x -d 'GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS [default: GET, or POST...'
@@ -205,6 +207,7 @@ complete -c kalixo -n "__kalixo_at 'api' 1" -F -d 'PATH'
 complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'list' -d 'List the orders this machine has sent to the current API, oldest first.'
 complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'show' -d 'Show what the journal knows of one order.'
 complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'resolve' -d 'Record how an unknown outcome ended, after checking with Kalixo.'
+complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'sync' -d 'Ask the API what became of every order that is not final, and record it.'
 complete -c kalixo -n "__kalixo_at 'orders'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo orders list
@@ -227,6 +230,13 @@ complete -c kalixo -n "__kalixo_at 'orders show'" -l help -s h -d 'Show this mes
 complete -c kalixo -n "__kalixo_at 'orders resolve'" -l order-id -x -d 'It was placed: this is its orderId.'
 complete -c kalixo -n "__kalixo_at 'orders resolve'" -l not-placed -d 'It was not placed: allow sending it again.'
 complete -c kalixo -n "__kalixo_at 'orders resolve'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo orders sync
+complete -c kalixo -n "__kalixo_at 'orders sync'" -l since -x -d 'Only orders sent at or after DATE (UTC, ISO 8601).'
+complete -c kalixo -n "__kalixo_at 'orders sync'" -l code -x -d 'Only codes matching a glob, e.g.'
+complete -c kalixo -n "__kalixo_at 'orders sync'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
+complete -c kalixo -n "__kalixo_at 'orders sync'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
+complete -c kalixo -n "__kalixo_at 'orders sync'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo auth
 complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'set-token' -d 'Store an API v1 token for the active profile (config file, mode 0600).'

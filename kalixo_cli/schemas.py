@@ -97,6 +97,21 @@ class JournalEntry(_Out):
     requestHash: str
 
 
+class SyncResult(_Out):
+    """One row of `kalixo orders sync`: a journal row looked at, before and after."""
+
+    externalOrderCode: str
+    orderId: int | None
+    stateBefore: Literal["placed", "unknown"]
+    statusBefore: str | None
+    state: Literal["placed", "failed", "unknown"]
+    status: str | None
+    changed: bool
+    detail: str | None = Field(description="What the API said, or why nothing changed")
+    errorKind: str | None = Field(description="Why the API could not be asked (as the "
+                                  "error object's kind)")
+
+
 def _order_request(required_code: bool) -> dict[str, Any]:
     """`OrderRequest`'s schema, loosened where inputs.py completes the order itself."""
     from kalixo_cli.inputs import SCHEMA_KEY
@@ -186,6 +201,7 @@ SCHEMAS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "error": ("the JSON error object on stderr (with -o json)", _model(ErrorObject)),
     "journal-entry": ("one entry of orders list / orders show", _model(JournalEntry)),
     "product": ("a catalog product (catalog list / show)", _product),
+    "sync-result": ("one row of orders sync", _model(SyncResult)),
 }
 
 

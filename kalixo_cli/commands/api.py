@@ -187,7 +187,7 @@ def api(
     ] = False,
     jq: JqOption = None,
 ) -> None:
-    """Make an authenticated request to the configured API and print the answer as received.
+    """Call any path of the configured API, authenticated, and print the answer.
 
     For endpoints kalixo has no command for yet: the profile's credential, timeouts and
     deadline; GET is retried as every command's is. Requests that would place, change or

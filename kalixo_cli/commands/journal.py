@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kalixo_cli.context import JqOption, OrderOutputOption, get_state
-from kalixo_cli.errors import UsageError
+from kalixo_cli.errors import ExitCode, UsageError
 from kalixo_cli.output import (
     note,
     print_csv,
@@ -253,3 +253,108 @@ def resolve(
     else:
         journal.mark_not_placed(api, code)
         note(f"{code} recorded as not placed; it may be sent again")
+
+
+SYNC_FIELDS = ("externalOrderCode", "orderId", "stateBefore", "statusBefore", "state", "status",
+               "changed", "detail", "errorKind")
+
+
+def _sync_view(records: list[dict[str, Any]], plain: bool) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("Code", "Order", "Before", "Now", "Detail"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        before = f"{record['stateBefore']} {record['statusBefore'] or ''}".strip()
+        now = f"{record['state']} {record['status'] or ''}".strip()
+        table.add_row(
+            Text(record["externalOrderCode"]),
+            "-" if record["orderId"] is None else str(record["orderId"]),
+            before, now if record["changed"] else Text("unchanged", style="dim"),
+            Text(record["detail"] or ""),
+        )
+    return table
+
+
+@app.command("sync")
+def sync(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="DATE", help="Only orders sent at or "
+                                 "after DATE (UTC, ISO 8601).")
+    ] = None,
+    code: Annotated[
+        str | None,
+        typer.Option("--code", metavar="GLOB", help="Only codes matching a glob, e.g. "
+                     "'batch-7-*'."),
+    ] = None,
+    output: OrderOutputOption = None,
+    jq: JqOption = None,
+) -> None:
+    """Ask the API what became of every order that is not final, and record it.
+
+    Not final: an unknown outcome, or an order still processing. API v2 looks each up by
+    its code (found: placed, with its status; not found: never placed, may be sent
+    again); API v1 by its orderId, where the journal has one. Prints what was looked at
+    and what changed; exit 6 while some outcome is still unknown.
+
+    Example: kalixo orders sync --since 2026-11-01 -o json
+    """
+    from kalixo_cli.sync import exit_code as sync_exit
+    from kalixo_cli.sync import needs_sync, sync_entries
+
+    app_state = get_state(ctx)
+    fmt = app_state.choose_output(output)
+    api = app_state.journal_key()
+    journal = app_state.journal()
+    since_at = _timestamp(since, "--since")
+    like = _glob_to_like(code) if code else None
+    entries = [*journal.entries(api, state="unknown", since=since_at, code_like=like),
+               *journal.entries(api, state="placed", since=since_at, code_like=like)]
+    entries.sort(key=lambda entry: (entry.created_at, entry.code))
+    pending = [entry for entry in entries if needs_sync(entry)]
+    if not pending:
+        if fmt == "json":
+            print_json([])
+        note("nothing to sync: every order in the journal for this API is final")
+        return
+    settings = app_state.settings()
+    client = app_state.client()
+
+    def stream(change: Any) -> None:
+        if fmt == "jsonl":
+            print_jsonl([change.to_json()])
+
+    changes = sync_entries(journal, api, client, pending,
+                           in_flight_for=settings.timeout.value + settings.deadline.value,
+                           on_change=stream)
+    records = [change.to_json() for change in changes]
+    if fmt == "json":
+        print_json(records)
+    elif fmt == "csv":
+        print_csv(records, SYNC_FIELDS)
+    elif fmt == "table":
+        print_view(lambda plain, _: _sync_view(records, plain))
+    unknown = sum(change.unknown for change in changes)
+    failed = sum(change.error is not None for change in changes)
+    note(f"looked at {len(changes)}, changed {sum(c.changed for c in changes)}, "
+         f"still unknown {unknown}" + (f", could not ask about {failed}" if failed else ""))
+    code_ = sync_exit(changes)
+    if code_ == ExitCode.OUTCOME_UNKNOWN:
+        from kalixo_cli.errors import OutcomeUnknown
+
+        raise OutcomeUnknown(
+            f"{unknown} order{'s' if unknown != 1 else ''} still "
+            f"{'have' if unknown != 1 else 'has'} an unknown outcome",
+            hint="on API v1, find each order's id (Kalixo support) and record it with "
+            "`kalixo orders resolve CODE --order-id N` (or --not-placed); on v2, sync "
+            "again later" if settings.api_version.value == "v1" else
+            "sync again later; `kalixo orders list --state unknown` lists them",
+        )
+    if code_ != ExitCode.OK:
+        first = next(change.error for change in changes if change.error is not None)
+        assert first is not None
+        raise first

@@ -21,6 +21,7 @@ class SchemaName(StrEnum):
     error = "error"
     journal_entry = "journal-entry"
     product = "product"
+    sync_result = "sync-result"
 
 
 def schema(
@@ -36,10 +37,12 @@ def schema(
     output: OutputOption = None,
     jq: JqOption = None,
 ) -> None:
-    """Print the JSON Schema (2020-12) of an order file, an order, a result line, an error.
+    """Print the JSON Schema (2020-12) of what kalixo reads and prints.
 
-    Generated from the models that validate and print them. Point an editor at the
-    order-file schema and order files are checked as they are typed (see the README).
+    An order file, a batch order, the order JSON, a place-orders result line, the error
+    object, a journal entry, a product, an orders sync row: generated from the models
+    that validate and print them. Point an editor at the order-file schema and order
+    files are checked as they are typed (see the README).
 
     Example: kalixo schema order-file > order-file.schema.json
     """
