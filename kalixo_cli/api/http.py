@@ -422,15 +422,23 @@ class Transport:
                 headers: Mapping[str, str] | None = None) -> requests.Response:
         """Any request, for `kalixo api`: the last response whatever its status (the caller
         prints it), retried as the rules say for `method`. A GET follows redirects as `get`
-        does; nothing else does. Raises TransportError only when nothing answered."""
+        does; nothing else does. The body is bounded as every answer is (time and size).
+        Raises TransportError only when nothing usable answered."""
+        with self._scrubbed():
+            return self._request(method.upper(), path, params=params, body=body,
+                                 headers=headers)
+
+    def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None,
+                 body: bytes | None, headers: Mapping[str, str] | None) -> requests.Response:
         url = self.url(path)
-        method = method.upper()
         log.info("> %s %s", method, url)
         session = self._get if method == "GET" else self._post
         outcome = self._exchange(method, url, lambda: session.request(
             method, url, params=params, data=body, headers=dict(headers or {}),
-            timeout=self._timeout, allow_redirects=method == "GET",
+            timeout=self._timeout, allow_redirects=method == "GET", stream=True,
         ))
+        if isinstance(outcome.error, BodyTooLarge):
+            raise self._too_large(outcome.error, url) from outcome.error
         if outcome.response is not None:
             sent = outcome.response.request
             for name, value in sent.headers.items():
@@ -445,9 +453,12 @@ class Transport:
             hint="check the network and --api-url; KALIXO_TIMEOUT allows more time",
         ) from outcome.error
 
-    def error_for(self, response: requests.Response) -> APIError:
-        """The error an answer's status means (3, 4 or 5), as for any command's request."""
-        return self._status_error(response, url=response.url, placing=False)
+    def raise_for(self, response: requests.Response) -> None:
+        """Raise the error an answer's status means (3, 4 or 5), as for any command's
+        request, credentials redacted; nothing for a status below 400."""
+        if response.status_code >= 400:
+            with self._scrubbed():
+                raise self._status_error(response, url=response.url, placing=False)
 
     def _exchange(self, method: str, url: str,
                   send: Callable[[], requests.Response]) -> _Outcome:

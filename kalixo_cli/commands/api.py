@@ -228,5 +228,4 @@ def api(
         print_raw(response.text)
     else:
         sys.stdout.flush()
-    if response.status_code >= 400:
-        raise transport.error_for(response)
+    transport.raise_for(response)
