@@ -1,8 +1,9 @@
 """Exactly-once placement: the journal consulted before, and written around, every POST.
 
 `verdict` is the pure rule (may this code be sent now?); `place` wraps one POST so that the
-journal holds the intent before the request leaves and the outcome after, whatever the
-outcome is, Ctrl-C included.
+journal holds the intent before the request leaves (written after any pacing wait, right
+before the request: an order still waiting for its turn was never sent) and the outcome
+after, whatever the outcome is, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -87,9 +88,16 @@ def place(journal: Journal, api: str, client: ApiClient, request: OrderRequest, 
             journal.finish(api, code, "placed", order_id=found.order.orderId,
                            status=found.order.status, error_kind="reconciled by look-up")
             return found
-    journal.begin(api, code, request.body())
+    begun = False
+
+    def claim() -> None:  # after any pacing wait, right before the request is written
+        nonlocal begun
+        if not begun:  # a repeat after a token refresh is the same attempt
+            journal.begin(api, code, request.body())
+            begun = True
+
     try:
-        result = client.place_order(request)
+        result = client.place_order(request, on_send=claim)
     except OutcomeUnknown as exc:
         journal.finish(api, code, "unknown", error_kind=_error_kind(exc), error=exc.message)
         raise
@@ -101,8 +109,9 @@ def place(journal: Journal, api: str, client: ApiClient, request: OrderRequest, 
         journal.finish(api, code, "failed", error_kind=_error_kind(exc), error=exc.message)
         raise
     except BaseException as exc:  # Ctrl-C or a bug mid-request: nobody knows
-        journal.finish(api, code, "unknown", error_kind="interrupted",
-                       error=f"{type(exc).__name__} while sending")
+        if begun:  # else it never left: Ctrl-C while waiting for its turn, nothing to record
+            journal.finish(api, code, "unknown", error_kind="interrupted",
+                           error=f"{type(exc).__name__} while sending")
         raise
     order = result.order
     journal.finish(api, code, "placed", order_id=order.orderId, status=order.status)

@@ -95,8 +95,9 @@ class RefreshingV1Client(V1Client):
         self.transport.set_token(tokens.access)
         return call()
 
-    def place_order(self, request: OrderRequest) -> OrderResult:
-        return self._once_more(lambda: V1Client.place_order(self, request))
+    def place_order(self, request: OrderRequest, *,
+                    on_send: Callable[[], None] | None = None) -> OrderResult:
+        return self._once_more(lambda: V1Client.place_order(self, request, on_send=on_send))
 
     def retrieve_order(self, order_id: int | str) -> OrderResult:
         return self._once_more(lambda: V1Client.retrieve_order(self, order_id))

@@ -351,16 +351,21 @@ class Transport:
             raise self._status_error(response, url=url, placing=False)
         return self._answer(response, url=url, placing=False)
 
-    def post_order(self, path: str, body: Mapping[str, Any], *, code: str) -> Answer:
+    def post_order(self, path: str, body: Mapping[str, Any], *, code: str,
+                   on_send: Callable[[], None] | None = None) -> Answer:
         """POST an order: any doubt about whether it arrived becomes OutcomeUnknown.
 
         Redirects are never followed (the body would be re-sent somewhere unchecked). When
         the rules say a status means "look it up" (v2: 409), raises `OrderExists(code)`.
+        `on_send` runs once, after any pacing wait and right before the first attempt is
+        written (the journal's intent): an order that waited and was never sent leaves no
+        trace; if it raises, nothing is sent.
         """
         with self._scrubbed():
-            return self._post_order(path, body, code=code)
+            return self._post_order(path, body, code=code, on_send=on_send)
 
-    def _post_order(self, path: str, body: Mapping[str, Any], *, code: str) -> Answer:
+    def _post_order(self, path: str, body: Mapping[str, Any], *, code: str,
+                    on_send: Callable[[], None] | None) -> Answer:
         url = self.url(path)
         log.info("> POST %s", url)
         data = json.dumps(body).encode("utf-8")
@@ -368,7 +373,7 @@ class Transport:
         outcome = self._exchange("POST", url, lambda: self._post.post(
             url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False,
             stream=True,
-        ))
+        ), on_send=on_send)
         response = outcome.response
         key = response.headers.get(CORRELATION_HEADER) if response is not None else None
         if outcome.decision is not None and outcome.decision.action is Action.LOOK_UP:
@@ -460,9 +465,11 @@ class Transport:
             with self._scrubbed():
                 raise self._status_error(response, url=response.url, placing=False)
 
-    def _exchange(self, method: str, url: str,
-                  send: Callable[[], requests.Response]) -> _Outcome:
-        """Attempt `send` until an answer or a failure that `retry.decide` will not retry."""
+    def _exchange(self, method: str, url: str, send: Callable[[], requests.Response], *,
+                  on_send: Callable[[], None] | None = None) -> _Outcome:
+        """Attempt `send` until an answer or a failure that `retry.decide` will not retry.
+
+        `on_send` runs before the first attempt only, after the pacer let it go."""
         if self._budget is not None:
             self._budget.deposit()
         rule = self._rules.for_method(method)
@@ -471,6 +478,13 @@ class Transport:
         while True:
             if self._pacer is not None:
                 self._pacer.before_request()
+            if on_send is not None and attempt == 1:
+                try:
+                    on_send()
+                except BaseException:
+                    if self._pacer is not None:  # the slot it was given goes unused
+                        self._pacer.release()
+                    raise
             response: requests.Response | None = None
             error: requests.exceptions.RequestException | None = None
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -42,9 +42,11 @@ class V1Client:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
-    def place_order(self, request: OrderRequest) -> OrderResult:
+    def place_order(self, request: OrderRequest, *,
+                    on_send: Callable[[], None] | None = None) -> OrderResult:
         code = request.externalOrderCode
-        answer = self.transport.post_order("orders/place-order", request.body(), code=code)
+        answer = self.transport.post_order("orders/place-order", request.body(), code=code,
+                                           on_send=on_send)
         try:
             order = normalize_placed_order(answer.data, request)
         except ValueError as exc:

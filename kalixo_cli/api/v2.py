@@ -8,6 +8,7 @@ can be read by its code, so an unknown outcome can always be settled.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -50,11 +51,13 @@ class V2Client:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
-    def place_order(self, request: OrderRequest) -> OrderResult:
+    def place_order(self, request: OrderRequest, *,
+                    on_send: Callable[[], None] | None = None) -> OrderResult:
         """POST, retried with the same code; a 409 (it exists) returns the existing order."""
         code = request.externalOrderCode
         try:
-            answer = self.transport.post_order("orders", request.body(), code=code)
+            answer = self.transport.post_order("orders", request.body(), code=code,
+                                               on_send=on_send)
         except OrderExists:
             found = self.look_up(code)
             if found is None:
