@@ -7,8 +7,8 @@ Two passes, both in constant memory:
    send, skip (already placed), skip (outcome unknown), or conflict (code reused for another
    order). Any invalid order stops the run here: nothing has been sent.
 2. send: workers take the orders to send in file order; each POST is journaled before and
-   after (`placement.place`), paced from the server's X-RateLimit-* headers so a limited
-   server sees no 429s once it has said its limit, and bounded by a shared retry budget.
+   after (`placement.place`), paced from the server's X-RateLimit-* headers
+   (`kalixo_cli.pacing`), and bounded by a shared retry budget.
 
 Ctrl-C stops handing out orders; requests in flight finish (or are journaled unknown).
 A kill -9 leaves at most the in-flight rows in `sending`, which the next run reads as unknown.
@@ -22,7 +22,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,80 +58,6 @@ EXIT_FOR = {
 }
 SEVERITY = [ExitCode.INTERRUPTED, ExitCode.OUTCOME_UNKNOWN, ExitCode.TEMPORARY, ExitCode.AUTH,
             ExitCode.REJECTED, ExitCode.OK]
-
-
-# ------------------------------------------------------------------------------------------
-# Client-side pacing.
-
-
-class RatePacer:
-    """Spreads requests over what is left of the server's rate-limit window.
-
-    Reads X-RateLimit-Limit / -Remaining / -Reset (unix seconds) from every answer; before a
-    request, waits for the next free slot: the time left in the window divided by the
-    requests left in it (less those already in flight). Until the server has said its
-    limit, requests go unpaced. Thread-safe: one pacer serves every worker.
-    """
-
-    def __init__(self, *, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._remaining: int | None = None
-        self._reset_at = 0.0
-        self._limit: int | None = None
-        self._next_slot = 0.0
-        self._in_flight = 0
-        self.waited = 0.0
-
-    def before_request(self) -> None:
-        with self._lock:
-            now = self._clock()
-            if self._remaining is None:
-                self._in_flight += 1
-                return
-            if now >= self._reset_at:  # a new window: the server will say how much is left
-                self._remaining = self._limit
-                self._reset_at = now + 60.0
-            budget = (self._remaining or 0) - self._in_flight
-            if budget <= 0:
-                slot = max(self._reset_at + 0.05, self._next_slot)
-                self._next_slot = slot
-            else:
-                interval = max(0.0, self._reset_at - now) / budget
-                slot = max(now, self._next_slot)
-                self._next_slot = slot + interval
-            self._in_flight += 1
-        delay = slot - now
-        if delay > 0:
-            self.waited += delay
-            self._sleep(delay)
-
-    def after_response(self, status: int, headers: Mapping[str, str]) -> None:
-        lowered = {key.lower(): value for key, value in headers.items()}
-        with self._lock:
-            self._in_flight = max(0, self._in_flight - 1)
-            try:
-                limit = int(lowered["x-ratelimit-limit"])
-                remaining = int(lowered["x-ratelimit-remaining"])
-                reset = float(lowered["x-ratelimit-reset"])
-            except (KeyError, ValueError):
-                if status == 429 and self._remaining is not None:
-                    self._remaining = 0
-                return
-            self._limit = limit
-            if reset > self._reset_at or self._remaining is None:
-                self._reset_at, self._remaining = reset, remaining
-            else:
-                self._remaining = min(self._remaining, remaining)
-            if status == 429:
-                self._remaining = 0
-
-    def release(self) -> None:
-        """A request that got no answer still leaves the in-flight count."""
-        with self._lock:
-            self._in_flight = max(0, self._in_flight - 1)
 
 
 # ------------------------------------------------------------------------------------------

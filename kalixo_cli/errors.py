@@ -257,6 +257,13 @@ class TransportError(KalixoError):
     kind = "transport"
 
 
+class SendCancelled(KalixoError):
+    """The run stopped (Ctrl-C, refused credentials) while a request waited for its turn."""
+
+    exit_code = ExitCode.INTERRUPTED
+    kind = "cancelled"
+
+
 class OutcomeUnknown(KalixoError):
     exit_code = ExitCode.OUTCOME_UNKNOWN
     kind = "outcome_unknown"

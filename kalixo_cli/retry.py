@@ -46,6 +46,8 @@ __all__ = [
     "Rng",
     "backoff_delay",
     "decide",
+    "reset_delay",
+    "retry_after_delay",
     "server_delay",
 ]
 
@@ -307,6 +309,19 @@ def server_delay(headers: Mapping[str, str], now: float) -> float | None:
             return delay
     reset = _header(headers, "X-RateLimit-Reset")
     return _rate_limit_reset(reset, now) if reset is not None else None
+
+
+def retry_after_delay(headers: Mapping[str, str], now: float) -> float | None:
+    """`Retry-After` alone, in seconds from `now` (uncapped); None when absent or unreadable."""
+    value = _header(headers, "Retry-After")
+    return None if value is None else _retry_after(value, now)
+
+
+def reset_delay(headers: Mapping[str, str], now: float) -> float | None:
+    """`X-RateLimit-Reset` alone, in seconds from `now` (uncapped), read as `server_delay`
+    reads it; None when absent or unreadable."""
+    value = _header(headers, "X-RateLimit-Reset")
+    return None if value is None else _rate_limit_reset(value, now)
 
 
 def decide(rules: RetryRules, method: str, failure: Failure, attempt: int, *, now: float,

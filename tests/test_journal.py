@@ -1,4 +1,4 @@
-"""The journal and the exactly-once rules (pure and on disk), and the rate pacer."""
+"""The journal and the exactly-once rules (pure and on disk)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from kalixo_cli.bulk import RatePacer
 from kalixo_cli.journal import Journal, request_hash
 from kalixo_cli.placement import verdict
 from tests.conftest import run
@@ -77,57 +76,6 @@ def test_abandon_in_flight_marks_unknown_with_the_reason(journal: Journal) -> No
     assert entry is not None and entry.state == "unknown" and entry.error == "interrupted twice"
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def headers(limit: int, remaining: int, reset: float) -> dict[str, str]:
-    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(int(reset))}
-
-
-def test_pacer_is_silent_until_the_server_states_its_limit() -> None:
-    time = FakeTime()
-    pacer = RatePacer(clock=time.clock, sleep=time.sleep)
-    for _ in range(5):
-        pacer.before_request()
-        pacer.release()
-    assert time.slept == []
-
-
-def test_pacer_spreads_what_is_left_over_the_window() -> None:
-    time = FakeTime()
-    pacer = RatePacer(clock=time.clock, sleep=time.sleep)
-    pacer.before_request()
-    pacer.after_response(200, headers(60, 30, time.now + 30))
-    sent = 0
-    while time.now < 1_000_000.0 + 30 - 0.001:
-        pacer.before_request()
-        sent += 1
-        remaining = max(0, 30 - sent)
-        pacer.after_response(200, headers(60, remaining, 1_000_000.0 + 30))
-    assert 29 <= sent <= 31  # 30 left for 30 s: about one a second, none over
-    assert all(0 <= s <= 1.05 for s in time.slept)
-
-
-def test_pacer_waits_for_the_next_window_when_none_are_left() -> None:
-    time = FakeTime()
-    pacer = RatePacer(clock=time.clock, sleep=time.sleep)
-    pacer.before_request()
-    pacer.after_response(200, headers(10, 0, time.now + 12))
-    pacer.before_request()
-    assert time.now >= 1_000_000.0 + 12
-
-
 def test_orders_resolve_and_list_via_the_cli(isolated: Path) -> None:
     from kalixo_cli.journal import default_journal_path
 
@@ -145,19 +93,6 @@ def test_orders_resolve_and_list_via_the_cli(isolated: Path) -> None:
     assert json.loads(run(["orders", "list", "--state", "placed", "-o", "json"]).stdout)
     assert run(["orders", "list", "--state", "bogus"]).exit_code == 2
     assert run(["orders", "list", "--since", "yesterday"]).exit_code == 2
-
-
-def test_pacer_forgets_requests_that_got_no_answer() -> None:
-    time = FakeTime()
-    pacer = RatePacer(clock=time.clock, sleep=time.sleep)
-    pacer.before_request()
-    pacer.after_response(200, headers(60, 30, time.now + 30))
-    for _ in range(20):  # dropped connections: no answer, no headers
-        pacer.before_request()
-        pacer.release()
-    time.slept.clear()
-    pacer.before_request()
-    assert all(s <= 1.05 for s in time.slept)  # still paced for 30 left, not for 10
 
 
 def test_orders_show_names_a_code_it_does_not_know() -> None:

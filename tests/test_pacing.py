@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kalixo_cli.api.http import Transport
 from kalixo_cli.api.v1 import V1Client
+from kalixo_cli.commands.bulk import pace_note
+from kalixo_cli.errors import SendCancelled
 from kalixo_cli.journal import Journal
 from kalixo_cli.models import OrderRequest
+from kalixo_cli.pacing import MAX_WAIT, PaceRule, RatePacer, Window, read_window
 from kalixo_cli.placement import place
+from kalixo_cli.sandbox.faults import Faults, RateDecision, RateLimiter
+from kalixo_cli.sandbox.faults import Window as Window_
 from kalixo_cli.sandbox.server import RunningSandbox
+from tests.conftest import run
 
 LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1,
         "currency": "GBP"}
@@ -83,3 +95,327 @@ def test_an_order_interrupted_while_paced_was_never_sent_and_leaves_no_row(
     assert journal.get(sandbox.v1_url, "PACE-2") is None  # not `unknown`: it never left
     assert sandbox.request_count() == 0
     assert sandbox.store.orders_by_code("PACE-2") == []
+
+
+# -- the pure rule, on a fake clock ---------------------------------------------------------
+
+T0 = 1_800_000_000.0  # a unix time, as the server's X-RateLimit-Reset is
+
+
+def rl(limit: int, remaining: int, reset: float, **more: str) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": f"{reset:.3f}", **more}
+
+
+class FakeTime:
+    """The pacer's clock; a wait moves it on (nothing else happens in one thread)."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, _: object, seconds: float) -> None:
+        self.now += seconds
+
+
+def fake_pacer() -> tuple[RatePacer, FakeTime]:
+    clock = FakeTime()
+    return RatePacer(clock=clock.clock, wait=clock.wait), clock
+
+
+def drive(pacer: RatePacer, clock: FakeTime, count: int, latency: float,
+          answer: Callable[[int, float], tuple[int, dict[str, str]]]) -> list[float]:
+    """c=1: `count` requests, each answered `latency` s after it left; the send times."""
+    sent = []
+    for index in range(count):
+        pacer.before_request()
+        sent.append(clock.now - T0)
+        clock.now += latency
+        status, headers = answer(index, clock.now)
+        pacer.after_response(status, headers)
+    return sent
+
+
+def test_the_issues_header_sequence_is_not_parked_at_an_invented_window_end() -> None:
+    """Limit 100; a first window that ends after 1 s; once Remaining 0 with Reset in 2 s;
+    then Remaining 90 for a minute. Ten orders of 0.3 s took 64 s: now the wait is the 2 s
+    announced, and the 90 left are spread over their minute (a request every 0.67 s)."""
+    pacer, clock = fake_pacer()
+    later: list[float] = []
+
+    def answer(index: int, now: float) -> tuple[int, dict[str, str]]:
+        if index == 0:
+            return 200, rl(100, 99, T0 + 1)
+        if index == 1:
+            return 200, rl(100, 0, now + 2)
+        if not later:
+            later.append(now + 60)
+        return 200, rl(100, 90 - (index - 2), later[0])
+
+    sent = drive(pacer, clock, 10, 0.3, answer)
+    assert sent[2] == pytest.approx(0.6 + 2, abs=0.01)  # the announced Reset, no later
+    gaps = [b - a for a, b in pairwise(sent[3:])]
+    assert all(g == pytest.approx(60 / 90, rel=0.05) for g in gaps)  # spread, not burst
+    assert clock.now - T0 < 8.5  # 64 s before
+
+
+def test_a_window_that_ends_early_is_followed_at_once() -> None:
+    """5 left for a minute, then the server says a new window began (59 left): the pace is
+    the new window's at once; a Reset announced sooner than the old one is waited for only
+    until then."""
+    pacer, clock = fake_pacer()
+    answers = [rl(60, 5, T0 + 60), rl(60, 4, T0 + 60), rl(60, 59, T0 + 72),
+               rl(60, 58, T0 + 72)]
+
+    def answer(index: int, now: float) -> tuple[int, dict[str, str]]:
+        return 200, answers[index] if index < 4 else rl(60, 0, now + 3)
+
+    sent = drive(pacer, clock, 6, 0.01, answer)
+    assert sent[1] == pytest.approx(10, abs=0.05)  # 5 left in 60 s
+    assert sent[2] == pytest.approx(10 + 50 / 5, abs=0.05)  # 4 left in 50 s
+    assert sent[3] - sent[2] == pytest.approx((72 - sent[2]) / 60, rel=0.05)  # new window
+    assert sent[5] - sent[4] == pytest.approx(3, abs=0.05)  # the sooner Reset, not 72
+
+
+def test_a_remaining_count_that_rises_speeds_the_pace_up_at_once() -> None:
+    pacer, clock = fake_pacer()
+    answers = [rl(100, 2, T0 + 20), rl(100, 1, T0 + 20), rl(100, 80, T0 + 20)]
+    answers += [rl(100, 80 - i, T0 + 20) for i in range(1, 10)]
+    sent = drive(pacer, clock, 8, 0.01, lambda i, now: (200, answers[i]))
+    assert sent[1] == pytest.approx(20 / 3, abs=0.05)  # 2 left in 20 s
+    assert sent[2] == pytest.approx(20 / 3 + (20 - 20 / 3) / 2, abs=0.05)  # 1 left
+    # Then "80 left": the next goes after (20 - sent) / 81, not the 3.3 s of the old state.
+    assert sent[3] - sent[2] == pytest.approx((20 - sent[2]) / 81, rel=0.1)
+
+
+def test_the_newest_answer_by_arrival_is_the_state() -> None:
+    rule = PaceRule()
+    assert rule.admit(T0) == 0.0  # alone: nothing known yet
+    assert rule.admit(T0) > 0  # the others wait for its answer
+    rule.answered(T0 + 0.1, 200, rl(60, 50, T0 + 60))
+    assert rule.admit(T0 + 0.1) == pytest.approx(60 / 51 - 0.1)  # spread: 50 left for 60 s
+    assert rule.admit(T0 + 1.2) == 0.0
+    assert rule.admit(T0 + 1.2) > 0
+    rule.answered(T0 + 0.3, 200, rl(60, 0, T0 + 30))  # sent first, arrived last: it wins
+    assert rule.window is not None and rule.window.remaining == 0
+    assert rule.admit(T0 + 0.3) == pytest.approx(29.7)
+    rule.answered(T0 + 0.4, 200, rl(60, 40, T0 + 31))  # a sliding window freed slots
+    assert rule.admit(T0 + 5) == 0.0
+
+
+def test_requests_in_flight_count_against_what_is_left() -> None:
+    rule = PaceRule()
+    rule.admit(T0)
+    rule.answered(T0, 200, rl(10, 3, T0 + 30))
+    sent = 0
+    now = T0
+    while sent < 3:
+        delay = rule.admit(now)
+        sent += delay == 0
+        now += delay
+    assert now - T0 == pytest.approx(22.5)  # 7.5 s apart, each still unanswered
+    assert rule.admit(now) == pytest.approx(7.5)  # 3 in flight, 3 left: wait for the Reset
+
+
+def test_a_reset_in_the_year_2100_is_capped() -> None:
+    year_2100 = 4_102_444_800
+    pacer, clock = fake_pacer()
+    sent = drive(pacer, clock, 3, 0.01,
+                 lambda i, now: (200, rl(60, 0, year_2100)))
+    assert sent[1] - sent[0] <= MAX_WAIT + 0.1 and sent[2] - sent[1] <= MAX_WAIT + 0.1
+    pacer, clock = fake_pacer()
+    sent = drive(pacer, clock, 5, 0.01,
+                 lambda i, now: (200, rl(60, 50, year_2100)))
+    assert max(b - a for a, b in pairwise(sent)) <= MAX_WAIT / 50 + 0.1
+
+
+def test_retry_after_on_a_429_wins_and_is_capped() -> None:
+    rule = PaceRule()
+    rule.admit(T0)
+    rule.answered(T0, 429, rl(60, 0, T0 + 40, **{"Retry-After": "3"}))
+    assert rule.admit(T0) == pytest.approx(3)
+    assert rule.admit(T0 + 3) == 0.0  # then one request asks
+    rule.answered(T0 + 3, 429, {"Retry-After": "999999"})
+    assert rule.admit(T0 + 3) == pytest.approx(MAX_WAIT)
+
+
+def test_without_headers_requests_go_unpaced_and_429s_hold_everyone_back() -> None:
+    rule = PaceRule()
+    assert rule.admit(T0) == 0.0
+    assert rule.admit(T0) > 0  # until the first answer says whether the server paces
+    rule.answered(T0 + 0.1, 200, {})
+    assert [rule.admit(T0 + 0.1) for _ in range(8)] == [0.0] * 8  # no invented limit
+    rule.answered(T0 + 0.2, 429, {"Retry-After": "2"})
+    assert rule.admit(T0 + 0.2) == pytest.approx(2)
+    assert rule.admit(T0 + 2.2) == 0.0
+    rule.answered(T0 + 2.3, 429, {})  # no headers, no Retry-After: backoff is per request
+    assert rule.admit(T0 + 2.3) == 0.0
+
+
+def test_a_lost_lone_request_lets_another_ask() -> None:
+    rule = PaceRule()
+    assert rule.admit(T0) == 0.0
+    assert rule.admit(T0 + 1) == pytest.approx(MAX_WAIT - 1)
+    rule.released()  # no answer (dropped connection)
+    assert rule.admit(T0 + 1) == 0.0
+    assert rule.admit(T0 + 1 + MAX_WAIT) == 0.0  # an answer that never comes: bounded
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "", "1e999"])
+def test_unreadable_headers_are_no_window(value: str) -> None:
+    headers = {"X-RateLimit-Limit": value, "X-RateLimit-Remaining": "5",
+               "X-RateLimit-Reset": str(T0 + 5)}
+    assert read_window(headers, T0) is None
+    assert read_window(rl(10, 50, T0 + 5), T0) == Window(10, 10, T0 + 5)  # clamped
+    assert read_window(rl(10, -3, T0 + 5), T0) == Window(10, 0, T0 + 5)
+    assert read_window(rl(10, 5, 7), T0) == Window(10, 5, T0 + 7)  # seconds from now
+
+
+def simulate(window: Window_, *, limit: int, period: int, concurrency: int, orders: int,
+             latency: float, processes: int = 1) -> tuple[float, int]:
+    """`concurrency` workers per process pace `orders` requests in all, each process with
+    its own `PaceRule`, against the sandbox's own limiter (one key), on a simulated clock:
+    (share of the limit used, 429s).
+
+    Each request reaches the limiter `latency / 2` after it leaves and is answered after
+    `latency`; a waiting worker asks again when its wait is over or an answer arrives
+    in its process."""
+    rules = [PaceRule() for _ in range(processes)]
+    concurrency *= processes
+    limiter = RateLimiter(limit, window, period)
+    start = T0 + 0.37  # not on a whole second: the fixed window starts on one
+    events: list[tuple[float, int, int, int, RateDecision | None]] = []
+    version = [0] * concurrency
+    waiting: set[int] = set()
+    counter = iter(range(10**9))
+
+    def wake(worker: int, at: float) -> None:
+        version[worker] += 1
+        heapq.heappush(events, (at, next(counter), worker, version[worker], None))
+
+    for worker in range(concurrency):
+        wake(worker, start)
+    sent = placed = rejected = 0
+    last = start
+    while events and placed < orders:
+        now, _, worker, seen, decision = heapq.heappop(events)
+        if decision is None:  # a worker asks the rule
+            if seen != version[worker] or sent >= orders:
+                continue
+            delay = rules[worker % processes].admit(now)
+            if delay > 0:
+                waiting.add(worker)
+                wake(worker, now + delay)
+                continue
+            waiting.discard(worker)
+            sent += 1
+            heapq.heappush(events, (now + latency, next(counter), worker, -1,
+                                    limiter.hit("key", now + latency / 2)))
+            continue
+        rules[worker % processes].answered(now, 200 if decision.allowed else 429,
+                                           dict(decision.headers()))
+        if decision.allowed:
+            placed, last = placed + 1, now
+        else:
+            rejected, sent = rejected + 1, sent - 1
+        for other in [*waiting, worker]:
+            if other % processes == worker % processes:
+                wake(other, now)
+    return placed / (last - start) / (limit / period), rejected
+
+
+@pytest.mark.parametrize("window", ["fixed", "sliding"])
+@pytest.mark.parametrize("concurrency", [1, 8])
+@pytest.mark.parametrize(("limit", "latency"), [(60, 0.3), (600, 0.02), (600, 0.08)])
+def test_simulated_runs_use_the_whole_limit_without_a_429(
+    window: Window_, concurrency: int, limit: int, latency: float
+) -> None:
+    """Kalixo's minute, many windows long, against the sandbox's fixed and sliding
+    limiters (their Reset in whole seconds, as the sandbox sends it)."""
+    share, rejected = simulate(window, limit=limit, period=60, concurrency=concurrency,
+                               orders=limit * 4, latency=latency)
+    assert rejected == 0
+    assert share >= 0.97
+
+
+# -- real threads against the sandbox's limiters --------------------------------------------
+
+
+def place_batch(tmp_path: Path, prefix: str, count: int, concurrency: int) -> dict[str, Any]:
+    path = tmp_path / f"{prefix}.jsonl"
+    path.write_text("".join(json.dumps({"externalOrderCode": f"{prefix}-{i}", "currency": "GBP",
+                                        "orderProducts": [{**LINE, "currency": "GBP"}]}) + "\n"
+                            for i in range(count)))
+    result = run(["place-orders", str(path), "-c", str(concurrency), "-o", "json"])
+    assert result.exit_code == 0, result.stderr
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+@pytest.mark.parametrize(("window", "limit", "period", "orders"), [
+    ("fixed", 10, 2, 30),  # whole windows: 10 every 2 s, the first one shorter
+    ("sliding", 600, 60, 40),  # 10 a second; see below for why not a short window
+])
+def test_a_batch_uses_the_limit_with_no_429(
+    sandbox: RunningSandbox, tmp_path: Path, window: Window_, limit: int, period: int,
+    orders: int, concurrency: int
+) -> None:
+    """The sandbox's limiter over real HTTP, kalixo's workers on real threads. A sliding
+    window's Reset comes in whole seconds (rounded up), so in a window of a few seconds
+    the rounding, not the pacer, would dominate; its many-window behaviour is simulated
+    above, with the same limiter."""
+    sandbox.faults = Faults(rate_limit_per_minute=limit, rate_limit_window=window,
+                            rate_limit_period_seconds=period, latency_ms=2,
+                            latency_jitter_ms=8, seed=17)
+    try:
+        summary = place_batch(tmp_path, f"RT-{window}-{concurrency}", orders, concurrency)
+        rejected = sandbox.fault_counts()["rate_limited"]
+    finally:
+        sandbox.faults = Faults()
+    share = summary["placed"] / summary["sendSeconds"] / (limit / period)
+    assert summary["placed"] == orders
+    assert rejected == 0
+    assert share >= 0.95, f"{share:.3f} of the limit in {summary['sendSeconds']} s"
+
+
+def test_stopping_the_run_cancels_a_request_waiting_for_its_turn() -> None:
+    stop, waiting = threading.Event(), threading.Event()
+
+    def wait(condition: threading.Condition, seconds: float) -> None:
+        waiting.set()
+        condition.wait(seconds)
+
+    pacer = RatePacer(stop=stop, wait=wait)
+    pacer.before_request()
+    pacer.after_response(200, rl(60, 0, time.time() + 59))  # none left for a minute
+    outcome: list[BaseException | None] = []
+
+    def worker() -> None:
+        try:
+            pacer.before_request()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert waiting.wait(10)
+    stop.set()
+    thread.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], SendCancelled)
+
+
+def test_the_progress_note_says_the_server_sets_the_pace() -> None:
+    pacer, clock = fake_pacer()
+    assert pace_note(pacer.pace()) == ""
+    drive(pacer, clock, 12, 0.01, lambda i, now: (200, rl(60, 59 - i, T0 + 60)))
+    pace = pacer.pace()
+    assert pace.paced and pace.limit == 60
+    assert pace.per_minute == pytest.approx(60, rel=0.05)
+    assert pace_note(pace) == "paced to 60/min by the server (limit 60)"
+    unpaced, clock = fake_pacer()
+    drive(unpaced, clock, 12, 0.01, lambda i, now: (200, {}))
+    assert pace_note(unpaced.pace()) == ""  # going as fast as it can: nothing to explain

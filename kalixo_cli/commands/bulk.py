@@ -22,6 +22,7 @@ from kalixo_cli.output import (
 if TYPE_CHECKING:
     from kalixo_cli.bulk import Plan, Result, Summary
     from kalixo_cli.context import ApiClient
+    from kalixo_cli.pacing import Pace, RatePacer
 
 DEFAULT_CONCURRENCY = 4
 MAX_CONCURRENCY = 32
@@ -64,10 +65,22 @@ def _summary_view(summary: "Summary", plain: bool) -> Any:
     return table
 
 
-class _Progress:
-    """A rich progress bar on stderr at a terminal; nothing otherwise."""
+def pace_note(pace: Pace) -> str:
+    """Why the run goes at the speed it does: "paced to 60/min by the server"."""
+    if not pace.paced or pace.per_minute is None:
+        return ""
+    limit = f" (limit {pace.limit})" if pace.limit is not None else ""
+    return f"paced to {pace.per_minute:.0f}/min by the server{limit}"
 
-    def __init__(self, total: int) -> None:
+
+class _Progress:
+    """A rich progress bar on stderr at a terminal; nothing otherwise.
+
+    Its rate and ETA follow what was sent lately, so under a rate limit they are the
+    server's pace, and a note says so ("paced to 60/min by the server").
+    """
+
+    def __init__(self, total: int, pacer: RatePacer) -> None:
         self.bar: Any = None
         self.failures = 0
         if sys.stderr.isatty() and not settings.quiet and total:
@@ -76,17 +89,23 @@ class _Progress:
                 BarColumn,
                 MofNCompleteColumn,
                 Progress,
+                ProgressColumn,
                 TextColumn,
                 TimeRemainingColumn,
             )
+            from rich.text import Text
+
+            class PaceColumn(ProgressColumn):
+                def render(self, task: Any) -> Text:
+                    return Text(pace_note(pacer.pace()), style="progress.remaining")
 
             self.bar = Progress(
                 TextColumn("placing"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f}/s"), TimeRemainingColumn(),
-                TextColumn("{task.fields[failures]} failed"),
+                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                TextColumn("{task.fields[failures]} failed"), PaceColumn(),
                 console=Console(file=sys.stderr), transient=True,
             )
-            self.task = self.bar.add_task("placing", total=total, rate=0.0, failures=0)
+            self.task = self.bar.add_task("placing", total=total, rate="", failures=0)
             self.bar.start()
 
     def advance(self, result: "Result") -> None:
@@ -94,8 +113,10 @@ class _Progress:
             return
         self.failures += result.outcome not in ("placed", "skipped")
         task = self.bar.tasks[0]
-        self.bar.update(self.task, advance=1, failures=self.failures,
-                        rate=(task.completed + 1) / max(task.elapsed or 1e-9, 1e-9))
+        speed = task.speed  # over rich's recent window, like the ETA: the pace, once paced
+        rate = "" if not speed else (f"{speed:.1f}/s" if speed >= 1 else
+                                     f"{speed * 60:.1f}/min")
+        self.bar.update(self.task, advance=1, failures=self.failures, rate=rate)
 
     def stop(self) -> None:
         if self.bar is not None:
@@ -206,11 +227,13 @@ def _announce(plan: "Plan", *, dry_run: bool) -> None:
 
 def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int) -> "Summary":
     """Send the plan with workers sharing one pacer and one retry budget."""
-    from kalixo_cli.bulk import RatePacer, Result, Summary, send_plan
+    from kalixo_cli.bulk import Result, Summary, send_plan
+    from kalixo_cli.pacing import RatePacer
     from kalixo_cli.retry import RetryBudget
 
     budget = RetryBudget()
-    pacer = RatePacer()
+    stop = threading.Event()  # also cancels the requests still waiting for their turn
+    pacer = RatePacer(stop=stop)
     if plan.to_send:
         state.endpoint()  # no credentials: fail before any worker starts
 
@@ -228,13 +251,12 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
                         detail=error if kind == "skipped_unknown" else None)
         skipped.add(result)
         emit(result)
-    progress = _Progress(plan.to_send)
+    progress = _Progress(plan.to_send, pacer)
 
     def on_result(result: "Result") -> None:
         progress.advance(result)
         emit(result)
 
-    stop = threading.Event()
     try:
         summary = send_plan(plan, journal=state.journal(), api=api, client_factory=client,
                             concurrency=concurrency, on_result=on_result, stop=stop,

@@ -105,6 +105,8 @@ class Faults:
     rate_limit_window: Window = "fixed"
     """``fixed``: a minute from the token's first request (whole seconds); ``sliding``:
     the requests of the last 60 s."""
+    rate_limit_period_seconds: int = RATE_LIMIT_PERIOD_SECONDS
+    """The limiter's minute: tests shorten it (20 per 2 s) to see many windows quickly."""
     fault_paths: tuple[str, ...] = DEFAULT_FAULT_PATHS
     """Path prefixes the 500, 502 and hang faults apply to."""
     seed: int | None = None
@@ -130,6 +132,10 @@ class Faults:
         limit = self.rate_limit_per_minute
         if limit is not None and (not _integer(limit) or limit < 1):
             raise ValueError(f"rate_limit_per_minute must be an integer >= 1, not {limit!r}")
+        period = self.rate_limit_period_seconds
+        if not _integer(period) or period < 1:
+            raise ValueError(
+                f"rate_limit_period_seconds must be an integer >= 1, not {period!r}")
         if self.rate_limit_window not in ("fixed", "sliding"):
             raise ValueError(
                 f"rate_limit_window must be 'fixed' or 'sliding', not {self.rate_limit_window!r}"
@@ -161,8 +167,10 @@ class Faults:
             jitter = f" + 0-{self.latency_jitter_ms:g} ms" if self.latency_jitter_ms else ""
             lines.append(f"latency {self.latency_ms:g} ms{jitter} on every request")
         if self.rate_limit_per_minute is not None:
+            period = ("a minute" if self.rate_limit_period_seconds == RATE_LIMIT_PERIOD_SECONDS
+                      else f"{self.rate_limit_period_seconds} s")
             lines.append(
-                f"rate limit {self.rate_limit_per_minute} requests a minute per token "
+                f"rate limit {self.rate_limit_per_minute} requests {period} per token "
                 f"({self.rate_limit_window} window), then 429"
             )
         where = ", ".join(f"{path}*" for path in self.fault_paths)
@@ -194,6 +202,7 @@ class FaultOptions(TypedDict, total=False):
     drop_after_commit_rate: float
     rate_limit_per_minute: int | None
     rate_limit_window: Window
+    rate_limit_period_seconds: int
     fault_paths: tuple[str, ...]
     seed: int | None
 
@@ -238,15 +247,17 @@ class RateDecision:
 
 
 class RateLimiter:
-    """Per-credential quotas of ``limit`` requests per `RATE_LIMIT_PERIOD_SECONDS`.
+    """Per-credential quotas of ``limit`` requests per ``period`` seconds.
 
     Not thread-safe on its own: `FaultInjector` calls it under its lock. Rejected requests
     do not count, so a client that waits ``Retry-After`` always gets through.
     """
 
-    def __init__(self, limit: int, window: Window) -> None:
+    def __init__(self, limit: int, window: Window,
+                 period: int = RATE_LIMIT_PERIOD_SECONDS) -> None:
         self.limit = limit
         self.window = window
+        self.period = period
         self._fixed: dict[str, tuple[int, int]] = {}  # credential -> (window start, count)
         self._sliding: dict[str, deque[float]] = {}
 
@@ -260,7 +271,7 @@ class RateLimiter:
         return RateDecision(allowed, self.limit, self.limit - used, reset, retry_after)
 
     def _hit_fixed(self, credential: str, now: float) -> RateDecision:
-        period = RATE_LIMIT_PERIOD_SECONDS
+        period = self.period
         start, count = self._fixed.get(credential, (0, 0))
         if now >= start + period:
             if len(self._fixed) >= _MAX_TRACKED_CREDENTIALS:
@@ -273,7 +284,7 @@ class RateLimiter:
         return self._decision(allowed, count, start + period, now)
 
     def _hit_sliding(self, credential: str, now: float) -> RateDecision:
-        period = RATE_LIMIT_PERIOD_SECONDS
+        period = self.period
         if credential not in self._sliding and len(self._sliding) >= _MAX_TRACKED_CREDENTIALS:
             self._sliding = {k: v for k, v in self._sliding.items() if v and now < v[-1] + period}
         seen = self._sliding.setdefault(credential, deque())
@@ -330,7 +341,8 @@ class FaultInjector:
             raise TypeError(f"expected Faults, not {type(faults).__name__}")
         with self._lock:
             old, self._faults = self._faults, faults
-            rate_settings = ("rate_limit_per_minute", "rate_limit_window")
+            rate_settings = ("rate_limit_per_minute", "rate_limit_window",
+                             "rate_limit_period_seconds")
             if any(getattr(old, name) != getattr(faults, name) for name in rate_settings):
                 self._limiter = self._new_limiter(faults)
             self._sequence = 0
@@ -394,7 +406,8 @@ class FaultInjector:
     def _new_limiter(faults: Faults) -> RateLimiter | None:
         if faults.rate_limit_per_minute is None:
             return None
-        return RateLimiter(faults.rate_limit_per_minute, faults.rate_limit_window)
+        return RateLimiter(faults.rate_limit_per_minute, faults.rate_limit_window,
+                           faults.rate_limit_period_seconds)
 
 
 def _pick(faults: Faults, draw: float, method: str, path: str) -> FaultKind | None:
