@@ -4,6 +4,7 @@ memory and speed of validating a 1,000,000-line CSV. Prints figures; asserts not
     .venv/bin/python bench/bulk.py                 # everything (about 4 minutes)
     .venv/bin/python bench/bulk.py --only latency  # or: ratelimit, validate
     .venv/bin/python bench/bulk.py --orders 300    # smaller runs
+    .venv/bin/python bench/bulk.py --only ratelimit --runs 10 --parallel 5
 
 The sandbox runs as its own process (`kalixo sandbox serve`), so client and server do not
 share an interpreter; each run places orders under fresh codes with a fresh journal.
@@ -111,30 +112,48 @@ def bench_latency(work: Path, count: int) -> None:
     print()
 
 
-def bench_rate_limit(work: Path, count: int) -> None:
-    """The sandbox runs in this process here, so its own count of 429s can be read."""
-    import threading
-
+def rate_limit_run(work: Path, window: str, concurrency: int, count: int, limit: int,
+                   run: int) -> tuple[float, float, int]:
+    """One batch against a sandbox of its own (in this process, so its 429s can be
+    counted): (share of the limit used, send seconds, 429s)."""
     from kalixo_cli.sandbox.server import running_sandbox
 
-    limit = 600
-    print(f"## {count} orders under a {limit} requests/min limit, concurrency 8\n")
-    with running_sandbox(work / "rl.sqlite3", rate_limit_per_minute=limit) as running:
-        path = orders_file(work, "rl", count)
-        first_window: dict[str, int] = {}
-        timer = threading.Timer(60.0, lambda: first_window.update(running.fault_counts()))
-        timer.start()
-        try:
-            elapsed, summary = place(work, running.v1_url, path, 8)
-        finally:
-            timer.cancel()
-        total = running.fault_counts().get("rate_limited", 0)
+    folder = work / f"rl-{window}-{concurrency}-{run}"
+    folder.mkdir()
+    with running_sandbox(folder / "sb.sqlite3", rate_limit_per_minute=limit,
+                         rate_limit_window=window) as running:  # type: ignore[arg-type]
+        path = orders_file(folder, f"rl{run}", count)
+        elapsed, summary = place(folder, running.v1_url, path, concurrency)
+        rejected = running.fault_counts().get("rate_limited", 0)
     sending = float(summary.get("sendSeconds") or elapsed)
-    rate = count / sending * 60
-    in_first = first_window.get("rate_limited", total)
-    print(f"- send phase {sending:.1f} s (wall {elapsed:.1f} s), placed {summary.get('placed')}")
-    print(f"- achieved {rate:.0f} orders/min = {rate / limit:.3f} of the limit")
-    print(f"- 429s: {total} in all, {total - in_first} after the first minute")
+    placed = int(summary.get("placed") or 0)
+    return placed / sending * 60 / limit, sending, rejected
+
+
+def bench_rate_limit(work: Path, count: int, runs: int, parallel: int) -> None:
+    """Share of the limit used: orders placed per minute of the send phase over the limit
+    (a fixed window's first minute starts on a whole second, so a run can exceed 1)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    limit = 600
+    print(f"## {count} orders under a {limit} requests/min limit, {runs} runs each\n")
+    print(f"Runs go {parallel} at a time, each in a process of its own with its own "
+          "sandbox (kalixo itself is a subprocess of it).\n")
+    print("| window | concurrency | share of the limit per run | min | 429s | send s |")
+    print("|---|---:|---|---:|---:|---:|")
+    configs = [(window, concurrency) for window in ("fixed", "sliding")
+               for concurrency in (1, 8)]
+    with ProcessPoolExecutor(max_workers=parallel) as pool:
+        futures = {config: [pool.submit(rate_limit_run, work, *config, count, limit, run)
+                            for run in range(runs)] for config in configs}
+        for (window, concurrency), done in futures.items():
+            results = [future.result() for future in done]
+            shares = ", ".join(f"{share:.3f}" for share, _, _ in results)
+            seconds = [sending for _, sending, _ in results]
+            print(f"| {window} | {concurrency} | {shares} | "
+                  f"{min(share for share, _, _ in results):.3f} | "
+                  f"{sum(rejected for _, _, rejected in results)} | "
+                  f"{min(seconds):.1f}-{max(seconds):.1f} |")
     print()
 
 
@@ -167,6 +186,9 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--only", choices=("latency", "ratelimit", "validate"))
+    parser.add_argument("--runs", type=int, default=1, help="rate-limit runs per setting")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="rate-limit runs at once (each has its own sandbox)")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}\n")
@@ -177,7 +199,7 @@ def main() -> None:
         if args.only in (None, "latency"):
             bench_latency(work, args.orders)
         if args.only in (None, "ratelimit"):
-            bench_rate_limit(work, args.orders)
+            bench_rate_limit(work, args.orders, args.runs, args.parallel)
 
 
 if __name__ == "__main__":
