@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -419,3 +422,39 @@ def test_the_progress_note_says_the_server_sets_the_pace() -> None:
     unpaced, clock = fake_pacer()
     drive(unpaced, clock, 12, 0.01, lambda i, now: (200, {}))
     assert pace_note(unpaced.pace()) == ""  # going as fast as it can: nothing to explain
+
+
+def test_two_processes_on_one_key_share_the_limit(v2: RunningSandbox, tmp_path: Path) -> None:
+    """Each process sees the other's requests in the headers: together they keep to the
+    limit and use it, and neither stalls. Without coordination two processes may still
+    race for the last slot of a window (a 429, whose Retry-After v2 waits out and
+    retries), so only the outcome and the share are asserted."""
+    limit, period, orders = 10, 2, 16
+    v2.faults = Faults(rate_limit_per_minute=limit, rate_limit_period_seconds=period,
+                       latency_ms=2, latency_jitter_ms=8, seed=29)
+    processes = []
+    started = time.monotonic()
+    try:
+        for name in ("A", "B"):
+            path = tmp_path / f"{name}.jsonl"
+            path.write_text("".join(
+                json.dumps({"externalOrderCode": f"SHARE-{name}-{i}", "currency": "GBP",
+                            "orderProducts": [LINE]}) + "\n" for i in range(orders)))
+            env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / f"data-{name}")}
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "kalixo_cli", "place-orders", str(path), "-c", "4",
+                 "-o", "json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True))
+        outputs = [process.communicate(timeout=120) for process in processes]
+        elapsed = time.monotonic() - started
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+        v2.faults = Faults()
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr
+        assert json.loads(stdout)["placed"] == orders
+    sending = max(json.loads(stdout)["sendSeconds"] for stdout, _ in outputs)
+    # 32 orders at 10 per 2 s: about 6 s of sending when the limit is used in full.
+    assert 2 * orders / sending / (limit / period) >= 0.8, (sending, elapsed)
