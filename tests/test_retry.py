@@ -261,6 +261,11 @@ def test_server_wait_is_capped_by_max_wait() -> None:
     assert decision.delay == V1_RULES.max_wait
 
 
+def test_a_rate_limit_reset_in_the_year_2100_is_capped_too() -> None:
+    failure = Failure.http(429, {"X-RateLimit-Reset": "4102444800"})
+    assert decide(V2_RULES, "POST", failure, 1, now=NOW, rng=Top()).delay == V2_RULES.max_wait
+
+
 def test_503_honours_rate_limit_reset() -> None:
     failure = Failure.http(503, {"X-RateLimit-Reset": str(int(NOW) + 6)})
     assert decide(V1_RULES, "GET", failure, 1, now=NOW, rng=Top()).delay == 6.0
