@@ -65,7 +65,7 @@ def _summary_view(summary: "Summary", plain: bool) -> Any:
     return table
 
 
-def pace_note(pace: Pace) -> str:
+def pace_note(pace: "Pace") -> str:
     """Why the run goes at the speed it does: "paced to 60/min by the server"."""
     if not pace.paced or pace.per_minute is None:
         return ""
@@ -80,7 +80,7 @@ class _Progress:
     server's pace, and a note says so ("paced to 60/min by the server").
     """
 
-    def __init__(self, total: int, pacer: RatePacer) -> None:
+    def __init__(self, total: int, pacer: "RatePacer") -> None:
         self.bar: Any = None
         self.failures = 0
         if sys.stderr.isatty() and not settings.quiet and total:
