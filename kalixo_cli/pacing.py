@@ -123,7 +123,8 @@ class PaceRule:
         window = read_window(headers, now, max_wait=self.max_wait)
         if window is not None:
             self.window, self.headerless = window, False
-        elif status != 429 and (self.window is None or now >= self.window.reset):
+        elif status < 429 and (self.window is None or now >= self.window.reset):
+            # The API itself answered without them (a gateway's 502 says nothing).
             self.window, self.headerless = None, True
         if status != 429:
             return

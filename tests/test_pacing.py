@@ -257,6 +257,15 @@ def test_without_headers_requests_go_unpaced_and_429s_hold_everyone_back() -> No
     assert rule.admit(T0 + 2.3) == 0.0
 
 
+def test_a_gateway_error_without_headers_does_not_turn_pacing_off() -> None:
+    rule = PaceRule()
+    rule.admit(T0)
+    rule.answered(T0 + 0.1, 502, {})
+    assert not rule.headerless
+    assert rule.admit(T0 + 0.1) == 0.0  # still nothing known: one request asks
+    assert rule.admit(T0 + 0.1) > 0
+
+
 def test_a_lost_lone_request_lets_another_ask() -> None:
     rule = PaceRule()
     assert rule.admit(T0) == 0.0
