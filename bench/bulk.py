@@ -1,8 +1,9 @@
-"""Bulk placement figures: throughput against latency, pacing under a rate limit, and the
-memory and speed of validating a 1,000,000-line CSV. Prints figures; asserts nothing.
+"""Bulk figures: place-orders against a bare requests client, throughput against latency,
+pacing under a rate limit, --dry-run validation against a plain parsing loop, and
+`orders list` on a large journal. Prints figures and ratios; asserts nothing.
 
-    .venv/bin/python bench/bulk.py                 # everything (about 4 minutes)
-    .venv/bin/python bench/bulk.py --only latency  # or: ratelimit, validate
+    .venv/bin/python bench/bulk.py                 # everything (10 minutes or more)
+    .venv/bin/python bench/bulk.py --only compare  # or: latency, ratelimit, validate, list
     .venv/bin/python bench/bulk.py --orders 300    # smaller runs
     .venv/bin/python bench/bulk.py --only ratelimit --runs 10 --parallel 5
 
@@ -16,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import socket
 import subprocess
 import sys
@@ -78,6 +78,97 @@ def orders_file(work: Path, prefix: str, count: int) -> Path:
             out.write(json.dumps({"externalOrderCode": f"{prefix}-{i}", "currency": "GBP",
                                   "orderProducts": [LINE]}) + "\n")
     return path
+
+
+def run_child(argv: list[str], env: dict[str, str], *,
+              stdout: Any = subprocess.PIPE) -> tuple[float, float, float, str]:
+    """(wall s, CPU s, peak RSS MB, stdout) of one child process, measured by wait4."""
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, text=True)
+    out = child.stdout.read() if child.stdout is not None else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode not in (0,):
+        raise SystemExit(f"{' '.join(argv[:4])}... exited {child.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+
+
+BARE_CLIENT = """
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+import threading
+import requests
+
+url, token, path, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+local = threading.local()
+
+def post(line):
+    session = getattr(local, "session", None)
+    if session is None:
+        session = local.session = requests.Session()
+        session.headers["Authorization"] = "Bearer " + token
+    answer = session.post(url + "/orders/place-order", json=json.loads(line), timeout=30)
+    answer.raise_for_status()
+    return answer.json()["orderId"]
+
+with open(path) as lines, ThreadPoolExecutor(workers) as pool:
+    placed = sum(1 for _ in pool.map(post, lines))
+print(placed)
+"""
+
+
+def bench_compare(work: Path, count: int, rounds: int) -> None:
+    """kalixo place-orders against the floor: a bare requests + thread-pool client posting
+    the same bodies, start-up included on both sides, interleaved over several rounds."""
+    from statistics import median
+
+    from kalixo_cli.sandbox import SANDBOX_TOKEN
+
+    latency, concurrency = 0.050, 8
+    client = work / "bare_client.py"
+    client.write_text(BARE_CLIENT)
+    print(f"## place-orders: {count} orders, c={concurrency}, sandbox latency "
+          f"{latency * 1000:.0f} ms, against a bare requests + thread-pool client\n")
+    kalixo_wall: list[float] = []
+    kalixo_cpu: list[float] = []
+    bare_wall: list[float] = []
+    bare_cpu: list[float] = []
+    with sandbox(work, "--latency-ms", str(latency * 1000)) as url:
+        for round_ in range(rounds):
+            env = env_for(work, url)
+            path = orders_file(work, f"cmp{round_}k", count)
+            wall, cpu, _, out = run_child(
+                [*KALIXO, "-q", "place-orders", str(path), "-c", str(concurrency), "-o",
+                 "json"], env)
+            placed = json.loads(out).get("placed")
+            if placed != count:
+                raise SystemExit(f"kalixo placed {placed} of {count}")
+            kalixo_wall.append(wall)
+            kalixo_cpu.append(cpu)
+            path = orders_file(work, f"cmp{round_}b", count)
+            wall, cpu, _, out = run_child(
+                [sys.executable, str(client), url, SANDBOX_TOKEN, str(path), str(concurrency)],
+                env)
+            if int(out) != count:
+                raise SystemExit(f"the bare client placed {out} of {count}")
+            bare_wall.append(wall)
+            bare_cpu.append(cpu)
+    kw, bw = median(kalixo_wall), median(bare_wall)
+    kc, bc = median(kalixo_cpu), median(bare_cpu)
+    print("| client | wall s (median) | CPU s (median) | CPU ms per order |")
+    print("|---|---:|---:|---:|")
+    print(f"| kalixo place-orders | {kw:.2f} | {kc:.2f} | {kc / count * 1000:.2f} |")
+    print(f"| bare requests + thread pool | {bw:.2f} | {bc:.2f} | {bc / count * 1000:.2f} |")
+    print()
+    print(f"- speed vs the bare client (its wall / kalixo's): {bw / kw:.2f}x "
+          f"(target >= 0.95x: {'met' if bw / kw >= 0.95 else 'MISSED'})")
+    print(f"- kalixo client CPU per order: {kc / count * 1000:.2f} ms "
+          f"(target <= 2.5 ms: {'met' if kc / count * 1000 <= 2.5 else 'MISSED'}; start-up "
+          f"and validation included)")
+    print(f"- {rounds} rounds, kalixo and the bare client alternating; the sandbox shares "
+          "the machine's cores with both\n")
 
 
 def place(work: Path, url: str, path: Path, concurrency: int) -> tuple[float, dict[str, Any]]:
@@ -157,45 +248,154 @@ def bench_rate_limit(work: Path, count: int, runs: int, parallel: int) -> None:
     print()
 
 
+FLOOR_CSV = """
+import csv, sys
+count = 0
+with open(sys.argv[1], newline="") as file:
+    rows = csv.reader(file)
+    header = next(rows)
+    for row in rows:
+        line = dict(zip(header, row))
+        order = {"externalOrderCode": line["externalOrderCode"], "currency": line["currency"],
+                 "orderProducts": [{"productId": int(line["productId"]),
+                                    "quantity": int(line["quantity"]),
+                                    "price": int(line["price"]), "sku": line["sku"]}]}
+        count += 1
+print(count)
+"""
+
+FLOOR_JSONL = """
+import json, sys
+count = 0
+with open(sys.argv[1], "rb") as file:
+    for line in file:
+        order = json.loads(line)
+        count += 1
+print(count)
+"""
+
+
 def bench_validate(work: Path, lines: int) -> None:
-    path = work / "big.csv"
-    with path.open("w") as out:
+    """--dry-run of a large CSV and JSONL against the plain loop that parses the same file
+    into the same dicts: the speed of validation relative to the speed of parsing."""
+    csv_path = work / "big.csv"
+    with csv_path.open("w") as out:
         out.write("externalOrderCode,productId,quantity,price,sku,currency\n")
         for i in range(lines):
             out.write(f"V-{i},6,1,839,GB-EN-4251604133182,GBP\n")
-    size = path.stat().st_size / 1e6
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    jsonl_path = work / "big.jsonl"
+    with jsonl_path.open("w") as out:
+        for i in range(lines):
+            out.write(json.dumps({"externalOrderCode": f"J-{i}", "currency": "GBP",
+                                  "orderProducts": [LINE]}) + "\n")
+    print(f"## --dry-run validation of {lines:,} lines, against a plain parsing loop\n")
+    print("| input | kalixo s | kalixo lines/s | peak RSS MB | plain loop s | ratio to the "
+          "loop |")
+    print("|---|---:|---:|---:|---:|---:|")
+    env = env_for(work, "http://127.0.0.1:9/v1")
+    for label, path, floor in (("CSV", csv_path, FLOOR_CSV), ("JSONL", jsonl_path, FLOOR_JSONL)):
+        floor_file = work / f"floor_{label}.py"
+        floor_file.write_text(floor)
+        floor_wall, _, _, _ = run_child([sys.executable, str(floor_file), str(path)], env)
+        wall, _, rss, out = run_child(
+            [*KALIXO, "-q", "place-orders", str(path), "--dry-run", "-o", "json"], env)
+        valid = json.loads(out)["valid"]
+        if valid != lines:
+            raise SystemExit(f"{label}: {valid} valid of {lines}")
+        size = path.stat().st_size / 1e6
+        print(f"| {label} ({size:.0f} MB) | {wall:.1f} | {lines / wall:,.0f} | {rss:.0f} | "
+              f"{floor_wall:.1f} | {floor_wall / wall:.3f}x |")
+    print("\nTarget: ratio >= 0.25x, memory flat. Both sides include interpreter start-up.\n")
+
+
+def _fill_journal(path: Path, api: str, count: int) -> None:
+    """A journal of `count` placed orders: 100 written through kalixo's Journal, then copied
+    row by row in SQL (whatever the columns are), as a long-used machine would have."""
+    import sqlite3
+
+    from kalixo_cli.journal import Journal
+
+    with Journal(path) as journal:
+        for i in range(100):
+            code = f"seed-{i}"
+            journal.begin(api, code, {"externalOrderCode": code, "currency": "GBP",
+                                      "orderProducts": [LINE]})
+            journal.finish(api, code, "placed", order_id=59000 + i, status="completed")
+    db = sqlite3.connect(path)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(orders)")]
+    for copy in range(1, count // 100):
+        picked = ", ".join(
+            f"code || '-{copy}'" if c == "code" else
+            f"created_at + {copy}" if c == "created_at" else c for c in columns)
+        db.execute(f"INSERT INTO orders ({', '.join(columns)}) SELECT {picked} FROM orders "
+                   "WHERE code GLOB 'seed-[0-9]*' AND code NOT GLOB 'seed-*-*'")
+    db.commit()
+    db.close()
+
+
+def _at_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall s, peak RSS MB) of a command whose stdout is a pseudo-terminal."""
+    import pty
+
+    leader, follower = pty.openpty()
     started = time.perf_counter()
-    done = subprocess.run(
-        [*KALIXO, "-q", "place-orders", str(path), "--dry-run", "-o", "json"],
-        env=env_for(work, "http://127.0.0.1:9/v1"), capture_output=True, text=True,
-    )
-    elapsed = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(f"## --dry-run validation of a {lines:,}-line CSV ({size:.0f} MB)\n")
-    print(f"- exit {done.returncode}: {done.stdout.strip()}")
-    print(f"- {elapsed:.1f} s, {lines / elapsed:,.0f} lines/s")
-    print(f"- peak RSS {peak_kib / 1024:.0f} MB" + (
-        "" if peak_kib > before else " (not above an earlier child's peak; run with --only "
-        "validate for a clean figure)"))
-    print()
+    child = subprocess.Popen(argv, env={**env, "COLUMNS": "150"}, stdout=follower,
+                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    while True:
+        try:
+            if not os.read(leader, 1 << 16):
+                break
+        except OSError:
+            break
+    os.close(leader)
+    _, _, usage = os.wait4(child.pid, 0)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def bench_list(work: Path, entries: int) -> None:
+    api = "https://api.kalixo.io/v1"
+    env = env_for(work, api)
+    data = Path(env["XDG_DATA_HOME"])
+    _fill_journal(data / "kalixo" / "journal.sqlite3", api, entries)
+    print(f"## orders list on a {entries:,}-entry journal\n")
+    print("| command | wall s | peak RSS MB |")
+    print("|---|---:|---:|")
+    for fmt in ("json", "jsonl", "csv"):
+        wall, _, rss, _ = run_child([*KALIXO, "orders", "list", "-o", fmt], env,
+                                    stdout=subprocess.DEVNULL)
+        print(f"| orders list -o {fmt} (to a file) | {wall:.1f} | {rss:.0f} |")
+    wall, rss = _at_a_terminal([*KALIXO, "orders", "list"], env)
+    print(f"| orders list at a terminal (the newest page) | {wall:.1f} | {rss:.0f} |")
+    wall, rss = _at_a_terminal([*KALIXO, "orders", "list", "--all"], env)
+    print(f"| orders list --all at a terminal (every row) | {wall:.1f} | {rss:.0f} |")
+    print("\nTargets: JSON <= 60 MB whatever the size; a table at a terminal shows a page by "
+          "default, --all streams.\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--only", choices=("latency", "ratelimit", "validate"))
     parser.add_argument("--runs", type=int, default=1, help="rate-limit runs per setting")
     parser.add_argument("--parallel", type=int, default=1,
                         help="rate-limit runs at once (each has its own sandbox)")
+    parser.add_argument("--entries", type=int, default=100_000, help="journal size for list")
+    parser.add_argument("--compare-orders", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the comparison")
+    parser.add_argument("--only", choices=("compare", "latency", "ratelimit", "validate",
+                                           "list"))
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}\n")
+          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}\n")
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
+        if args.only in (None, "compare"):
+            bench_compare(work, args.compare_orders, args.rounds)
         if args.only in (None, "validate"):
             bench_validate(work, args.lines)
+        if args.only in (None, "list"):
+            bench_list(work, args.entries)
         if args.only in (None, "latency"):
             bench_latency(work, args.orders)
         if args.only in (None, "ratelimit"):

@@ -75,6 +75,20 @@ def test_json_lists_every_entry_oldest_first(isolated: Path) -> None:
     assert json.loads(run(["orders", "list", "--limit", "3", "-o", "json"]).stdout) == listed[:3]
 
 
+def test_csv_lists_every_entry_in_its_columns(isolated: Path) -> None:
+    import csv
+
+    codes = _fill(12)
+    result = run(["orders", "list", "-o", "csv"])
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["externalOrderCode"] for row in rows] == codes
+    assert rows[0]["state"] == "placed"
+    shown = run(["orders", "show", codes[0], "-o", "csv"])
+    assert shown.exit_code == 0, shown.stderr
+    assert next(csv.DictReader(io.StringIO(shown.stdout)))["orderId"] == "60000"
+
+
 def test_all_and_limit_together_are_refused(isolated: Path) -> None:
     result = run(["orders", "list", "--all", "--limit", "5"])
     assert result.exit_code == 2

@@ -161,8 +161,8 @@ def list_orders(
         print_json_array(records)
     elif fmt == "jsonl":
         print_jsonl(records)
-    elif fmt == "csv":
-        print_csv(records, FIELDS)
+    elif fmt == "csv":  # the CSV columns are FIELDS: no api or requestHash
+        print_csv(({key: record[key] for key in FIELDS} for record in records), FIELDS)
     elif show_all or limit is not None or not sys.stdout.isatty():
         if not _print_table_stream(records):
             note("no orders in the journal for this API")
@@ -211,7 +211,7 @@ def show(
     elif fmt == "jsonl":
         print_jsonl([record])
     elif fmt == "csv":
-        print_csv([record], FIELDS)
+        print_csv([{key: record[key] for key in FIELDS}], FIELDS)
     else:
         print_view(lambda plain, _: _view([record], plain))
     if entry.effective_state == "unknown":
