@@ -29,6 +29,18 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KALIXO = [sys.executable, "-m", "kalixo_cli"]
+BASELINE: Path | None = None  # --baseline: another checkout measured in the same runs
+
+
+def variants() -> list[tuple[str, list[str], Path | None]]:
+    """(label, command prefix, working folder) of kalixo, and of the baseline if given (run
+    from its own folder, so that `-m kalixo_cli` imports its code)."""
+    found: list[tuple[str, list[str], Path | None]] = [("kalixo", KALIXO, None)]
+    if BASELINE is not None:
+        found.append(("baseline kalixo",
+                      [str(BASELINE / ".venv" / "bin" / "python"), "-m", "kalixo_cli"],
+                      BASELINE))
+    return found
 LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1}
 
 
@@ -80,12 +92,12 @@ def orders_file(work: Path, prefix: str, count: int) -> Path:
     return path
 
 
-def run_child(argv: list[str], env: dict[str, str], *,
-              stdout: Any = subprocess.PIPE) -> tuple[float, float, float, str]:
+def run_child(argv: list[str], env: dict[str, str], *, stdout: Any = subprocess.PIPE,
+              cwd: Path | None = None) -> tuple[float, float, float, str]:
     """(wall s, CPU s, peak RSS MB, stdout) of one child process, measured by wait4."""
     started = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.DEVNULL,
-                             stdin=subprocess.DEVNULL, text=True)
+                             stdin=subprocess.DEVNULL, text=True, cwd=cwd)
     out = child.stdout.read() if child.stdout is not None else ""
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
@@ -131,44 +143,48 @@ def bench_compare(work: Path, count: int, rounds: int) -> None:
     client.write_text(BARE_CLIENT)
     print(f"## place-orders: {count} orders, c={concurrency}, sandbox latency "
           f"{latency * 1000:.0f} ms, against a bare requests + thread-pool client\n")
-    kalixo_wall: list[float] = []
-    kalixo_cpu: list[float] = []
-    bare_wall: list[float] = []
-    bare_cpu: list[float] = []
+    labels = [label for label, _, _ in variants()]
+    wall: dict[str, list[float]] = {label: [] for label in [*labels, "bare"]}
+    cpu: dict[str, list[float]] = {label: [] for label in [*labels, "bare"]}
     with sandbox(work, "--latency-ms", str(latency * 1000)) as url:
         for round_ in range(rounds):
             env = env_for(work, url)
-            path = orders_file(work, f"cmp{round_}k", count)
-            wall, cpu, _, out = run_child(
-                [*KALIXO, "-q", "place-orders", str(path), "-c", str(concurrency), "-o",
-                 "json"], env)
-            placed = json.loads(out).get("placed")
-            if placed != count:
-                raise SystemExit(f"kalixo placed {placed} of {count}")
-            kalixo_wall.append(wall)
-            kalixo_cpu.append(cpu)
-            path = orders_file(work, f"cmp{round_}b", count)
-            wall, cpu, _, out = run_child(
+            for label, prefix, cwd in variants():
+                path = orders_file(work, f"cmp{round_}{label.replace(' ', '-')}", count)
+                took, used, _, out = run_child(
+                    [*prefix, "-q", "place-orders", str(path), "-c", str(concurrency), "-o",
+                     "json"], env_for(work, url), cwd=cwd)
+                placed = json.loads(out).get("placed")
+                if placed != count:
+                    raise SystemExit(f"{label} placed {placed} of {count}")
+                wall[label].append(took)
+                cpu[label].append(used)
+            path = orders_file(work, f"cmp{round_}bare", count)
+            took, used, _, out = run_child(
                 [sys.executable, str(client), url, SANDBOX_TOKEN, str(path), str(concurrency)],
                 env)
             if int(out) != count:
                 raise SystemExit(f"the bare client placed {out} of {count}")
-            bare_wall.append(wall)
-            bare_cpu.append(cpu)
-    kw, bw = median(kalixo_wall), median(bare_wall)
-    kc, bc = median(kalixo_cpu), median(bare_cpu)
-    print("| client | wall s (median) | CPU s (median) | CPU ms per order |")
-    print("|---|---:|---:|---:|")
-    print(f"| kalixo place-orders | {kw:.2f} | {kc:.2f} | {kc / count * 1000:.2f} |")
-    print(f"| bare requests + thread pool | {bw:.2f} | {bc:.2f} | {bc / count * 1000:.2f} |")
+            wall["bare"].append(took)
+            cpu["bare"].append(used)
+    bw, bc = median(wall["bare"]), median(cpu["bare"])
+    print("| client | wall s (median) | CPU s (median) | CPU ms per order | speed vs bare |")
+    print("|---|---:|---:|---:|---:|")
+    for label in labels:
+        kw, kc = median(wall[label]), median(cpu[label])
+        print(f"| {label} place-orders | {kw:.2f} | {kc:.2f} | {kc / count * 1000:.2f} | "
+              f"{bw / kw:.2f}x |")
+    print(f"| bare requests + thread pool | {bw:.2f} | {bc:.2f} | {bc / count * 1000:.2f} | "
+          "1.00x |")
     print()
+    kw, kc = median(wall["kalixo"]), median(cpu["kalixo"])
     print(f"- speed vs the bare client (its wall / kalixo's): {bw / kw:.2f}x "
           f"(target >= 0.95x: {'met' if bw / kw >= 0.95 else 'MISSED'})")
     print(f"- kalixo client CPU per order: {kc / count * 1000:.2f} ms "
           f"(target <= 2.5 ms: {'met' if kc / count * 1000 <= 2.5 else 'MISSED'}; start-up "
           f"and validation included)")
-    print(f"- {rounds} rounds, kalixo and the bare client alternating; the sandbox shares "
-          "the machine's cores with both\n")
+    print(f"- {rounds} rounds, the clients alternating; the sandbox shares the machine's "
+          "cores with them\n")
 
 
 def place(work: Path, url: str, path: Path, concurrency: int) -> tuple[float, dict[str, Any]]:
@@ -296,15 +312,17 @@ def bench_validate(work: Path, lines: int) -> None:
     for label, path, floor in (("CSV", csv_path, FLOOR_CSV), ("JSONL", jsonl_path, FLOOR_JSONL)):
         floor_file = work / f"floor_{label}.py"
         floor_file.write_text(floor)
-        floor_wall, _, _, _ = run_child([sys.executable, str(floor_file), str(path)], env)
-        wall, _, rss, out = run_child(
-            [*KALIXO, "-q", "place-orders", str(path), "--dry-run", "-o", "json"], env)
-        valid = json.loads(out)["valid"]
-        if valid != lines:
-            raise SystemExit(f"{label}: {valid} valid of {lines}")
         size = path.stat().st_size / 1e6
-        print(f"| {label} ({size:.0f} MB) | {wall:.1f} | {lines / wall:,.0f} | {rss:.0f} | "
-              f"{floor_wall:.1f} | {floor_wall / wall:.3f}x |")
+        for who, prefix, cwd in variants():
+            floor_wall, _, _, _ = run_child([sys.executable, str(floor_file), str(path)], env)
+            wall, _, rss, out = run_child(
+                [*prefix, "-q", "place-orders", str(path), "--dry-run", "-o", "json"], env,
+                cwd=cwd)
+            valid = json.loads(out)["valid"]
+            if valid != lines:
+                raise SystemExit(f"{label}: {valid} valid of {lines}")
+            print(f"| {label} ({size:.0f} MB), {who} | {wall:.1f} | {lines / wall:,.0f} | "
+                  f"{rss:.0f} | {floor_wall:.1f} | {floor_wall / wall:.3f}x |")
     print("\nTarget: ratio >= 0.25x, memory flat. Both sides include interpreter start-up.\n")
 
 
@@ -333,14 +351,15 @@ def _fill_journal(path: Path, api: str, count: int) -> None:
     db.close()
 
 
-def _at_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+def _at_a_terminal(argv: list[str], env: dict[str, str],
+                   cwd: Path | None = None) -> tuple[float, float]:
     """(wall s, peak RSS MB) of a command whose stdout is a pseudo-terminal."""
     import pty
 
     leader, follower = pty.openpty()
     started = time.perf_counter()
     child = subprocess.Popen(argv, env={**env, "COLUMNS": "150"}, stdout=follower,
-                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=cwd)
     os.close(follower)
     while True:
         try:
@@ -361,14 +380,20 @@ def bench_list(work: Path, entries: int) -> None:
     print(f"## orders list on a {entries:,}-entry journal\n")
     print("| command | wall s | peak RSS MB |")
     print("|---|---:|---:|")
-    for fmt in ("json", "jsonl", "csv"):
-        wall, _, rss, _ = run_child([*KALIXO, "orders", "list", "-o", fmt], env,
-                                    stdout=subprocess.DEVNULL)
-        print(f"| orders list -o {fmt} (to a file) | {wall:.1f} | {rss:.0f} |")
-    wall, rss = _at_a_terminal([*KALIXO, "orders", "list"], env)
-    print(f"| orders list at a terminal (the newest page) | {wall:.1f} | {rss:.0f} |")
-    wall, rss = _at_a_terminal([*KALIXO, "orders", "list", "--all"], env)
-    print(f"| orders list --all at a terminal (every row) | {wall:.1f} | {rss:.0f} |")
+    for who, prefix, cwd in variants():
+        for fmt in ("json", "jsonl", "csv"):
+            try:
+                wall, _, rss, _ = run_child([*prefix, "orders", "list", "-o", fmt], env,
+                                            stdout=subprocess.DEVNULL, cwd=cwd)
+            except SystemExit as failed:  # the baseline's -o csv crashed on any entry
+                print(f"| {who}: orders list -o {fmt} (to a file) | {failed} | |")
+                continue
+            print(f"| {who}: orders list -o {fmt} (to a file) | {wall:.1f} | {rss:.0f} |")
+        wall, rss = _at_a_terminal([*prefix, "orders", "list"], env, cwd)
+        print(f"| {who}: orders list at a terminal (default) | {wall:.1f} | {rss:.0f} |")
+        if who == "kalixo":  # the baseline has no --all: its default is every row
+            wall, rss = _at_a_terminal([*prefix, "orders", "list", "--all"], env, cwd)
+            print(f"| {who}: orders list --all at a terminal | {wall:.1f} | {rss:.0f} |")
     print("\nTargets: JSON <= 60 MB whatever the size; a table at a terminal shows a page by "
           "default, --all streams.\n")
 
@@ -383,9 +408,14 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000, help="journal size for list")
     parser.add_argument("--compare-orders", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the comparison")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="another kalixo checkout with its own .venv, measured in the "
+                        "same runs (before/after)")
     parser.add_argument("--only", choices=("compare", "latency", "ratelimit", "validate",
                                            "list"))
     args = parser.parse_args()
+    global BASELINE
+    BASELINE = args.baseline.resolve() if args.baseline else None
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}\n")
     with tempfile.TemporaryDirectory() as folder:
