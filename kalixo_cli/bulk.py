@@ -98,6 +98,20 @@ class Plan:
             os.unlink(self.path)
 
 
+PLAN_BATCH = 2000  # orders judged together: one journal query, one insert
+
+
+def _planned(db: sqlite3.Connection, codes: list[str]) -> dict[str, str]:
+    """Which of `codes` earlier batches planned, and where they were in the file."""
+    found: dict[str, str] = {}
+    for start in range(0, len(codes), 500):
+        part = codes[start:start + 500]
+        marks = ", ".join("?" * len(part))
+        found.update(db.execute(f"SELECT code, where_ FROM batch WHERE code IN ({marks})",
+                                part).fetchall())
+    return found
+
+
 def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, api: str,
                max_problems: int = 50, can_look_up: bool = False) -> Plan:
     """Validate everything before anything is sent; raise InputError listing the problems."""
@@ -119,16 +133,26 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, ap
         if len(problems) < max_problems:
             problems.append(item)
 
-    db.execute("BEGIN")
-    try:
-        for item in orders:
+    def settle(items: list[BulkOrder | InputError]) -> None:
+        """Judge a batch of items in file order: one journal query and one insert for all."""
+        codes = [item.request.externalOrderCode for item in items
+                 if not isinstance(item, InputError)]
+        known_entries = journal.get_many(api, codes) if codes else {}
+        earlier = _planned(db, codes)  # codes of earlier batches: where they were
+        rows: list[tuple[Any, ...]] = []
+        for item in items:
             if isinstance(item, InputError):
                 for found in item.problems:
                     problem(found)
                 continue
             request = item.request
             code = request.externalOrderCode
-            entry = journal.get(api, code)
+            if code in earlier:
+                problem(Problem(f"appears twice in the file (first at {earlier[code]}); "
+                                "rows of one order must be together, codes unique",
+                                where=item.where, field=f"externalOrderCode {code}"))
+                continue
+            entry = known_entries.get(code)
             # Hashing is only needed to compare with what was sent before.
             digest = request_hash(request.body()) if entry is not None else ""
             known = verdict(entry, digest, can_look_up=can_look_up)
@@ -141,26 +165,27 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, ap
                 continue
             kind = {"send": "send", "reconcile": "reconcile", "placed": "skipped",
                     "unknown": "skipped_unknown"}[known.kind]
-            try:
-                db.execute(
-                    "INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (item.index, code, item.where,
-                     request.model_dump_json() if kind in ("send", "reconcile") else None,
-                     kind, entry.order_id if entry else None,
-                     entry.error if entry and kind not in ("send", "reconcile") else None),
-                )
-            except sqlite3.IntegrityError:
-                first = db.execute("SELECT where_ FROM batch WHERE code = ?",
-                                   (code,)).fetchone()
-                problem(Problem(f"appears twice in the file (first at {first[0]}); "
-                                "rows of one order must be together, codes unique",
-                                where=item.where, field=f"externalOrderCode {code}"))
-                continue
+            earlier[code] = item.where
+            rows.append((item.index, code, item.where,
+                         request.model_dump_json() if kind in ("send", "reconcile") else None,
+                         kind, entry.order_id if entry else None,
+                         entry.error if entry and kind not in ("send", "reconcile") else None))
             plan.total += 1
             plan.to_send += kind in ("send", "reconcile")
             plan.reconcile += kind == "reconcile"
             plan.skipped += kind == "skipped"
             plan.skipped_unknown += kind == "skipped_unknown"
+        db.executemany("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    db.execute("BEGIN")
+    try:
+        pending: list[BulkOrder | InputError] = []
+        for item in orders:
+            pending.append(item)
+            if len(pending) == PLAN_BATCH:
+                settle(pending)
+                pending = []
+        settle(pending)
         db.execute("COMMIT")
     except BaseException:
         plan.close()
