@@ -14,7 +14,7 @@ _kalixo_spec() {
             args='' ;;
         'place-order')  # Place an order from a JSON or CSV file and print its PINs.
             commands=''
-            options='--product -p --format --external-order-code --currency --dry-run --skeleton --output -o --jq --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
+            options='--product -p --format --external-order-code --new-code --currency --dry-run --skeleton --output -o --jq --raw --pins-out --force --mask-pins --wait --timeout --poll-interval --help -h'
             valued='--product -p --format --external-order-code --currency --output -o --jq --pins-out --timeout --poll-interval'
             args='[FILE]' ;;
         'retrieve-order')  # Show an order's status, lines and PINs.

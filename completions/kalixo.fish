@@ -131,7 +131,8 @@ complete -c kalixo -n "__kalixo_at ''" -l help -s h -d 'Show this message and ex
 # kalixo place-order
 complete -c kalixo -n "__kalixo_at 'place-order'" -l product -s p -x -d 'Order from the command line instead of a file: productId and quantity...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l format -x -a 'json csv' -d 'Input format when the extension does not say (always needed with -).'
-complete -c kalixo -n "__kalixo_at 'place-order'" -l external-order-code -x -d 'Your unique code for this order (generated when absent).'
+complete -c kalixo -n "__kalixo_at 'place-order'" -l external-order-code -x -d 'Your unique code for this order (generated when absent: from the...'
+complete -c kalixo -n "__kalixo_at 'place-order'" -l new-code -d 'Generate a fresh random code: buy the same content again today, on...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l currency -x -d 'Order currency, such as GBP (for CSV without a currency column).'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l dry-run -d 'Validate and print the request; send nothing.'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l skeleton -d 'Print a valid order file to start from, and send nothing; with...'
@@ -211,7 +212,7 @@ complete -c kalixo -n "__kalixo_at 'orders' 1" -a 'sync' -d 'Ask the API what be
 complete -c kalixo -n "__kalixo_at 'orders'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo orders list
-complete -c kalixo -n "__kalixo_at 'orders list'" -l state -x -d 'Only this state: placed, rejected, failed, unknown.'
+complete -c kalixo -n "__kalixo_at 'orders list'" -l state -x -d 'Only this state: placed, rejected, failed, unknown, sending.'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l since -x -d 'Sent at or after (UTC).'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l until -x -d 'Sent before (UTC).'
 complete -c kalixo -n "__kalixo_at 'orders list'" -l code -x -d 'Codes matching a glob, e.g.'

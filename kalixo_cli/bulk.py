@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sqlite3
 import tempfile
 import threading
@@ -25,19 +26,23 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from kalixo_cli.errors import (
     AuthRejected,
+    CodeTaken,
     ExitCode,
     InputError,
+    JournalUnusable,
     KalixoError,
     OutcomeUnknown,
+    PlacedNotRecorded,
     Problem,
     RequestRejected,
 )
-from kalixo_cli.journal import Journal, request_hash
-from kalixo_cli.placement import verdict
+from kalixo_cli.journal import JournalStore, request_hash
+from kalixo_cli.verdict import verdict
 
 if TYPE_CHECKING:
     from kalixo_cli.bulk_inputs import BulkOrder
@@ -45,18 +50,21 @@ if TYPE_CHECKING:
     from kalixo_cli.models import OrderRequest
     from kalixo_cli.order import Order
 
-OutcomeKind = Literal["placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown"]
+OutcomeKind = Literal["placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown",
+                      "skipped_busy"]
 
 # Worst first: the exit code of a run is that of its worst outcome.
 EXIT_FOR = {
     "unknown": ExitCode.OUTCOME_UNKNOWN,
     "skipped_unknown": ExitCode.OUTCOME_UNKNOWN,
+    "skipped_busy": ExitCode.OUTCOME_UNKNOWN,  # another live run is sending it right now
     "failed": ExitCode.TEMPORARY,
     "rejected": ExitCode.REJECTED,
     "placed": ExitCode.OK,
     "skipped": ExitCode.OK,
 }
-SEVERITY = [ExitCode.INTERRUPTED, ExitCode.OUTCOME_UNKNOWN, ExitCode.TEMPORARY, ExitCode.AUTH,
+SEVERITY = [ExitCode.INTERRUPTED, ExitCode.PLACED_NOT_RECORDED, ExitCode.JOURNAL_UNUSABLE,
+            ExitCode.OUTCOME_UNKNOWN, ExitCode.TEMPORARY, ExitCode.AUTH,
             ExitCode.REJECTED, ExitCode.OK]
 
 
@@ -75,6 +83,7 @@ class Plan:
     reconcile: int = 0
     skipped: int = 0
     skipped_unknown: int = 0
+    skipped_busy: int = 0
 
     def orders_to_send(self) -> Iterator[tuple[int, str, str, bool]]:
         """(index, code, body, reconcile first) in file order."""
@@ -112,11 +121,83 @@ def _planned(db: sqlite3.Connection, codes: list[str]) -> dict[str, str]:
     return found
 
 
-def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, api: str,
-               max_problems: int = 50, can_look_up: bool = False) -> Plan:
-    """Validate everything before anything is sent; raise InputError listing the problems."""
-    descriptor, path = tempfile.mkstemp(prefix="kalixo-batch-", suffix=".sqlite3")
+PLAN_PREFIX = "batch_"
+STALE_PLAN_SECONDS = 7 * 24 * 3600
+"""A plan file from another host is removed once it is this old (its run is long over)."""
+
+
+def plan_folder() -> Path:
+    from kalixo_cli.config import data_dir
+
+    return data_dir() / "plans"
+
+
+def _plan_name_prefix() -> str:
+    """batch_HOST_PID_START_: whose plan it is, so a later run can tell it is stale."""
+    from kalixo_cli.journal import process_start
+
+    host = socket.gethostname().replace("_", "-")
+    return f"{PLAN_PREFIX}{host}_{os.getpid()}_{process_start(os.getpid()) or 0}_"
+
+
+def clean_stale_plans(folder: Path, *, now: float | None = None) -> list[Path]:
+    """Remove the plan files of runs that are over (killed ones leave theirs behind).
+
+    A plan of this host is stale when its process is gone (or its pid now belongs to a
+    process that started later); one of another host, when it is a week old.
+    """
+    from kalixo_cli.journal import pid_alive, process_start
+
+    host = socket.gethostname().replace("_", "-")
+    removed: list[Path] = []
+    try:
+        candidates = list(folder.glob(f"{PLAN_PREFIX}*.sqlite3"))
+    except OSError:
+        return removed
+    for path in candidates:
+        parts = path.name.split("_")
+        try:
+            owner, pid, start = parts[1], int(parts[2]), parts[3]
+            age = (now or time.time()) - path.stat().st_mtime
+        except (IndexError, ValueError, OSError):
+            continue
+        if owner == host:
+            alive = pid_alive(pid) and start in ("0", process_start(pid) or start)
+            stale = not alive
+        else:
+            stale = age > STALE_PLAN_SECONDS
+        if stale:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _new_plan_file(folder: Path) -> str:
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        clean_stale_plans(folder)
+        descriptor, path = tempfile.mkstemp(prefix=_plan_name_prefix(), suffix=".sqlite3",
+                                            dir=folder)
+    except OSError as exc:
+        raise JournalUnusable(
+            f"cannot create the batch's plan file in {folder}: {exc.strerror or exc}",
+            hint=f"make {folder} writable by this user, or free space on its disk "
+            "(XDG_DATA_HOME moves the data folder)",
+        ) from None
     os.close(descriptor)
+    return path
+
+
+def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: JournalStore, api: str,
+               max_problems: int = 50, can_look_up: bool = False,
+               folder: Path | None = None) -> Plan:
+    """Validate everything before anything is sent; raise InputError listing the problems.
+
+    The plan (order bodies) is a private file in the data folder's `plans/`, removed when
+    the run ends; a killed run's is removed by the next run.
+    """
+    path = _new_plan_file(folder or plan_folder())
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.executescript(
         "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
@@ -164,17 +245,21 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: Journal, ap
                     field=f"externalOrderCode {code}"))
                 continue
             kind = {"send": "send", "reconcile": "reconcile", "placed": "skipped",
-                    "unknown": "skipped_unknown"}[known.kind]
+                    "unknown": "skipped_unknown", "busy": "skipped_busy"}[known.kind]
+            detail = entry.error if entry else None
+            if kind == "skipped_busy" and entry is not None:
+                detail = f"being sent by another kalixo process ({entry.owner_text})"
             earlier[code] = item.where
             rows.append((item.index, code, item.where,
                          request.model_dump_json() if kind in ("send", "reconcile") else None,
                          kind, entry.order_id if entry else None,
-                         entry.error if entry and kind not in ("send", "reconcile") else None))
+                         detail if kind not in ("send", "reconcile") else None))
             plan.total += 1
             plan.to_send += kind in ("send", "reconcile")
             plan.reconcile += kind == "reconcile"
             plan.skipped += kind == "skipped"
             plan.skipped_unknown += kind == "skipped_unknown"
+            plan.skipped_busy += kind == "skipped_busy"
         db.executemany("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     db.execute("BEGIN")
@@ -242,12 +327,14 @@ class Summary:
     worst: ExitCode = ExitCode.OK
     stopped: str | None = None
     send_seconds: float = 0.0
+    not_recorded: int = 0  # placed, but the journal could not record them
 
     def add(self, result: Result) -> None:
         self.counts[result.outcome] += 1
         code = EXIT_FOR[result.outcome]
-        if isinstance(result.error, AuthRejected):
-            code = ExitCode.AUTH
+        if isinstance(result.error, (AuthRejected, PlacedNotRecorded, JournalUnusable)):
+            code = result.error.exit_code
+        self.not_recorded += isinstance(result.error, PlacedNotRecorded)
         if SEVERITY.index(code) < SEVERITY.index(self.worst):
             self.worst = code
 
@@ -255,24 +342,41 @@ class Summary:
         """Fold in another part of the same run (the orders skipped before sending)."""
         for key, count in other.counts.items():
             self.counts[key] += count
+        self.not_recorded += other.not_recorded
         if SEVERITY.index(other.worst) < SEVERITY.index(self.worst):
             self.worst = other.worst
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.counts, "exitCode": int(self.worst), "stopped": self.stopped,
+        return {**self.counts, "notRecorded": self.not_recorded,
+                "exitCode": int(self.worst), "stopped": self.stopped,
                 "sendSeconds": round(self.send_seconds, 3)}
 
 
-def _place_one(journal: Journal, api: str, client: ApiClient, request: OrderRequest,
-               reconcile: bool) -> Result:
-    from kalixo_cli.placement import place
+def _place_one(journal: JournalStore, api: str, client: ApiClient,
+               request: OrderRequest) -> Result:
+    from kalixo_cli.placement import Refused, place, refusal
 
     code = request.externalOrderCode
     try:
-        result = place(journal, api, client, request, reconcile=reconcile)
+        result = place(journal, api, client, request)
+    except Refused as refused:  # another run got there between the plan and now
+        known = refused.verdict
+        entry = known.entry
+        order_id = entry.order_id if entry else None
+        if known.kind == "placed":
+            return Result(code, "skipped", order_id=order_id)
+        if known.kind == "busy":
+            return Result(code, "skipped_busy", detail=refusal(known, code).message)
+        if known.kind == "conflict":
+            return Result(code, "rejected", error=refusal(known, code))
+        return Result(code, "skipped_unknown", order_id=order_id,
+                      detail=entry.error if entry else None)
+    except PlacedNotRecorded as exc:  # placed: the line is written, with its PINs
+        return Result(code, "placed", order=exc.result.order if exc.result else None,
+                      order_id=exc.order_id, error=exc)
     except OutcomeUnknown as exc:
         return Result(code, "unknown", error=exc)
-    except (RequestRejected, AuthRejected) as exc:
+    except (RequestRejected, AuthRejected, CodeTaken) as exc:
         return Result(code, "rejected", error=exc)
     except KalixoError as exc:  # nothing was placed (refused connection, 429 after waits)
         return Result(code, "failed", error=exc)
@@ -282,7 +386,7 @@ def _place_one(journal: Journal, api: str, client: ApiClient, request: OrderRequ
 RECONCILE_ROUNDS = 3
 
 
-def send_plan(plan: Plan, *, journal: Journal, api: str,
+def send_plan(plan: Plan, *, journal: JournalStore, api: str,
               client_factory: Callable[[], ApiClient], concurrency: int,
               on_result: Callable[[Result], None], stop: threading.Event,
               can_look_up: bool = False) -> Summary:
@@ -301,12 +405,12 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
     held: list[tuple[str, str]] = []  # unknown so far, to reconcile in the next round
     rounds_left = RECONCILE_ROUNDS if can_look_up else 0
 
-    def work(body: str, reconcile: bool) -> Result:
+    def work(body: str) -> Result:
         client = getattr(local, "client", None)
         if client is None:
             client = local.client = client_factory()
         request = OrderRequest.model_validate_json(body)
-        return _place_one(journal, api, client, request, reconcile)
+        return _place_one(journal, api, client, request)
 
     def collect(done: Iterable[Future[Result]]) -> None:
         for future in done:
@@ -327,9 +431,13 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
             if isinstance(result.error, AuthRejected):
                 stop.set()
                 summary.stopped = "the API refused the credentials; nothing more was sent"
+            elif isinstance(result.error, JournalUnusable) and not stop.is_set():
+                stop.set()
+                summary.stopped = (f"the journal cannot be written ({result.error.message}); "
+                                   "nothing more was sent")
 
-    def run_round(pool: ThreadPoolExecutor, items: Iterable[tuple[str, str, bool]]) -> None:
-        for code, body, reconcile in items:
+    def run_round(pool: ThreadPoolExecutor, items: Iterable[tuple[str, str]]) -> None:
+        for code, body in items:
             if stop.is_set():
                 break
             while len(in_flight) >= concurrency:
@@ -337,19 +445,18 @@ def send_plan(plan: Plan, *, journal: Journal, api: str,
                 collect(done)
             if stop.is_set():
                 break
-            in_flight[pool.submit(work, body, reconcile)] = (code, body)
+            in_flight[pool.submit(work, body)] = (code, body)
         while in_flight:
             done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
             collect(done)
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kalixo-send") as pool:
         try:
-            run_round(pool, ((code, body, bool(reconcile))
-                             for _, code, body, reconcile in plan.orders_to_send()))
+            run_round(pool, ((code, body) for _, code, body, _ in plan.orders_to_send()))
             while held and not stop.is_set():
                 rounds_left -= 1
                 again, held[:] = list(held), []
-                run_round(pool, ((code, body, True) for code, body in again))
+                run_round(pool, again)
         except KeyboardInterrupt:
             stop.set()
             summary.worst = ExitCode.INTERRUPTED

@@ -315,11 +315,13 @@ class AppState:
             return f"sandbox:{self.settings().api_version.value}:{default_db_path()}"
         return str(self.settings().api_url.value)
 
-    def journal(self) -> Journal:
-        if self._journal is None:
+    def journal(self, *, readonly: bool = False) -> Journal:
+        """The journal; `readonly` for commands that only read it (they work on a
+        read-only file and create nothing)."""
+        if self._journal is None or (self._journal.readonly and not readonly):
             from kalixo_cli.journal import Journal, default_journal_path
 
-            self._journal = Journal(default_journal_path())
+            self._journal = Journal(default_journal_path(), readonly=readonly)
             self.stack.callback(self._journal.close)
         return self._journal
 

@@ -17,10 +17,14 @@ OSError, pydantic) are translated where they arise, never leaked to the user.
     │   └── ServiceUnavailable 5  429 or 5xx after retries; nothing was placed
     ├── TransportError        5  no usable answer (network, timeout, bad body); nothing was placed
     ├── AlreadyPlaced         3  the journal knows the code as placed; not sent again
+    ├── CodeTaken             3  the API holds a different order under this code
     ├── OutcomeUnknown        6  a place-order may have been placed; check before retrying
+    │   └── CodeBusy          6  another live kalixo process is sending this code
     ├── OrderUnsuccessful     7  the order ended failed, cancelled or in error
     ├── StillProcessing       8  --wait ran out of --timeout while the order was processing
-    └── FilterFailed          9  --jq failed on the result; the unfiltered JSON was printed
+    ├── FilterFailed          9  --jq failed on the result; the unfiltered JSON was printed
+    ├── PlacedNotRecorded    10  the order was placed but the journal could not record it
+    └── JournalUnusable      11  the journal cannot be opened or written; nothing was sent
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class ExitCode(IntEnum):
     ORDER_UNSUCCESSFUL = 7
     STILL_PROCESSING = 8
     FILTER_FAILED = 9
+    PLACED_NOT_RECORDED = 10
+    JOURNAL_UNUSABLE = 11
     INTERRUPTED = 130
 
 
@@ -66,6 +72,14 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.FILTER_FAILED: (
         "--jq failed on the result: the command ran (an order may have been placed) and its "
         "unfiltered JSON was printed instead"
+    ),
+    ExitCode.PLACED_NOT_RECORDED: (
+        "the order was placed (its id and PINs are printed) but the journal could not "
+        "record it; settle it with `kalixo orders resolve`"
+    ),
+    ExitCode.JOURNAL_UNUSABLE: (
+        "the journal cannot be opened or written (corrupt, read-only, disk full); "
+        "nothing was sent"
     ),
     ExitCode.INTERRUPTED: "interrupted",
 }
@@ -286,6 +300,64 @@ class OutcomeUnknown(KalixoError):
         if self.correlation_key:
             extras.append(f"correlation key {self.correlation_key}")
         return [f"{self.message} ({'; '.join(extras)})" if extras else self.message]
+
+
+class CodeBusy(OutcomeUnknown):
+    """Another kalixo process, alive now, holds this code's claim: it is sending it."""
+
+    kind = "busy"
+
+
+class CodeTaken(KalixoError):
+    """The API holds an order under this code that is not this request: a different
+    order, whose PINs are not this run's to show."""
+
+    exit_code = ExitCode.REJECTED
+    kind = "code_taken"
+
+    def __init__(self, code: str, order_id: int | None, difference: str, *,
+                 where: str | None = None) -> None:
+        super().__init__(
+            f"code {code} already holds a different order (id {order_id}): {difference}; "
+            "nothing was sent and its PINs are not shown",
+            where=where,
+            hint="give this order a new --external-order-code; `kalixo retrieve-order "
+            f"{order_id}` shows the existing one if it is yours",
+        )
+        self.code = code
+        self.order_id = order_id
+
+
+class PlacedNotRecorded(KalixoError):
+    """The order was placed and its answer printed, but the journal could not record it."""
+
+    exit_code = ExitCode.PLACED_NOT_RECORDED
+    kind = "placed_not_recorded"
+
+    def __init__(self, code: str, order_id: int | None, reason: str, *,
+                 where: str | None = None) -> None:
+        super().__init__(
+            f"order {code} was placed as order {order_id} but the journal could not record "
+            f"it ({reason})",
+            where=where,
+            hint=f"fix the journal (see the reason), then record it with `kalixo orders "
+            f"resolve {code} --order-id {order_id}`; do not place {code} again",
+        )
+        self.code = code
+        self.order_id = order_id
+        self.result: Any = None  # the answer in hand (an OrderResult), for the caller to print
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["error"].update(externalOrderCode=self.code, orderId=self.order_id)
+        return data
+
+
+class JournalUnusable(KalixoError):
+    """The journal cannot be opened or written. Nothing is sent without it."""
+
+    exit_code = ExitCode.JOURNAL_UNUSABLE
+    kind = "journal"
 
 
 class OrderUnsuccessful(KalixoError):

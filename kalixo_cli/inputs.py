@@ -22,13 +22,14 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import hashlib
 import io
 import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, BinaryIO, Literal, TypeGuard
 
@@ -116,6 +117,20 @@ def generate_order_code() -> str:
     """
     now = datetime.now(UTC)
     return f"KX-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(8).upper()[:15]}"
+
+
+def content_code(request: OrderRequest, *, salt: str, day: date | None = None) -> str:
+    """The code of an order given without one: its content, the day (UTC) and the journal's
+    salt, hashed. The same order on the same day gets the same code, so a re-run is
+    recognised by the journal (and by the API) instead of being bought again; another
+    journal (another machine) gets other codes, so two machines never share one.
+    """
+    body = request.body()
+    body.pop("externalOrderCode", None)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    today = day or datetime.now(UTC).date()
+    digest = hashlib.sha256(f"{salt}|{today:%Y-%m-%d}|{canonical}".encode()).hexdigest()
+    return f"KX-{today:%Y%m%d}-{digest[:20].upper()}"
 
 
 def detect_format(name: str, explicit: OrderFormat | None) -> OrderFormat:
@@ -1177,6 +1192,7 @@ __all__ = [
     "JsonState",
     "OrderFormat",
     "ParsedOrder",
+    "content_code",
     "csv_columns",
     "csv_delimiter",
     "detect_format",

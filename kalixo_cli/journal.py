@@ -1,37 +1,59 @@
-"""The local journal: what this machine sent, so no order is ever bought twice.
+"""The journal: what was sent, so no order is ever bought twice, by any process.
 
-Keyed by (API, externalOrderCode). The intent (code, request hash, time) is committed
-*before* the request is written to the socket, the outcome after it, so whatever happens in
-between (a timeout, Ctrl-C, kill -9, a power cut) leaves a row that says so:
+Keyed by (API, externalOrderCode). Sending a code starts with a *claim*: one transaction
+reads the row, applies the exactly-once rule (`verdict.verdict`) and writes `sending` with
+this process as its owner, by an INSERT that fails on an existing row or an UPDATE that
+compares and sets the row's revision. Of two processes claiming one code, exactly one wins;
+the other learns who holds it. The outcome is written after the answer:
 
     sending --> placed      the API answered with the order
             \\-> rejected    a 4xx: nothing was created; may be sent again once fixed
              \\-> failed      nothing was placed (connection refused, 429): may be sent again
               \\-> unknown    it may have been placed: never sent again without resolving
 
-A row left in `sending` by a killed process is read as `unknown`. PINs are never stored:
-the API gives them again on retrieve-order.
+A `sending` row names its owner: a random token, the host, the pid, the process's start
+time and boot id, and a lease its process renews while it runs. On the owner's machine the
+process is checked directly (pid alive and started when recorded); from another machine
+the lease decides. A live owner's row is `sending` (busy: never sent, never "unknown"); a
+dead owner's row reads as `unknown`. No file locks, and the pid is never the only truth, so
+the same claim holds on a database shared by several machines (`JournalStore` is the
+interface a second backend implements; the SQL here avoids SQLite-only syntax where it
+costs nothing).
 
-SQLite in WAL mode with synchronous=FULL, mode 0600 in the user data folder; safe for the
-threads of one bulk run (one connection, one lock) and for several processes (busy timeout).
+PINs are never stored: the API gives them again on retrieve-order. SQLite in WAL mode with
+synchronous=FULL, mode 0600 in the user data folder. Any SQLite or OS failure becomes a
+`JournalUnusable` naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import secrets
+import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from kalixo_cli.errors import JournalUnusable
+from kalixo_cli.verdict import Verdict, verdict
 
 STATES = ("sending", "placed", "rejected", "failed", "unknown")
+SCHEMA_VERSION = 2
+LEASE_SECONDS = 60.0
+"""A claim from another machine is trusted this long after its owner last renewed it."""
+HEARTBEAT_SECONDS = LEASE_SECONDS / 4
 
-_SCHEMA = """
+_ORDERS = """
 CREATE TABLE IF NOT EXISTS orders (
     api         TEXT NOT NULL,
     code        TEXT NOT NULL,
@@ -45,10 +67,33 @@ CREATE TABLE IF NOT EXISTS orders (
     attempts    INTEGER NOT NULL DEFAULT 0,
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL,
+    owner_token TEXT,
+    owner_host  TEXT,
+    owner_pid   INTEGER,
+    owner_boot  TEXT,
+    owner_start TEXT,
+    lease_until REAL,
+    rev         INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (api, code)
-);
-CREATE INDEX IF NOT EXISTS orders_by_time ON orders (api, created_at);
-"""
+)"""
+# Columns added since the first journal (schema 1), in order: the upgrade adds them.
+_ADDED_COLUMNS = (
+    ("owner_token", "TEXT"),
+    ("owner_host", "TEXT"),
+    ("owner_pid", "INTEGER"),
+    ("owner_boot", "TEXT"),
+    ("owner_start", "TEXT"),
+    ("lease_until", "REAL"),
+    ("rev", "INTEGER NOT NULL DEFAULT 0"),
+)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS orders_by_time ON orders (api, created_at)",
+    "CREATE INDEX IF NOT EXISTS orders_by_owner ON orders (owner_token, state)",
+)
+_META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+COLUMNS = ("api", "code", "hash", "body", "state", "order_id", "status", "error_kind", "error",
+           "attempts", "created_at", "updated_at", "owner_token", "owner_host", "owner_pid",
+           "owner_boot", "owner_start", "lease_until", "rev")
 
 
 def request_hash(body: Mapping[str, Any]) -> str:
@@ -61,6 +106,88 @@ def default_journal_path() -> Path:
     from kalixo_cli.config import data_dir
 
     return data_dir() / "journal.sqlite3"
+
+
+# ------------------------------------------------------------------------------------------
+# Who owns a claim, and whether that process still runs.
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+@cache
+def boot_id() -> str | None:
+    """This boot of this machine (Linux); None where the system does not say."""
+    return _read("/proc/sys/kernel/random/boot_id")
+
+
+def process_start(pid: int) -> str | None:
+    """When `pid` started, in clock ticks since boot (Linux): tells a reused pid apart."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that holds a claim, as recorded in its row."""
+
+    token: str
+    host: str
+    pid: int
+    boot: str | None
+    start: str | None
+
+    @classmethod
+    def current(cls) -> Owner:
+        return cls(secrets.token_hex(16), socket.gethostname(), os.getpid(), boot_id(),
+                   process_start(os.getpid()))
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+def owner_alive(entry: Entry, me: Owner, now: float) -> bool:
+    """Whether the process recorded as sending `entry` still runs (so it still holds it)."""
+    if entry.owner_token is None:
+        return False  # written before claims had owners: nobody holds it
+    if entry.owner_token == me.token:
+        return True
+    same_machine = (entry.owner_host == me.host and entry.owner_boot is not None
+                    and entry.owner_boot == me.boot)
+    if same_machine and entry.owner_pid is not None:
+        if not pid_alive(entry.owner_pid):
+            return False
+        started = process_start(entry.owner_pid)
+        return entry.owner_start is None or started is None or started == entry.owner_start
+    if entry.owner_host == me.host and entry.owner_pid is not None and me.boot is None \
+            and not pid_alive(entry.owner_pid):
+        return False
+    # Another machine (or one that cannot be told apart): trust the lease it renews.
+    return entry.lease_until is not None and entry.lease_until > now
+
+
+# ------------------------------------------------------------------------------------------
+# Rows.
 
 
 @dataclass(frozen=True)
@@ -77,13 +204,31 @@ class Entry:
     attempts: int
     created_at: float
     updated_at: float
+    owner_token: str | None = None
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    owner_boot: str | None = None
+    owner_start: str | None = None
+    lease_until: float | None = None
+    rev: int = 0
+    held: bool = False
+    """Read time: the row is `sending` and its owner still runs."""
 
     @property
     def effective_state(self) -> str:
-        """`sending` with no process behind it means nobody knows: unknown."""
-        return "unknown" if self.state == "sending" else self.state
+        """`sending` is only true while its process runs; after that nobody knows."""
+        if self.state == "sending":
+            return "sending" if self.held else "unknown"
+        return self.state
+
+    @property
+    def owner_text(self) -> str:
+        """"pid N" on this host, "pid N on HOST" elsewhere, for messages."""
+        where = "" if self.owner_host == socket.gethostname() else f" on {self.owner_host}"
+        return f"pid {self.owner_pid}{where}"
 
     def to_json(self) -> dict[str, Any]:
+        held = self.effective_state == "sending"
         return {
             "api": self.api,
             "externalOrderCode": self.code,
@@ -96,6 +241,9 @@ class Entry:
             "createdAt": _iso(self.created_at),
             "updatedAt": _iso(self.updated_at),
             "requestHash": self.hash,
+            "sentBy": ({"host": self.owner_host, "pid": self.owner_pid}
+                       if self.owner_host is not None else None),
+            "leaseUntil": _iso(self.lease_until) if held and self.lease_until else None,
         }
 
 
@@ -103,27 +251,255 @@ def _iso(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming a code: `won` means this process may send it now."""
+
+    verdict: Verdict
+    won: bool
+
+    @property
+    def entry(self) -> Entry | None:
+        return self.verdict.entry
+
+
+@dataclass(frozen=True)
+class Health:
+    """What `kalixo doctor` reports about the journal."""
+
+    path: str
+    schema: int
+    entries: int
+    problems: list[str]
+    free_bytes: int | None
+
+
+class JournalStore(Protocol):
+    """What any journal backend (this SQLite file; a shared PostgreSQL later) provides.
+
+    `claim` is the only way to start sending: atomic, whatever the number of processes or
+    machines. `finish` records the outcome of a claim this process holds.
+    """
+
+    where: str
+
+    def get(self, api: str, code: str) -> Entry | None: ...
+
+    def get_many(self, api: str, codes: Sequence[str]) -> dict[str, Entry]: ...
+
+    def claim(self, api: str, code: str, body: Mapping[str, Any], *,
+              can_look_up: bool = False) -> Claim: ...
+
+    def finish(self, api: str, code: str, state: str, *, order_id: int | None = None,
+               status: str | None = None, error_kind: str | None = None,
+               error: str | None = None) -> None: ...
+
+    def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None:
+        ...
+
+    def mark_not_placed(self, api: str, code: str) -> None: ...
+
+    def abandon_in_flight(self, api: str, codes: list[str], reason: str) -> None: ...
+
+    def entries(self, api: str | None = None, *, state: str | None = None,
+                since: float | None = None, until: float | None = None,
+                code_like: str | None = None, limit: int | None = None) -> Iterator[Entry]:
+        ...
+
+    def code_salt(self) -> str: ...
+
+    def health(self) -> Health: ...
+
+    def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------------------------------
+# Failures, in words a user can act on.
+
+
+def _is_full(exc: BaseException, path: Path) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(exc, sqlite3.Error) and "full" in str(exc).lower():
+        return True
+    # SQLite says "unable to open" or "disk I/O error" when it cannot create its -wal file.
+    import shutil
+
+    try:
+        return shutil.disk_usage(path.parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite could write the journal and the files beside it (-wal, -shm)."""
+    folder_ok = path.parent.is_dir() and os.access(path.parent, os.W_OK)
+    return folder_ok and (not path.exists() or os.access(path, os.W_OK))
+
+
+def unusable(path: Path, exc: BaseException, doing: str) -> JournalUnusable:
+    """Translate an SQLite or OS failure on the journal into what it means and what to do.
+
+    Never suggests deleting the file: it is the only record of what this machine placed.
+    """
+    text = str(exc).lower()
+    keep = ("do not delete it: it is the record of every order kalixo placed from here, and "
+            "without it a re-run could buy them again")
+    if _is_full(exc, path):
+        return JournalUnusable(
+            f"no space left to {doing} the journal {path}",
+            hint=f"free some space on the disk that holds {path.parent}, then run the same "
+            "command again",
+        )
+    if isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text \
+            or (isinstance(exc, OSError) and exc.errno == errno.EROFS) \
+            or ("unable to open" in text and not _writable(path)):
+        return JournalUnusable(
+            f"the journal {path} is read-only: kalixo cannot {doing} it",
+            hint=f"make {path} and its folder writable by this user (chmod u+w); read-only "
+            "commands such as `kalixo orders list` still work",
+        )
+    if "not a database" in text or "malformed" in text or type(exc) is sqlite3.DatabaseError:
+        return JournalUnusable(
+            f"the journal {path} is damaged and cannot be used ({exc})",
+            hint=f"{keep}. Keep a copy, then recover what it holds: `sqlite3 {path} .recover "
+            f"> journal.sql`; `kalixo doctor` checks it",
+        )
+    if "locked" in text or "busy" in text:
+        return JournalUnusable(
+            f"the journal {path} stayed locked by another process for 30 s",
+            hint="another kalixo (or an sqlite3 shell) is holding it; let it finish and run "
+            "the same command again",
+        )
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        target = exc.filename or path
+        return JournalUnusable(
+            f"cannot {doing} the journal {path}: {reason} ({target})",
+            hint=f"make sure {path.parent} can be created and written by this user "
+            "(XDG_DATA_HOME moves the data folder)",
+        )
+    return JournalUnusable(
+        f"cannot {doing} the journal {path}: {exc}",
+        hint=f"{keep}; `kalixo doctor` checks it",
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# The SQLite backend.
+
+
 class Journal:
-    def __init__(self, path: Path) -> None:
+    """The journal in one SQLite file, shared safely by threads and processes.
+
+    `readonly` opens it for reading only (orders list/show): no folder or file is
+    created, nothing is upgraded, and a read-only file or folder is fine.
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self.where = str(path)
+        self.readonly = readonly
+        self.owner = Owner.current()
+        self._lock = threading.RLock()
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._db: sqlite3.Connection | None = None
+        self._columns: tuple[str, ...] = COLUMNS
+        self._schema = SCHEMA_VERSION
+        try:
+            if readonly:
+                self._open_readonly()
+            else:
+                self._open()
+        except (sqlite3.Error, OSError) as exc:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+            raise unusable(path, exc, "open") from None
+
+    def _open(self) -> None:
+        path = self.path
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)
-        self._lock = threading.RLock()
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False,
                                    isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._upgrade()
         for suffix in ("-wal", "-shm"):
             side = path.with_name(path.name + suffix)
-            if side.exists():
+            if side.exists() and side.stat().st_mode & 0o077:
                 os.chmod(side, 0o600)
 
-    def close(self) -> None:
-        with self._lock:
+    def _open_readonly(self) -> None:
+        if not self.path.exists():
+            return  # nothing sent yet: an empty journal
+        uri = f"file:{quote(str(self.path))}?mode=ro"
+        self._db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False,
+                                   isolation_level=None)
+        try:
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
+        except sqlite3.OperationalError:
+            # A WAL journal in a folder nobody may write (a read-only mount, a chmod):
+            # SQLite cannot make its shared-memory file, and nobody can be writing it.
             self._db.close()
+            self._db = sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=30,
+                                       check_same_thread=False, isolation_level=None)
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
+        if not present:
+            self._db.close()
+            self._db = None
+            return
+        self._columns = tuple(name if name in present else f"NULL AS {name}"
+                              for name in COLUMNS)
+
+    def _upgrade(self) -> None:
+        """Create the tables, or bring a journal an older kalixo wrote up to date, in place.
+
+        One transaction: the rows stay as they were, the new columns start empty (a row
+        with no owner is held by nobody, so an old `sending` row still reads as unknown).
+        """
+        with self._write() as db:
+            tables = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "orders" in tables:
+                present = {row[1] for row in db.execute("PRAGMA table_info(orders)")}
+                for name, kind in _ADDED_COLUMNS:
+                    if name not in present:
+                        db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
+            else:
+                db.execute(_ORDERS)
+            for statement in _INDEXES:
+                db.execute(statement)
+            db.execute(_META)
+            db.execute("INSERT INTO meta (name, value) VALUES ('salt', ?) "
+                       "ON CONFLICT (name) DO NOTHING", (secrets.token_hex(16),))
+            row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            found = int(row[0]) if row else 1
+            if found > SCHEMA_VERSION:
+                raise JournalUnusable(
+                    f"the journal {self.path} was written by a newer kalixo (schema {found}, "
+                    f"this one reads {SCHEMA_VERSION})",
+                    hint="upgrade kalixo (pip install -U kalixo-cli); the journal is kept "
+                    "as it is",
+                )
+            db.execute("INSERT INTO meta (name, value) VALUES ('schema', ?) "
+                       "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                       (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=5)
+        with self._lock:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+                self._db = None
 
     def __enter__(self) -> Journal:
         return self
@@ -131,90 +507,86 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ----------------------------------------------------------------------------------
+    # -- plumbing ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE: no upgrade deadlock)."""
+        with self._lock:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            if self.readonly:
+                raise JournalUnusable(f"the journal {self.path} is opened read-only")
+            raise JournalUnusable(f"the journal {self.path} is closed")
+        return self._db
+
+    @contextlib.contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise unusable(self.path, exc, doing) from exc
+
+    def _entry(self, row: tuple[Any, ...], now: float) -> Entry:
+        entry = Entry(*row)
+        if entry.state == "sending" and owner_alive(entry, self.owner, now):
+            return _with_held(entry)
+        return entry
+
+    def _select(self) -> str:
+        return f"SELECT {', '.join(self._columns)} FROM orders"
+
+    # -- reading -----------------------------------------------------------------------
 
     def get(self, api: str, code: str) -> Entry | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM orders WHERE api = ? AND code = ?", (api, code)
-            ).fetchone()
-        return Entry(*row) if row else None
+        if self._db is None and self.readonly:
+            return None
+        with self._guard("read"), self._lock:
+            row = self._connection().execute(
+                f"{self._select()} WHERE api = ? AND code = ?", (api, code)).fetchone()
+        return self._entry(row, time.time()) if row else None
 
     def get_many(self, api: str, codes: Sequence[str]) -> dict[str, Entry]:
         """The entries of those of `codes` the journal knows: one query per 500 codes, for
         planning a batch at the speed of reading it."""
         found: dict[str, Entry] = {}
+        if self._db is None and self.readonly:
+            return found
         for start in range(0, len(codes), 500):
             part = codes[start:start + 500]
             marks = ", ".join("?" * len(part))
-            with self._lock:
-                rows = self._db.execute(
-                    f"SELECT * FROM orders WHERE api = ? AND code IN ({marks})", (api, *part)
+            with self._guard("read"), self._lock:
+                rows = self._connection().execute(
+                    f"{self._select()} WHERE api = ? AND code IN ({marks})", (api, *part)
                 ).fetchall()
+            now = time.time()
             for row in rows:
-                entry = Entry(*row)
+                entry = self._entry(row, now)
                 found[entry.code] = entry
         return found
-
-    def begin(self, api: str, code: str, body: Mapping[str, Any]) -> None:
-        """Record the intent, durably, before a byte is sent. Callers check `get` first."""
-        now = time.time()
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-        with self._lock:
-            self._db.execute(
-                """INSERT INTO orders (api, code, hash, body, state, attempts, created_at,
-                                       updated_at)
-                   VALUES (?, ?, ?, ?, 'sending', 1, ?, ?)
-                   ON CONFLICT (api, code) DO UPDATE SET
-                       hash = excluded.hash, body = excluded.body, state = 'sending',
-                       error_kind = NULL, error = NULL, attempts = attempts + 1,
-                       updated_at = excluded.updated_at""",
-                (api, code, request_hash(body), text, now, now),
-            )
-
-    def finish(self, api: str, code: str, state: str, *, order_id: int | None = None,
-               status: str | None = None, error_kind: str | None = None,
-               error: str | None = None) -> None:
-        if state not in STATES or state == "sending":
-            raise ValueError(f"not a final state: {state}")
-        with self._lock:
-            self._db.execute(
-                """UPDATE orders SET state = ?, order_id = COALESCE(?, order_id),
-                       status = COALESCE(?, status), error_kind = ?, error = ?,
-                       updated_at = ?
-                   WHERE api = ? AND code = ?""",
-                (state, order_id, status, error_kind, error, time.time(), api, code),
-            )
-
-    def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None:
-        """The user checked: the order exists as `order_id`."""
-        self.finish(api, code, "placed", order_id=order_id, status=status,
-                    error_kind="resolved by hand")
-
-    def mark_not_placed(self, api: str, code: str) -> None:
-        """The user checked: it was never placed, so it may be sent again."""
-        self.finish(api, code, "failed", error_kind="resolved by hand",
-                    error="not placed, by the user's word")
-
-    def abandon_in_flight(self, api: str, codes: list[str], reason: str) -> None:
-        """Rows still `sending` when a run stops become `unknown`, saying why."""
-        with self._lock:
-            self._db.executemany(
-                """UPDATE orders SET state = 'unknown', error_kind = 'interrupted', error = ?,
-                       updated_at = ? WHERE api = ? AND code = ? AND state = 'sending'""",
-                [(reason, time.time(), api, code) for code in codes],
-            )
 
     def entries(self, api: str | None = None, *, state: str | None = None,
                 since: float | None = None, until: float | None = None,
                 code_like: str | None = None, limit: int | None = None) -> Iterator[Entry]:
+        if self._db is None and self.readonly:
+            return
         clauses: list[str] = []
         params: list[Any] = []
         if api is not None:
             clauses.append("api = ?")
             params.append(api)
-        if state == "unknown":
-            clauses.append("state IN ('unknown', 'sending')")
+        if state in ("unknown", "sending"):
+            clauses.append("state IN ('unknown', 'sending')")  # which, the owner decides
         elif state is not None:
             clauses.append("state = ?")
             params.append(state)
@@ -228,14 +600,180 @@ class Journal:
             clauses.append("code LIKE ? ESCAPE '\\'")
             params.append(code_like)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        tail = f" LIMIT {int(limit)}" if limit is not None else ""
-        with self._lock:
-            cursor = self._db.execute(
-                f"SELECT * FROM orders {where} ORDER BY created_at, code{tail}", params)
+        # Whether a `sending` row is unknown depends on its owner, so that filter (and the
+        # limit after it) is applied here; any other limit goes to the database.
+        by_owner = state in ("unknown", "sending")
+        tail = f" LIMIT {int(limit)}" if limit is not None and not by_owner else ""
+        with self._guard("read"), self._lock:
+            cursor = self._connection().execute(
+                f"{self._select()} {where} ORDER BY created_at, code{tail}", params)
+        shown = 0
         while True:  # a batch at a time: a listing of any size in the memory of one batch
-            with self._lock:
+            with self._guard("read"), self._lock:
                 rows = cursor.fetchmany(1000)
             if not rows:
                 return
+            now = time.time()
             for row in rows:
-                yield Entry(*row)
+                entry = self._entry(row, now)
+                if by_owner and entry.effective_state != state:
+                    continue
+                if limit is not None and shown >= limit:
+                    return
+                shown += 1
+                yield entry
+
+    def code_salt(self) -> str:
+        """A random value made once per journal: generated codes are unique to it."""
+        with self._guard("read"), self._lock:
+            row = self._connection().execute(
+                "SELECT value FROM meta WHERE name = 'salt'").fetchone()
+        if row is None:
+            raise JournalUnusable(f"the journal {self.path} has no salt yet",
+                                  hint="run a command that writes it (place-order)")
+        return str(row[0])
+
+    def health(self) -> Health:
+        """Open it, run PRAGMA integrity_check, count its rows, measure the free space."""
+        import shutil
+
+        free: int | None
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            free = None
+        if self._db is None:
+            return Health(self.where, self._schema, 0, [], free)
+        with self._guard("check"), self._lock:
+            db = self._connection()
+            found = [str(row[0]) for row in db.execute("PRAGMA integrity_check(20)")]
+            count = int(db.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
+            schema = 1
+            with contextlib.suppress(sqlite3.Error):
+                row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+                schema = int(row[0]) if row else 1
+        problems = [] if found == ["ok"] else found
+        return Health(self.where, schema, count, problems, free)
+
+    # -- claiming and recording -------------------------------------------------------
+
+    def claim(self, api: str, code: str, body: Mapping[str, Any], *,
+              can_look_up: bool = False) -> Claim:
+        """Atomically take `code` for this process if the rule lets it be sent now.
+
+        Durable before it returns, so the intent is on disk before a byte is sent. The
+        compare-and-set on `rev` (and the INSERT that ignores an existing row) keeps it
+        correct on backends where two transactions may read the same row at once.
+        """
+        digest = request_hash(body)
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        me = self.owner
+        with self._guard("write"):
+            for _ in range(5):
+                now = time.time()
+                with self._write() as db:
+                    row = db.execute(f"{self._select()} WHERE api = ? AND code = ?",
+                                     (api, code)).fetchone()
+                    entry = self._entry(row, now) if row else None
+                    known = verdict(entry, digest, can_look_up=can_look_up)
+                    if not known.may_send:
+                        return Claim(known, won=False)
+                    owner = (me.token, me.host, me.pid, me.boot, me.start,
+                             now + LEASE_SECONDS)
+                    if entry is None:
+                        cursor = db.execute(
+                            """INSERT INTO orders (api, code, hash, body, state, attempts,
+                                   created_at, updated_at, owner_token, owner_host, owner_pid,
+                                   owner_boot, owner_start, lease_until, rev)
+                               VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                               ON CONFLICT (api, code) DO NOTHING""",
+                            (api, code, digest, text, now, now, *owner))
+                    else:
+                        cursor = db.execute(
+                            """UPDATE orders SET hash = ?, body = ?, state = 'sending',
+                                   error_kind = NULL, error = NULL, attempts = attempts + 1,
+                                   updated_at = ?, owner_token = ?, owner_host = ?,
+                                   owner_pid = ?, owner_boot = ?, owner_start = ?,
+                                   lease_until = ?, rev = rev + 1
+                               WHERE api = ? AND code = ? AND rev = ?""",
+                            (digest, text, now, *owner, api, code, entry.rev))
+                    if cursor.rowcount == 1:
+                        self._start_heartbeat()
+                        return Claim(known, won=True)
+                # Another process changed the row between our read and write: read again.
+        raise JournalUnusable(f"the journal {self.path} kept changing under the claim of "
+                              f"{code}", hint="run the same command again")
+
+    def finish(self, api: str, code: str, state: str, *, order_id: int | None = None,
+               status: str | None = None, error_kind: str | None = None,
+               error: str | None = None) -> None:
+        """Record the outcome of this process's claim.
+
+        Anything but `placed` is written only while this process still owns the row: if
+        its lease ran out and another process took the code, that one's claim stands. An
+        answer in hand (`placed`) is always recorded.
+        """
+        if state not in STATES or state == "sending":
+            raise ValueError(f"not a final state: {state}")
+        with self._guard("write"), self._write() as db:
+            db.execute(
+                """UPDATE orders SET state = ?, order_id = COALESCE(?, order_id),
+                       status = COALESCE(?, status), error_kind = ?, error = ?,
+                       updated_at = ?, lease_until = NULL, rev = rev + 1
+                   WHERE api = ? AND code = ?
+                     AND (owner_token = ? OR owner_token IS NULL OR ? = 'placed')""",
+                (state, order_id, status, error_kind, error, time.time(), api, code,
+                 self.owner.token, state),
+            )
+
+    def _set_by_hand(self, api: str, code: str, state: str, *, order_id: int | None,
+                     status: str | None, error: str | None) -> None:
+        with self._guard("write"), self._write() as db:
+            db.execute(
+                """UPDATE orders SET state = ?, order_id = COALESCE(?, order_id),
+                       status = COALESCE(?, status), error_kind = 'resolved by hand',
+                       error = ?, updated_at = ?, lease_until = NULL, rev = rev + 1
+                   WHERE api = ? AND code = ?""",
+                (state, order_id, status, error, time.time(), api, code),
+            )
+
+    def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None:
+        """The user checked: the order exists as `order_id`."""
+        self._set_by_hand(api, code, "placed", order_id=order_id, status=status, error=None)
+
+    def mark_not_placed(self, api: str, code: str) -> None:
+        """The user checked: it was never placed, so it may be sent again."""
+        self._set_by_hand(api, code, "failed", order_id=None, status=None,
+                          error="not placed, by the user's word")
+
+    def abandon_in_flight(self, api: str, codes: list[str], reason: str) -> None:
+        """This process's rows still `sending` when a run stops become `unknown`."""
+        with self._guard("write"), self._write() as db:
+            db.executemany(
+                """UPDATE orders SET state = 'unknown', error_kind = 'interrupted', error = ?,
+                       updated_at = ?, lease_until = NULL, rev = rev + 1
+                   WHERE api = ? AND code = ? AND state = 'sending' AND owner_token = ?""",
+                [(reason, time.time(), api, code, self.owner.token) for code in codes],
+            )
+
+    # -- the lease ---------------------------------------------------------------------
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._renew, name="kalixo-lease",
+                                               daemon=True)
+            self._heartbeat.start()
+
+    def _renew(self) -> None:
+        """Keep this process's claims alive for other machines while it runs."""
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(sqlite3.Error, JournalUnusable), self._write() as db:
+                db.execute("UPDATE orders SET lease_until = ? "
+                           "WHERE owner_token = ? AND state = 'sending'",
+                           (time.time() + LEASE_SECONDS, self.owner.token))
+
+
+def _with_held(entry: Entry) -> Entry:
+    from dataclasses import replace
+
+    return replace(entry, held=True)

@@ -1,121 +1,224 @@
-"""Exactly-once placement: the journal consulted before, and written around, every POST.
+"""Exactly-once placement: a claim on the journal before, and the outcome after, every POST.
 
-`verdict` is the pure rule (may this code be sent now?); `place` wraps one POST so that the
-journal holds the intent before the request leaves (written after any pacing wait, right
-before the request: an order still waiting for its turn was never sent) and the outcome
-after, whatever the outcome is, Ctrl-C included.
+`place` wraps one POST so that the journal holds this process's claim before the request
+leaves (taken after any pacing wait, right before the request: an order still waiting for
+its turn was never sent) and the outcome after, whatever the outcome is, Ctrl-C included;
+`order_difference` is the pure rule that tells a replay (the API's order under this code is
+this request) from a conflict (it is another order, whose PINs are not ours to show).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kalixo_cli.errors import (
+    AlreadyPlaced,
     AuthRejected,
+    CodeBusy,
+    CodeTaken,
+    JournalUnusable,
     KalixoError,
     OutcomeUnknown,
+    PlacedNotRecorded,
     RequestRejected,
     ServiceUnavailable,
     TransportError,
+    UsageError,
 )
-from kalixo_cli.journal import Entry, Journal, request_hash
+from kalixo_cli.journal import request_hash
+from kalixo_cli.verdict import Verdict, VerdictKind, verdict
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import OrderResult
     from kalixo_cli.context import ApiClient
+    from kalixo_cli.journal import JournalStore
     from kalixo_cli.models import OrderRequest
+    from kalixo_cli.order import Order
 
-VerdictKind = Literal["send", "placed", "unknown", "conflict", "reconcile"]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    kind: VerdictKind
-    entry: Entry | None = None
-
-    @property
-    def may_send(self) -> bool:
-        return self.kind in ("send", "reconcile")
+__all__ = ["Refused", "Verdict", "VerdictKind", "check", "order_difference", "place", "refusal",
+           "resolution_hint", "verdict"]
 
 
-def verdict(entry: Entry | None, body_hash: str, *, can_look_up: bool = False) -> Verdict:
-    """Send only what nobody has placed and nobody might have placed.
-
-    - never sent, or sent and refused (4xx) or not placed (refused connection, 429): send;
-    - placed: never again;
-    - unknown (or left `sending` by a process that died): never again until resolved, by
-      a person (v1) or by looking the code up first (v2: "reconcile");
-    - placed or unknown under a different payload: the code is taken; refuse.
-    """
-    if entry is None or entry.effective_state in ("rejected", "failed"):
-        return Verdict("send", entry)
-    if entry.hash != body_hash:
-        return Verdict("conflict", entry)
-    if entry.effective_state == "placed":
-        return Verdict("placed", entry)
-    # Unknown: an API that can look the code up (v2) settles it before anything is sent.
-    return Verdict("reconcile" if can_look_up else "unknown", entry)
-
-
-def check(journal: Journal, api: str, request: OrderRequest, *,
+def check(journal: JournalStore, api: str, request: OrderRequest, *,
           can_look_up: bool = False) -> Verdict:
+    """What the journal says of this request now (a read; `place` claims atomically)."""
     return verdict(journal.get(api, request.externalOrderCode), request_hash(request.body()),
                    can_look_up=can_look_up)
+
+
+def order_difference(order: Order, request: OrderRequest) -> str | None:
+    """How the API's order under this code differs from the request; None when it is the
+    same order (a replay). Only what the API states is compared: v2 omits some fields."""
+    if order.currency is not None and order.currency != request.currency:
+        return f"it is in {order.currency}, this order in {request.currency}"
+    if order.price is not None and order.price != request.price:
+        return f"its total is {order.price}, this order's {request.price}"
+    if not order.products:
+        return None
+    theirs = sorted((p.productId or 0, p.quantity or 0, p.price) for p in order.products)
+    ours = sorted((line.productId, line.quantity, line.price)
+                  for line in request.orderProducts)
+    same = len(theirs) == len(ours) and all(
+        (t_id, t_qty) == (o_id, o_qty) and (t_price is None or t_price == o_price)
+        for (t_id, t_qty, t_price), (o_id, o_qty, o_price) in zip(theirs, ours, strict=True))
+    if same:
+        return None
+
+    def lines(items: Sequence[tuple[int, int, int | None]]) -> str:
+        return ", ".join(f"{qty} x product {pid}" for pid, qty, _ in items)
+
+    return f"it holds {lines(theirs)}; this order is {lines(ours)}"
+
+
+class Refused(Exception):
+    """The claim was not won: the code is placed, unknown, taken or busy. Not an error in
+    itself: place-order turns it into one (`refusal`), a bulk run into a skipped line."""
+
+    def __init__(self, known: Verdict) -> None:
+        super().__init__(known.kind)
+        self.verdict = known
 
 
 def _error_kind(error: KalixoError) -> str:
     return type(error).__name__
 
 
-def place(journal: Journal, api: str, client: ApiClient, request: OrderRequest, *,
-          reconcile: bool = False) -> OrderResult:
-    """POST one order with its intent journaled first; the outcome is journaled whatever it is.
+def refusal(known: Verdict, code: str) -> KalixoError:
+    """The error for a code the claim did not win: placed, unknown, taken or busy."""
+    entry = known.entry
+    assert entry is not None
+    when = entry.to_json()["createdAt"]
+    if known.kind == "busy":
+        return CodeBusy(
+            f"order {code} is being sent by another kalixo process ({entry.owner_text}); "
+            "it was not sent again",
+            hint="wait for that run to finish; `kalixo orders show "
+            f"{code}` then says how it ended",
+        )
+    if known.kind == "conflict":
+        return UsageError(
+            f"externalOrderCode {code} was already sent on {when} with a different order "
+            f"({entry.effective_state}); nothing was sent",
+            hint="give this order a new --external-order-code",
+        )
+    if known.kind == "placed":
+        return AlreadyPlaced(
+            f"order {code} was already placed on {when} as order {entry.order_id}; "
+            "it was not sent again",
+            hint=f"see it with `kalixo retrieve-order {entry.order_id}`; give a new "
+            "--external-order-code to buy the same again",
+        )
+    return OutcomeUnknown(
+        f"order {code} was sent on {when} and its outcome is unknown "
+        f"({entry.error or 'no answer'}); it was not sent again",
+        hint=resolution_hint(code),
+    )
 
-    With `reconcile` (an unknown outcome on an API that can look codes up), the code is
-    looked up first and only sent when the API has no order under it.
+
+def _record(journal: JournalStore, api: str, code: str, state: str, **fields: str | None) -> None:
+    """Record a failed attempt's outcome; if the journal cannot, the claim stays `sending`,
+    which reads as unknown once this process ends: never sent again unchecked."""
+    with contextlib.suppress(JournalUnusable):
+        journal.finish(api, code, state, **fields)  # type: ignore[arg-type]
+
+
+def _placed(journal: JournalStore, api: str, result: OrderResult, request: OrderRequest,
+            **fields: str | None) -> OrderResult:
+    """Record an order in hand. If the journal cannot, the answer is not lost: it travels
+    in `PlacedNotRecorded`, for the caller to print before it exits 10."""
+    code = request.externalOrderCode
+    order = result.order
+    try:
+        journal.finish(api, code, "placed", order_id=order.orderId, status=order.status,
+                       **fields)
+    except JournalUnusable as exc:
+        error = PlacedNotRecorded(code, order.orderId, exc.message, where=exc.where)
+        error.result = result
+        raise error from exc
+    return result
+
+
+def _check_same(journal: JournalStore, api: str, result: OrderResult,
+                request: OrderRequest, where: str | None) -> None:
+    code = request.externalOrderCode
+    difference = order_difference(result.order, request)
+    if difference is not None:
+        error = CodeTaken(code, result.order.orderId, difference, where=where)
+        _record(journal, api, code, "rejected", error_kind=_error_kind(error),
+                error=error.message)
+        raise error
+
+
+def place(journal: JournalStore, api: str, client: ApiClient,
+          request: OrderRequest) -> OrderResult:
+    """Claim the code, POST once, record the outcome whatever it is.
+
+    The claim is taken right before the request is written (after any pacing wait); a code
+    it does not win raises `Refused`, and nothing is sent. A code whose earlier outcome is
+    unknown, on an API that can look codes up (v2), is claimed and looked up first, and only
+    sent when the API has no order under it. An order the API holds under this code is this
+    order's only when it is the same order (`order_difference`): else `CodeTaken`, exit 3,
+    without its PINs.
     """
     code = request.externalOrderCode
-    if reconcile and client.can_look_up:
+    claimed = False
+
+    def take() -> None:
+        nonlocal claimed
+        if claimed:  # a repeat after a token refresh is the same attempt
+            return
+        claim = journal.claim(api, code, request.body(), can_look_up=client.can_look_up)
+        if not claim.won:
+            raise Refused(claim.verdict)
+        claimed = True
+
+    known = check(journal, api, request, can_look_up=client.can_look_up)
+    if not known.may_send:
+        raise Refused(known)
+    if known.kind == "reconcile" and client.can_look_up:
+        take()
         try:
             found = client.look_up(code)  # type: ignore[union-attr]
         except KalixoError as exc:  # could not ask: the outcome stays unknown
+            _record(journal, api, code, "unknown", error_kind=_error_kind(exc),
+                    error=exc.message)
             raise OutcomeUnknown(
                 f"could not look order {code} up to settle its unknown outcome: {exc.message}",
                 hint="run the same command again later: it looks the code up first",
             ) from exc
+        except BaseException:
+            _record(journal, api, code, "unknown", error_kind="interrupted",
+                    error="interrupted while looking the code up")
+            raise
         if found is not None:
-            journal.finish(api, code, "placed", order_id=found.order.orderId,
-                           status=found.order.status, error_kind="reconciled by look-up")
-            return found
-    begun = False
-
-    def claim() -> None:  # after any pacing wait, right before the request is written
-        nonlocal begun
-        if not begun:  # a repeat after a token refresh is the same attempt
-            journal.begin(api, code, request.body())
-            begun = True
-
+            _check_same(journal, api, found, request, where=None)
+            return _placed(journal, api, found, request, error_kind="reconciled by look-up")
     try:
-        result = client.place_order(request, on_send=claim)
-    except OutcomeUnknown as exc:
-        journal.finish(api, code, "unknown", error_kind=_error_kind(exc), error=exc.message)
+        result = client.place_order(request, on_send=take)
+    except Refused:
         raise
-    except (RequestRejected, AuthRejected) as exc:
-        journal.finish(api, code, "rejected", error_kind=_error_kind(exc),
-                       error=exc.server_message or exc.message)
+    except BaseException as exc:
+        if claimed:  # else it never left: Ctrl-C while waiting for its turn, nothing to record
+            _record_failure(journal, api, code, exc)
         raise
-    except (TransportError, ServiceUnavailable) as exc:
-        journal.finish(api, code, "failed", error_kind=_error_kind(exc), error=exc.message)
-        raise
-    except BaseException as exc:  # Ctrl-C or a bug mid-request: nobody knows
-        if begun:  # else it never left: Ctrl-C while waiting for its turn, nothing to record
-            journal.finish(api, code, "unknown", error_kind="interrupted",
-                           error=f"{type(exc).__name__} while sending")
-        raise
-    order = result.order
-    journal.finish(api, code, "placed", order_id=order.orderId, status=order.status)
-    return result
+    _check_same(journal, api, result, request, where=None)
+    return _placed(journal, api, result, request)
+
+
+def _record_failure(journal: JournalStore, api: str, code: str, exc: BaseException) -> None:
+    """The outcome of a POST that ended without an order, by what the failure says."""
+    if isinstance(exc, OutcomeUnknown):
+        _record(journal, api, code, "unknown", error_kind=_error_kind(exc), error=exc.message)
+    elif isinstance(exc, (RequestRejected, AuthRejected)):
+        _record(journal, api, code, "rejected", error_kind=_error_kind(exc),
+                error=exc.server_message or exc.message)
+    elif isinstance(exc, (TransportError, ServiceUnavailable)):
+        _record(journal, api, code, "failed", error_kind=_error_kind(exc), error=exc.message)
+    else:  # Ctrl-C or a bug mid-request: nobody knows
+        _record(journal, api, code, "unknown", error_kind="interrupted",
+                error=f"{type(exc).__name__} while sending")
 
 
 def resolution_hint(code: str) -> str:

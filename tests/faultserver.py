@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +48,7 @@ class Seen:
 class FaultServer:
     def __init__(self) -> None:
         self.script: dict[str, list[Reply]] = {}
+        self.responders: dict[str, Callable[[Seen], Reply]] = {}
         self.seen: list[Seen] = []
         self.streamed = 0  # body bytes a `huge` reply got out before the client hung up
         self._lock = threading.Lock()
@@ -61,6 +62,11 @@ class FaultServer:
 
     def on(self, path: str, *replies: Reply) -> None:
         self.script[path] = list(replies)
+
+    def respond(self, path: str, responder: Callable[[Seen], Reply]) -> None:
+        """Answer every request for `path` with what `responder` makes of it (it runs on
+        the request's own thread, so it may block to hold the request in flight)."""
+        self.responders[path] = responder
 
     def count(self, method: str | None = None) -> int:
         return sum(1 for s in self.seen if method is None or s.method == method)
@@ -83,8 +89,11 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
-            server.seen.append(Seen(self.command, self.path, dict(self.headers.items()), body))
-            reply = server.next_reply(self.path)
+            seen = Seen(self.command, self.path, dict(self.headers.items()), body)
+            with server._lock:
+                server.seen.append(seen)
+            responder = server.responders.get(self.path.split("?")[0])
+            reply = responder(seen) if responder else server.next_reply(self.path)
             if reply.delay:
                 server._stop.wait(reply.delay)
             if reply.action == "reset":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,10 +24,22 @@ def journal(tmp_path: Path) -> Journal:
     return Journal(tmp_path / "journal.sqlite3")
 
 
+def claim_and_die(path: Path, api: str, code: str, body: dict[str, object]) -> None:
+    """Claim `code` from a real process that then exits without an outcome (a kill -9
+    mid-request looks the same to the journal)."""
+    script = ("import json, sys; from pathlib import Path; "
+              "from kalixo_cli.journal import Journal; "
+              "j = Journal(Path(sys.argv[1])); "
+              "assert j.claim(sys.argv[2], sys.argv[3], json.loads(sys.argv[4])).won; "
+              "import os; os._exit(0)")
+    subprocess.run([sys.executable, "-c", script, str(path), api, code, json.dumps(body)],
+                   check=True, timeout=60)
+
+
 def test_the_journal_file_is_private_under_umask_000(tmp_path: Path) -> None:
     previous = os.umask(0)
     try:
-        Journal(tmp_path / "j" / "journal.sqlite3").begin(API, "J-1", BODY)
+        assert Journal(tmp_path / "j" / "journal.sqlite3").claim(API, "J-1", BODY).won
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "j" / "journal.sqlite3").stat().st_mode) == 0o600
@@ -33,25 +47,33 @@ def test_the_journal_file_is_private_under_umask_000(tmp_path: Path) -> None:
 
 
 def test_intent_is_on_disk_before_the_request(journal: Journal, tmp_path: Path) -> None:
-    journal.begin(API, "J-1", BODY)
-    other = Journal(tmp_path / "journal.sqlite3")  # another process would see the same
+    assert journal.claim(API, "J-1", BODY).won
+    other = Journal(tmp_path / "journal.sqlite3")  # another connection sees the same
     entry = other.get(API, "J-1")
     assert entry is not None and entry.state == "sending"
-    assert entry.effective_state == "unknown"
+    assert entry.effective_state == "sending"  # its owner (this process) is alive
     assert entry.hash == request_hash(BODY)
 
 
-def test_states_and_verdicts(journal: Journal) -> None:
+def test_a_claim_whose_process_died_reads_as_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    claim_and_die(path, API, "J-1", BODY)
+    entry = Journal(path).get(API, "J-1")
+    assert entry is not None and entry.state == "sending"
+    assert entry.effective_state == "unknown" and not entry.held
+
+
+def test_states_and_verdicts(journal: Journal, tmp_path: Path) -> None:
     digest = request_hash(BODY)
     assert verdict(None, digest).kind == "send"
-    journal.begin(API, "J-1", BODY)
-    assert verdict(journal.get(API, "J-1"), digest).kind == "unknown"  # killed mid-request
+    assert journal.claim(API, "J-1", BODY).won
+    assert verdict(journal.get(API, "J-1"), digest).kind == "busy"  # in flight, owner alive
     journal.finish(API, "J-1", "rejected", error_kind="RequestRejected", error="price")
     assert verdict(journal.get(API, "J-1"), "another-payload").kind == "send"  # fixed input
-    journal.begin(API, "J-1", BODY)
+    assert journal.claim(API, "J-1", BODY).won
     journal.finish(API, "J-1", "failed")
     assert verdict(journal.get(API, "J-1"), digest).kind == "send"
-    journal.begin(API, "J-1", BODY)
+    assert journal.claim(API, "J-1", BODY).won
     journal.finish(API, "J-1", "placed", order_id=7, status="completed")
     assert verdict(journal.get(API, "J-1"), digest).kind == "placed"
     assert verdict(journal.get(API, "J-1"), "another-payload").kind == "conflict"
@@ -59,18 +81,20 @@ def test_states_and_verdicts(journal: Journal) -> None:
     assert entry is not None and entry.attempts == 3 and entry.order_id == 7
 
 
-def test_entries_are_per_api_and_filterable(journal: Journal) -> None:
-    journal.begin(API, "A-1", BODY)
+def test_entries_are_per_api_and_filterable(journal: Journal, tmp_path: Path) -> None:
+    journal.claim(API, "A-1", BODY)
     journal.finish(API, "A-1", "placed", order_id=1)
-    journal.begin(API, "A-2", BODY)
-    journal.begin("https://other/v1", "A-3", BODY)
+    journal.close()
+    claim_and_die(tmp_path / "journal.sqlite3", API, "A-2", BODY)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.claim("https://other/v1", "A-3", BODY)
     assert [e.code for e in journal.entries(API)] == ["A-1", "A-2"]
     assert [e.code for e in journal.entries(API, state="unknown")] == ["A-2"]
     assert [e.code for e in journal.entries(API, code_like="A-1")] == ["A-1"]
 
 
 def test_abandon_in_flight_marks_unknown_with_the_reason(journal: Journal) -> None:
-    journal.begin(API, "A-1", BODY)
+    journal.claim(API, "A-1", BODY)
     journal.abandon_in_flight(API, ["A-1"], "interrupted twice")
     entry = journal.get(API, "A-1")
     assert entry is not None and entry.state == "unknown" and entry.error == "interrupted twice"
@@ -79,8 +103,7 @@ def test_abandon_in_flight_marks_unknown_with_the_reason(journal: Journal) -> No
 def test_orders_resolve_and_list_via_the_cli(isolated: Path) -> None:
     from kalixo_cli.journal import default_journal_path
 
-    with Journal(default_journal_path()) as journal:
-        journal.begin("https://api.kalixo.io/v1", "R-1", BODY)
+    claim_and_die(default_journal_path(), "https://api.kalixo.io/v1", "R-1", BODY)
     listed = json.loads(run(["orders", "list", "-o", "json"]).stdout)
     assert [(e["externalOrderCode"], e["state"]) for e in listed] == [("R-1", "unknown")]
     shown = run(["orders", "show", "R-1"])

@@ -120,7 +120,7 @@ def test_raw_prints_the_server_body_unchanged(sandbox: Any) -> None:
     body = json.loads(raw.stdout)
     assert body["orderStatus"] == "completed"
     assert "pin" in body["products"][0]
-    placed_raw = run(["place-order", str(EXAMPLES / "order.json"), "--raw"])
+    placed_raw = run(["place-order", str(EXAMPLES / "order.json"), "--raw", "--new-code"])
     assert isinstance(json.loads(placed_raw.stdout)["orderId"], str)
 
 

@@ -33,7 +33,7 @@ def umask_000() -> Iterator[None]:
 
 
 def place(*extra: str) -> Any:
-    result = run(["place-order", ORDER_CSV, *extra])
+    result = run(["place-order", ORDER_CSV, "--new-code", *extra])  # a new order each time
     assert result.exit_code == 0, result.stderr
     return result
 

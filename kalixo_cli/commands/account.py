@@ -1,6 +1,7 @@
 """wallet, ping and doctor: the account's balance, and whether kalixo can talk to the API."""
 
 import math
+import os
 import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -156,7 +157,7 @@ def _skew_text(skew: float) -> str:
 STATUSES = ("ok", "warn", "fail", "skip")
 _STATUS_STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 # When checks fail for several reasons, the exit code of the first reason here wins.
-_EXIT_PRIORITY = (ExitCode.TEMPORARY, ExitCode.AUTH, ExitCode.USAGE)
+_EXIT_PRIORITY = (ExitCode.TEMPORARY, ExitCode.AUTH, ExitCode.JOURNAL_UNUSABLE, ExitCode.USAGE)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ class Check:
 
 
 def doctor_exit_code(checks: list[Check]) -> ExitCode:
-    """0 with nothing failed; else 5 unreachable, 4 credentials, 2 anything else."""
+    """0 with nothing failed; else 5 unreachable, 4 credentials, 11 journal, 2 the rest."""
     codes = {check.exit_code or ExitCode.USAGE for check in checks if check.status == "fail"}
     return next((code for code in _EXIT_PRIORITY if code in codes), ExitCode.OK)
 
@@ -203,6 +204,43 @@ def check_config_file(state: AppState) -> Check:
         return Check(name, "warn", f"{path} was mode {mode:04o}, readable by others; it may "
                      "hold credentials (kalixo has made it 0600)", hint=f"chmod 600 {path}")
     return Check(name, "ok", f"{path} (mode {mode:04o})")
+
+
+JOURNAL_FREE_WARN = 50 * 1024 * 1024  # below this, a busy batch could fill the disk
+
+
+def check_journal() -> Check:
+    """The journal: it opens, `PRAGMA integrity_check` passes, and its disk has room."""
+    from kalixo_cli.errors import JournalUnusable
+    from kalixo_cli.journal import Journal, default_journal_path
+
+    name = "journal"
+    path = default_journal_path()
+    try:
+        with Journal(path, readonly=True) as journal:
+            health = journal.health()
+    except JournalUnusable as exc:
+        return Check(name, "fail", exc.message, hint=exc.hint,
+                     exit_code=ExitCode.JOURNAL_UNUSABLE)
+    free = ("free space unknown" if health.free_bytes is None
+            else f"{health.free_bytes / 1024 / 1024:,.0f} MiB free")
+    if health.problems:
+        return Check(name, "fail", f"{path} is damaged: {'; '.join(health.problems[:3])}",
+                     hint=f"do not delete it: it records every order placed from here. Keep "
+                     f"a copy, then recover it: `sqlite3 {path} .recover > journal.sql`",
+                     exit_code=ExitCode.JOURNAL_UNUSABLE)
+    if path.exists():
+        detail = (f"{path}: {health.entries} entries, schema {health.schema}, integrity ok, "
+                  f"{free}")
+    else:
+        detail = f"none yet at {path} (the first order creates it); {free}"
+    if health.free_bytes is not None and health.free_bytes < JOURNAL_FREE_WARN:
+        return Check(name, "warn", detail, hint=f"free space on the disk of {path.parent}: "
+                     "an order placed while the journal cannot be written exits 10")
+    if path.exists() and not os.access(path, os.W_OK):
+        return Check(name, "warn", f"{detail}; read-only: orders cannot be placed",
+                     hint=f"chmod u+w {path}")
+    return Check(name, "ok", detail)
 
 
 def check_profile(settings: "Settings", url: str) -> Check:
@@ -312,6 +350,7 @@ def run_checks(state: AppState) -> list[Check]:
     checks = [check_config_file(state)]
     if checks[0].status == "fail":
         return checks
+    checks.append(check_journal())
     try:
         settings = state.settings()
     except ConfigError as exc:

@@ -59,7 +59,8 @@ def _summary_view(summary: "Summary", plain: bool) -> Any:
     table.add_column("Orders", justify="right")
     labels = {"placed": "placed", "skipped": "skipped (placed before)",
               "rejected": "rejected by the API", "failed": "not placed (temporary failure)",
-              "unknown": "outcome unknown", "skipped_unknown": "skipped (outcome unknown)"}
+              "unknown": "outcome unknown", "skipped_unknown": "skipped (outcome unknown)",
+              "skipped_busy": "skipped (being sent by another run)"}
     for key, label in labels.items():
         table.add_row(label, str(summary.counts[key]))
     return table
@@ -194,7 +195,8 @@ def place_orders(
         if dry_run:
             if fmt == "json":
                 print_json({"valid": plan.total, "toSend": plan.to_send,
-                            "skipped": plan.skipped, "skippedUnknown": plan.skipped_unknown})
+                            "skipped": plan.skipped, "skippedUnknown": plan.skipped_unknown,
+                            "skippedBusy": plan.skipped_busy})
             return
         summary = _send(state, plan, api=api, fmt=fmt, concurrency=concurrency)
     finally:
@@ -220,7 +222,9 @@ def _announce(plan: "Plan", *, dry_run: bool) -> None:
     verb = "would send" if dry_run else "sending"
     note(f"{plan.total} valid orders: {verb} {plan.to_send}, skipping {plan.skipped} "
          f"already placed" + (f" and {plan.skipped_unknown} with an unknown outcome"
-                              if plan.skipped_unknown else ""))
+                              if plan.skipped_unknown else "")
+         + (f" and {plan.skipped_busy} being sent by another kalixo run"
+            if plan.skipped_busy else ""))
     if dry_run:
         note("dry run: nothing was sent")
 
@@ -246,9 +250,9 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
 
     skipped = Summary()
     for code, kind, order_id, error in plan.skipped_rows():
-        result = Result(code, "skipped" if kind == "skipped" else "skipped_unknown",
-                        order_id=order_id,
-                        detail=error if kind == "skipped_unknown" else None)
+        outcome = kind if kind in ("skipped", "skipped_busy") else "skipped_unknown"
+        result = Result(code, outcome, order_id=order_id,  # type: ignore[arg-type]
+                        detail=error if outcome != "skipped" else None)
         skipped.add(result)
         emit(result)
     progress = _Progress(plan.to_send, pacer)
@@ -271,7 +275,8 @@ def _finish(summary: "Summary", fmt: str) -> None:
     counts = summary.counts
     note(f"placed {counts['placed']}, skipped {counts['skipped']} already placed, "
          f"rejected {counts['rejected']}, not placed {counts['failed']}, "
-         f"unknown {counts['unknown'] + counts['skipped_unknown']}")
+         f"unknown {counts['unknown'] + counts['skipped_unknown']}"
+         + (f", busy {counts['skipped_busy']}" if counts["skipped_busy"] else ""))
     if fmt == "json":
         print_json(summary.to_json())
     elif fmt == "table":
@@ -280,6 +285,23 @@ def _finish(summary: "Summary", fmt: str) -> None:
         warn(summary.stopped)
     if summary.worst == ExitCode.OK:
         return
+    if summary.not_recorded:
+        raise BatchStopped(
+            f"{summary.not_recorded} orders were placed (their result lines are written) but "
+            "the journal could not record them",
+            summary.worst,
+            hint="fix the journal (see the errors above), then record each with `kalixo "
+            "orders resolve CODE --order-id N` from the result lines; do not re-run the "
+            "file before that",
+        )
+    if counts["skipped_busy"] and summary.worst == ExitCode.OUTCOME_UNKNOWN \
+            and not counts["unknown"] + counts["skipped_unknown"]:
+        raise BatchStopped(
+            f"{counts['skipped_busy']} orders are being sent by another kalixo run and were "
+            "not sent by this one", summary.worst,
+            hint="let the other run finish; run the same command again after it to see "
+            "how they ended",
+        )
     unknown = counts["unknown"] + counts["skipped_unknown"]
     if unknown:
         raise BatchStopped(

@@ -25,7 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-STATE_NAMES = ("placed", "rejected", "failed", "unknown")
+STATE_NAMES = ("placed", "rejected", "failed", "unknown", "sending")
 FIELDS = ("externalOrderCode", "state", "orderId", "status", "errorKind", "error", "attempts",
           "createdAt", "updatedAt")
 
@@ -151,7 +151,7 @@ def list_orders(
         raise UsageError(f"unknown state {state!r}", hint=f"states: {', '.join(STATE_NAMES)}")
     if show_all and limit is not None:
         raise UsageError("--all and --limit cannot be used together", hint="drop one of them")
-    entries = app_state.journal().entries(
+    entries = app_state.journal(readonly=True).entries(
         app_state.journal_key(), state=state, since=_timestamp(since, "--since"),
         until=_timestamp(until, "--until"),
         code_like=_glob_to_like(code) if code else None, limit=limit,
@@ -201,7 +201,7 @@ def show(
     """
     app_state = get_state(ctx)
     fmt = app_state.choose_output(output)
-    entry = app_state.journal().get(app_state.journal_key(), code)
+    entry = app_state.journal(readonly=True).get(app_state.journal_key(), code)
     if entry is None:
         raise UsageError(f"no order {code} in the journal for {app_state.journal_key()}",
                          hint="`kalixo orders list` shows what this machine has sent")
@@ -244,6 +244,10 @@ def resolve(
     entry = journal.get(api, code)
     if entry is None:
         raise UsageError(f"no order {code} in the journal for {api}")
+    if entry.effective_state == "sending":
+        raise UsageError(f"{code} is being sent right now by another kalixo process "
+                         f"({entry.owner_text}); nothing was changed",
+                         hint="wait for that run to finish: it records the outcome itself")
     if entry.effective_state == "placed" and not_placed:
         raise UsageError(f"{code} is recorded as placed (order {entry.order_id}); "
                          "refusing to mark it not placed")

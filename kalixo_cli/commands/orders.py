@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from kalixo_cli.context import AppState, JqOption, OrderOutputOption, RawOption, get_state
-from kalixo_cli.errors import AlreadyPlaced, OrderUnsuccessful, OutcomeUnknown, UsageError
+from kalixo_cli.errors import JournalUnusable, OrderUnsuccessful, PlacedNotRecorded, UsageError
 from kalixo_cli.normalize import complete_from_request
 from kalixo_cli.order import Order
 from kalixo_cli.output import (
@@ -124,8 +124,14 @@ def place_order(
     external_order_code: Annotated[
         str | None,
         typer.Option("--external-order-code", metavar="CODE",
-                     help="Your unique code for this order (generated when absent)."),
+                     help="Your unique code for this order (generated when absent: from "
+                     "the order's content and today's date, so a re-run is recognised)."),
     ] = None,
+    new_code: Annotated[
+        bool,
+        typer.Option("--new-code", help="Generate a fresh random code: buy the same content "
+                     "again today, on purpose."),
+    ] = False,
     currency: Annotated[
         str | None,
         typer.Option("--currency", metavar="CODE",
@@ -154,7 +160,9 @@ def place_order(
 
     The file is validated in full before anything is sent; an invalid order is never sent.
     Prices are integers in minor units (3299 is 32.99). Without --external-order-code or
-    an externalOrderCode in the file, a unique code is generated and shown.
+    an externalOrderCode in the file, the code is made from the order's content and today's
+    date (UTC), so running the same order again today replays it instead of buying it
+    twice; --new-code buys it again.
 
     Example: kalixo place-order order.json -o json   (or: --product 2:1 --product 6:2)
     """
@@ -171,6 +179,8 @@ def place_order(
         raise UsageError("give an order FILE or --product, not both and not neither",
                          hint="kalixo place-order order.json, or kalixo place-order "
                          "--product 2:1 --product 6:2")
+    if new_code and external_order_code is not None:
+        raise UsageError("give --external-order-code or --new-code, not both")
     if file is not None:
         source_format = inputs.detect_format(file,
                                              input_format.value if input_format else None)
@@ -188,9 +198,18 @@ def place_order(
         code = external_order_code or inputs.generate_order_code()
         request = request_from_products(products or [], lookup=catalog_source(state).product,
                                         currency=currency, code=code)
-    if generated:
-        note(f"generated externalOrderCode {request.externalOrderCode} "
-             "(give --external-order-code to choose your own)")
+    if generated and new_code:
+        note(f"generated a new externalOrderCode {request.externalOrderCode} (--new-code)")
+    elif generated:
+        request = request.model_copy(update={"externalOrderCode": inputs.content_code(
+            request, salt=state.journal().code_salt())})
+        note(f"generated externalOrderCode {request.externalOrderCode} from the order's "
+             "content and today's date: the same order again today is recognised, not "
+             "bought twice (--new-code buys it again; --external-order-code chooses one)")
+    elif new_code:
+        raise UsageError("--new-code is for orders without a code, and this file gives "
+                         f"externalOrderCode {request.externalOrderCode}",
+                         hint="change the code in the file to buy the same again")
     if dry_run:
         if fmt == "table":
             from kalixo_cli.render import request_view
@@ -207,17 +226,25 @@ def place_order(
     journal = state.journal()
     api = state.endpoint().journal_key
     client = state.client()
-    known = placement.check(journal, api, request, can_look_up=client.can_look_up)
-    if not known.may_send:
-        _refuse_known(known, request.externalOrderCode, fmt)
-    result = placement.place(journal, api, client, request,
-                             reconcile=known.kind == "reconcile")
+    try:
+        result = placement.place(journal, api, client, request)
+    except placement.Refused as refused:
+        _refuse_known(refused.verdict, request.externalOrderCode, fmt)
+    except PlacedNotRecorded as exc:  # the answer in hand is printed before the exit 10
+        if exc.result is not None:
+            _finish_order(exc.result, raw=raw, fmt=fmt, mask_pins=mask_pins,
+                          pins_out=pins_out, force=force)
+        raise
     _warn_low_balance(result)
     if wait:
         result = _wait(client, result, timeout=timeout, interval=poll_interval)
         complete_from_request(result.order, request)
-        journal.finish(api, request.externalOrderCode, "placed", order_id=result.order.orderId,
-                       status=result.order.status)
+        try:
+            journal.finish(api, request.externalOrderCode, "placed",
+                           order_id=result.order.orderId, status=result.order.status)
+        except JournalUnusable as exc:  # the order is recorded as placed already
+            warn(f"could not record order {result.order.orderId}'s final status: "
+                 f"{exc.message}")
     _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
                   force=force)
 
@@ -351,33 +378,16 @@ def _finish_order(result: "OrderResult", *, raw: bool, fmt: OutputFormat, mask_p
 
 def _refuse_known(known: "Verdict", code: str, fmt: OutputFormat) -> NoReturn:
     """The journal says this code was placed, or may have been: show it, send nothing."""
-    from kalixo_cli.placement import resolution_hint
+    from kalixo_cli.placement import refusal
 
     entry = known.entry
     assert entry is not None
-    when = entry.to_json()["createdAt"]
-    if known.kind == "conflict":
-        raise UsageError(
-            f"externalOrderCode {code} was already sent on {when} with a different order "
-            f"({entry.effective_state}); nothing was sent",
-            hint="give this order a new --external-order-code",
-        )
     if known.kind == "placed":
         if fmt == "json":
             print_json(entry.to_json())
         elif fmt == "jsonl":
             print_jsonl([entry.to_json()])
-        raise AlreadyPlaced(
-            f"order {code} was already placed on {when} as order {entry.order_id}; "
-            "it was not sent again",
-            hint=f"see it with `kalixo retrieve-order {entry.order_id}`; give a new "
-            "--external-order-code to buy the same again",
-        )
-    raise OutcomeUnknown(
-        f"order {code} was sent on {when} and its outcome is unknown "
-        f"({entry.error or 'no answer'}); it was not sent again",
-        hint=resolution_hint(code),
-    )
+    raise refusal(known, code)
 
 
 def retrieve_order(
