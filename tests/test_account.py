@@ -22,7 +22,7 @@ from kalixo_cli.sandbox import SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox
 from tests.conftest import Clock, run
 
-CHECK_NAMES = ["config file", "profile", "api version", "credential", "connectivity",
+CHECK_NAMES = ["config file", "journal", "profile", "api version", "credential", "connectivity",
                "credential accepted", "clock"]
 
 
@@ -168,7 +168,7 @@ def test_doctor_table_has_a_line_a_check(sandbox: RunningSandbox) -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["ok"] * len(CHECK_NAMES)
-    assert "7 ok" in result.stderr
+    assert "8 ok" in result.stderr
 
 
 def test_doctor_with_a_refused_token_exits_4(sandbox: RunningSandbox,
@@ -197,7 +197,7 @@ def test_doctor_without_a_credential_exits_4_and_skips_the_network(
     assert result.exit_code == ExitCode.AUTH
     got = statuses(result)
     assert got["credential"] == "fail"
-    assert [got[name] for name in CHECK_NAMES[4:]] == ["skip"] * 3
+    assert [got[name] for name in CHECK_NAMES[5:]] == ["skip"] * 3
     assert sandbox.request_count() == 0
 
 
