@@ -634,3 +634,15 @@ def test_plan_files_live_in_the_data_folder_and_stale_ones_are_removed(
     assert not stale.exists()
     assert live.exists()
     assert sorted(p.name for p in folder.iterdir()) == [live.name]  # its own is gone too
+
+
+def test_a_full_disk_before_a_bulk_run_sends_nothing(
+        small_disk: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:
+    with Journal(default_journal_path()):
+        pass
+    fill(small_disk)
+    path = write_jsonl(tmp_path / "b.jsonl", ["FB-1", "FB-2"])
+    result = run(["place-orders", path, "-o", "jsonl"])
+    assert result.exit_code == ExitCode.JOURNAL_UNUSABLE, result.stderr
+    assert str(small_disk) in result.stderr and "this is a bug" not in result.stderr
+    assert sandbox.request_count() == 0

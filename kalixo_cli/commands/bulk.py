@@ -294,6 +294,13 @@ def _finish(summary: "Summary", fmt: str) -> None:
             "orders resolve CODE --order-id N` from the result lines; do not re-run the "
             "file before that",
         )
+    if summary.worst == ExitCode.JOURNAL_UNUSABLE:
+        raise BatchStopped(
+            "the journal could not be written, so the run stopped before sending more",
+            summary.worst,
+            hint="fix the journal (see the error above), then run the same command again: "
+            "it sends only what is not placed yet",
+        )
     if counts["skipped_busy"] and summary.worst == ExitCode.OUTCOME_UNKNOWN \
             and not counts["unknown"] + counts["skipped_unknown"]:
         raise BatchStopped(
