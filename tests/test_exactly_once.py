@@ -242,8 +242,8 @@ def test_a_rerun_of_a_file_without_a_code_places_no_second_order(
     code = json.loads(first.stdout)["externalOrderCode"]
     assert "from the order's content and today's date" in first.stderr
     again = run(["place-order", str(EXAMPLES / "order.json"), "-o", "json"])
-    assert again.exit_code != 0 or "not sent again" in again.stderr
-    assert "already placed" in again.stderr and code in again.stderr
+    assert again.exit_code in (ExitCode.OK, ExitCode.REJECTED)  # a replay, never a purchase
+    assert code in again.stderr
     assert sandbox.place_attempts() == {code: 1}
     assert len(sandbox.store.orders_by_code(code)) == 1
     # Buying the same content again takes an explicit flag, and gets a code of its own.
