@@ -646,3 +646,42 @@ def test_a_full_disk_before_a_bulk_run_sends_nothing(
     assert result.exit_code == ExitCode.JOURNAL_UNUSABLE, result.stderr
     assert str(small_disk) in result.stderr and "this is a bug" not in result.stderr
     assert sandbox.request_count() == 0
+
+
+def test_a_running_process_renews_the_lease_of_its_claims(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kalixo_cli.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "HEARTBEAT_SECONDS", 0.05)
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as journal:
+        assert journal.claim("api", "L-1", {"n": 1}).won
+        first = journal.get("api", "L-1")
+        assert first is not None and first.lease_until is not None
+
+        def renewed() -> bool:
+            entry = journal.get("api", "L-1")
+            return entry is not None and (entry.lease_until or 0) > (first.lease_until or 0)
+
+        wait_until(renewed, "the lease to be renewed")
+        journal.finish("api", "L-1", "placed", order_id=1)
+        done = journal.get("api", "L-1")
+        assert done is not None and done.lease_until is None  # nothing left to hold
+
+
+def test_unusable_journal_messages_name_the_file_and_never_say_delete(tmp_path: Path) -> None:
+    from kalixo_cli.journal import unusable
+
+    path = tmp_path / "journal.sqlite3"
+    cases = {
+        "no space left": sqlite3.OperationalError("database or disk is full"),
+        "read-only": sqlite3.OperationalError("attempt to write a readonly database"),
+        "damaged": sqlite3.DatabaseError("file is not a database"),
+        "locked": sqlite3.OperationalError("database is locked"),
+    }
+    for words, exc in cases.items():
+        error = unusable(path, exc, "write")
+        assert words in error.message and str(path) in error.message, error.message
+        assert error.exit_code == ExitCode.JOURNAL_UNUSABLE
+        text = f"{error.message} {error.hint}".lower()
+        assert "delete it" not in text or "do not delete it" in text
