@@ -33,7 +33,7 @@ def _fill(count: int) -> list[str]:
     codes = [f"L-{index:04d}" for index in range(count)]
     with Journal(default_journal_path()) as journal:
         for index, code in enumerate(codes):
-            journal.begin(API, code, _body(code))
+            assert journal.claim(API, code, _body(code)).won
             journal.finish(API, code, "placed", order_id=60000 + index, status="completed")
     return codes
 
