@@ -292,7 +292,7 @@ class JournalStore(Protocol):
 
     def finish(self, api: str, code: str, state: str, *, order_id: int | None = None,
                status: str | None = None, error_kind: str | None = None,
-               error: str | None = None) -> None: ...
+               error: str | None = None, expected_rev: int | None = None) -> bool: ...
 
     def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None:
         ...
@@ -706,25 +706,31 @@ class Journal:
 
     def finish(self, api: str, code: str, state: str, *, order_id: int | None = None,
                status: str | None = None, error_kind: str | None = None,
-               error: str | None = None) -> None:
-        """Record the outcome of this process's claim.
+               error: str | None = None, expected_rev: int | None = None) -> bool:
+        """Record an outcome; False when the row was not this writer's to change.
 
-        Anything but `placed` is written only while this process still owns the row: if
-        its lease ran out and another process took the code, that one's claim stands. An
-        answer in hand (`placed`) is always recorded.
+        An answer in hand (`placed`) is always recorded. Anything else never replaces
+        `placed`, and is written only while this process owns the row's claim (if its
+        lease ran out and another process took the code, that claim stands) or, with
+        `expected_rev` (a row read earlier, as `orders sync` does), only if nobody has
+        changed the row since it was read.
         """
         if state not in STATES or state == "sending":
             raise ValueError(f"not a final state: {state}")
         with self._guard("write"), self._write() as db:
-            db.execute(
+            cursor = db.execute(
                 """UPDATE orders SET state = ?, order_id = COALESCE(?, order_id),
                        status = COALESCE(?, status), error_kind = ?, error = ?,
                        updated_at = ?, lease_until = NULL, rev = rev + 1
                    WHERE api = ? AND code = ?
-                     AND (owner_token = ? OR owner_token IS NULL OR ? = 'placed')""",
+                     AND (? = 'placed' OR (state <> 'placed' AND CASE
+                          WHEN ? IS NOT NULL THEN rev = ?
+                          ELSE owner_token = ? OR owner_token IS NULL OR state <> 'sending'
+                          END))""",
                 (state, order_id, status, error_kind, error, time.time(), api, code,
-                 self.owner.token, state),
+                 state, expected_rev, expected_rev, self.owner.token),
             )
+            return cursor.rowcount == 1
 
     def _set_by_hand(self, api: str, code: str, state: str, *, order_id: int | None,
                      status: str | None, error: str | None) -> None:

@@ -117,22 +117,23 @@ def refusal(known: Verdict, code: str) -> KalixoError:
     )
 
 
-def _record(journal: JournalStore, api: str, code: str, state: str, **fields: str | None) -> None:
+def _record(journal: JournalStore, api: str, code: str, state: str, *,
+            error_kind: str | None, error: str | None) -> None:
     """Record a failed attempt's outcome; if the journal cannot, the claim stays `sending`,
     which reads as unknown once this process ends: never sent again unchecked."""
     with contextlib.suppress(JournalUnusable):
-        journal.finish(api, code, state, **fields)  # type: ignore[arg-type]
+        journal.finish(api, code, state, error_kind=error_kind, error=error)
 
 
 def _placed(journal: JournalStore, api: str, result: OrderResult, request: OrderRequest,
-            **fields: str | None) -> OrderResult:
+            error_kind: str | None = None) -> OrderResult:
     """Record an order in hand. If the journal cannot, the answer is not lost: it travels
     in `PlacedNotRecorded`, for the caller to print before it exits 10."""
     code = request.externalOrderCode
     order = result.order
     try:
         journal.finish(api, code, "placed", order_id=order.orderId, status=order.status,
-                       **fields)
+                       error_kind=error_kind)
     except JournalUnusable as exc:
         error = PlacedNotRecorded(code, order.orderId, exc.message, where=exc.where)
         error.result = result

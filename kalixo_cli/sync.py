@@ -110,7 +110,10 @@ def sync_entry(journal: Journal, api: str, client: OrderReader, entry: Entry, *,
         if entry.state == "sending" and now - entry.updated_at < in_flight_for:
             return _with(unchanged, detail="being sent right now, or only just stopped; "
                          "sync again in a minute")
-        journal.finish(api, entry.code, "failed", error_kind=SYNCED, error=NOT_PLACED)
+        if not journal.finish(api, entry.code, "failed", error_kind=SYNCED, error=NOT_PLACED,
+                              expected_rev=entry.rev):
+            return _with(unchanged, detail="another kalixo process took it up meanwhile; "
+                         "sync again in a minute")
         return SyncChange(entry.code, entry.order_id, before, entry.status, "failed",
                           entry.status, detail=NOT_PLACED + "; it may be sent again")
     order = found.order

@@ -14,6 +14,7 @@ from kalixo_cli.journal import Journal, default_journal_path
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
 from tests.conftest import Clock, run
+from tests.test_journal import claim_and_die
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "order.json"
 SLOW = {"productId": 9003, "price": 1000, "sku": "KTEST-SLOW", "quantity": 1}
@@ -43,9 +44,11 @@ def api_key() -> str:
 def make_unknown(code: str, api: str, *, sending: bool = False, age: float = 3600.0,
                  order_id: int | None = None, lines: tuple[dict[str, Any], ...] = ()) -> None:
     """A journal row as a crash or a timeout leaves it: sent, outcome unknown."""
+    if sending:  # claimed by a process that is gone now (a kill -9 mid-request)
+        claim_and_die(default_journal_path(), api, code, body(code, *lines))
     with Journal(default_journal_path()) as journal:
-        journal.begin(api, code, body(code, *lines))
         if not sending:
+            assert journal.claim(api, code, body(code, *lines)).won
             journal.finish(api, code, "unknown", order_id=order_id, error_kind="OutcomeUnknown",
                            error="no answer within 30 s")
         stamp = time.time() - age
