@@ -336,7 +336,7 @@ def _fill_journal(path: Path, api: str, count: int) -> None:
     with Journal(path) as journal:
         for i in range(100):
             code = f"seed-{i}"
-            journal.begin(api, code, {"externalOrderCode": code, "currency": "GBP",
+            journal.claim(api, code, {"externalOrderCode": code, "currency": "GBP",
                                       "orderProducts": [LINE]})
             journal.finish(api, code, "placed", order_id=59000 + i, status="completed")
     db = sqlite3.connect(path)

@@ -73,7 +73,8 @@ class BulkResult(_Out):
     """One line of `place-orders -o jsonl`: one order's outcome."""
 
     externalOrderCode: str
-    outcome: Literal["placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown"]
+    outcome: Literal["placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown",
+                     "skipped_busy"]
     orderId: int | None
     status: str | None
     error: ResultError | None
@@ -81,12 +82,19 @@ class BulkResult(_Out):
                                          "describes it, when this run has it")
 
 
+class SentBy(_Out):
+    """The kalixo process that last claimed the code (it still holds it while `sending`)."""
+
+    host: str | None
+    pid: int | None
+
+
 class JournalEntry(_Out):
     """One row of `kalixo orders list` / `orders show`: what this machine sent."""
 
     api: str
     externalOrderCode: str
-    state: Literal["placed", "rejected", "failed", "unknown"]
+    state: Literal["placed", "rejected", "failed", "unknown", "sending"]
     orderId: int | None
     status: str | None
     errorKind: str | None
@@ -95,6 +103,9 @@ class JournalEntry(_Out):
     createdAt: str
     updatedAt: str
     requestHash: str
+    sentBy: SentBy | None
+    leaseUntil: str | None
+
 
 
 class SyncResult(_Out):

@@ -66,7 +66,7 @@ def test_retrieve_order_raw_filters_the_servers_body(sandbox: RunningSandbox) ->
 
 
 def test_jsonl_applies_the_filter_to_each_line(sandbox: RunningSandbox) -> None:
-    first, second = placed(), placed()
+    first, second = placed("--new-code"), placed("--new-code")
     result = run(["orders", "list", "-o", "jsonl", "--jq", ".orderId"])
     assert result.exit_code == 0, result.stderr
     assert lines(result.stdout) == [str(first["orderId"]), str(second["orderId"])]

@@ -53,20 +53,20 @@ def test_orders_the_journal_knows_are_judged_in_every_batch(isolated: Path, tmp_
         for index in (0, 4, 7):  # in the first, second and third batches
             sent = parse_batch_json_order(json.dumps(bodies[index]), name="o", line=1,
                                           column=1, state=JsonState()).body()
-            journal.begin(API, f"PJ-{index}", sent)  # as sent: skipped, not a conflict
+            journal.claim(API, f"PJ-{index}", sent)  # as sent: skipped, not a conflict
             journal.finish(API, f"PJ-{index}", "placed", order_id=70000 + index)
     path = tmp_path / "o.jsonl"
     path.write_text("".join(json.dumps(body) + "\n" for body in bodies))
     result = run(["place-orders", str(path), "--dry-run", "-o", "json"])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {"valid": 8, "toSend": 5, "skipped": 3,
-                                         "skippedUnknown": 0}
+                                         "skippedUnknown": 0, "skippedBusy": 0}
 
 
 def test_a_code_the_journal_holds_for_another_order_is_refused_in_a_later_batch(
         isolated: Path, tmp_path: Path, small_batches: None) -> None:
     with Journal(default_journal_path()) as journal:
-        journal.begin(API, "PC-5", order("PC-5", quantity=2))
+        journal.claim(API, "PC-5", order("PC-5", quantity=2))
         journal.finish(API, "PC-5", "placed", order_id=70005)
     path = tmp_path / "o.jsonl"
     path.write_text("".join(json.dumps(order(f"PC-{i}")) + "\n" for i in range(7)))
