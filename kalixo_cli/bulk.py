@@ -414,7 +414,11 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
 
     def collect(done: Iterable[Future[Result]]) -> None:
         for future in done:
-            code, body = in_flight.pop(future)
+            if future not in in_flight:  # reported already (a Ctrl-C came after that)
+                continue
+            # Removed from `in_flight` only once reported: a Ctrl-C in between leaves it
+            # there for the interrupt handler to report, instead of losing its result line.
+            code, body = in_flight[future]
             try:
                 result = future.result()
             except BaseException as exc:  # a bug in a worker: the order's fate is unknown
@@ -425,9 +429,11 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
             if result.outcome in ("unknown", "failed") and rounds_left > 0 \
                     and not stop.is_set():
                 held.append((code, body))
+                del in_flight[future]
                 continue
             summary.add(result)
             on_result(result)
+            del in_flight[future]
             if isinstance(result.error, AuthRejected):
                 stop.set()
                 summary.stopped = "the API refused the credentials; nothing more was sent"
