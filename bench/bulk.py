@@ -237,7 +237,8 @@ def rate_limit_run(work: Path, window: str, concurrency: int, count: int, limit:
     return placed / sending * 60 / limit, sending, rejected
 
 
-def bench_rate_limit(work: Path, count: int, runs: int, parallel: int) -> None:
+def bench_rate_limit(work: Path, count: int, runs: int, parallel: int,
+                     windows: list[str], concurrencies: list[int]) -> None:
     """Share of the limit used: orders placed per minute of the send phase over the limit
     (a fixed window's first minute starts on a whole second, so a run can exceed 1)."""
     from concurrent.futures import ProcessPoolExecutor
@@ -248,8 +249,7 @@ def bench_rate_limit(work: Path, count: int, runs: int, parallel: int) -> None:
           "sandbox (kalixo itself is a subprocess of it).\n")
     print("| window | concurrency | share of the limit per run | min | 429s | send s |")
     print("|---|---:|---|---:|---:|---:|")
-    configs = [(window, concurrency) for window in ("fixed", "sliding")
-               for concurrency in (1, 8)]
+    configs = [(window, concurrency) for window in windows for concurrency in concurrencies]
     with ProcessPoolExecutor(max_workers=parallel) as pool:
         futures = {config: [pool.submit(rate_limit_run, work, *config, count, limit, run)
                             for run in range(runs)] for config in configs}
@@ -413,6 +413,10 @@ def main() -> None:
                         "same runs (before/after)")
     parser.add_argument("--only", choices=("compare", "latency", "ratelimit", "validate",
                                            "list"))
+    parser.add_argument("--window", choices=("fixed", "sliding"), action="append",
+                        help="rate-limit window (both by default)")
+    parser.add_argument("--concurrency", type=int, action="append",
+                        help="rate-limit run concurrency (1 and 8 by default)")
     args = parser.parse_args()
     global BASELINE
     BASELINE = args.baseline.resolve() if args.baseline else None
@@ -429,7 +433,8 @@ def main() -> None:
         if args.only in (None, "latency"):
             bench_latency(work, args.orders)
         if args.only in (None, "ratelimit"):
-            bench_rate_limit(work, args.orders, args.runs, args.parallel)
+            bench_rate_limit(work, args.orders, args.runs, args.parallel,
+                             args.window or ["fixed", "sliding"], args.concurrency or [1, 8])
 
 
 if __name__ == "__main__":
