@@ -5,7 +5,7 @@ pacing under a rate limit, --dry-run validation against a plain parsing loop, an
     .venv/bin/python bench/bulk.py                 # everything (10 minutes or more)
     .venv/bin/python bench/bulk.py --only compare  # or: latency, ratelimit, validate, list
     .venv/bin/python bench/bulk.py --orders 300    # smaller runs
-    .venv/bin/python bench/bulk.py --only ratelimit --runs 10 --parallel 5
+    .venv/bin/python bench/bulk.py --only ratelimit --runs 10 --parallel 3
 
 The sandbox runs as its own process (`kalixo sandbox serve`), so client and server do not
 share an interpreter; each run places orders under fresh codes with a fresh journal.

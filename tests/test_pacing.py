@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -482,3 +483,37 @@ def test_two_processes_on_one_key_share_the_limit(v2: RunningSandbox, tmp_path: 
     sending = max(json.loads(stdout)["sendSeconds"] for stdout, _ in outputs)
     # 32 orders at 10 per 2 s: about 6 s of sending when the limit is used in full.
     assert 2 * orders / sending / (limit / period) >= 0.8, (sending, elapsed)
+
+
+def test_the_progress_bar_says_the_server_sets_the_pace(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """At a terminal (a pseudo-terminal here), the bar explains a slow run."""
+    import pty
+
+    sandbox.faults = Faults(rate_limit_per_minute=6, rate_limit_period_seconds=2, seed=3)
+    path = tmp_path / "o.jsonl"
+    path.write_text("".join(json.dumps({"externalOrderCode": f"BAR-{i}", "currency": "GBP",
+                                        "orderProducts": [LINE]}) + "\n" for i in range(10)))
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "200", "TERM": "xterm"}
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kalixo_cli", "place-orders", str(path), "-c", "2",
+             "-o", "jsonl"], env=env, stdout=subprocess.PIPE, stderr=follower)
+        os.close(follower)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not chunk:
+                break
+            screen += chunk
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+        sandbox.faults = Faults()
+    text = screen.decode("utf-8", "replace")
+    assert re.search(r"paced to \d+/min by the server \(limit 6\)", text), text[-2000:]
