@@ -72,8 +72,9 @@ import json, sys, time
 from pathlib import Path
 from kalixo_cli.journal import Journal
 path, orders = Path(sys.argv[1]), int(sys.argv[2])
-sys.stdin.readline()  # start together
 journal = Journal(path)
+print("ready", flush=True)
+sys.stdin.readline()  # start together
 won = 0
 started = time.perf_counter()
 for n in range(orders):
@@ -91,6 +92,9 @@ def two_processes(path: Path, orders: int) -> tuple[list[int], float]:
     racers = [subprocess.Popen([sys.executable, "-c", RACER, str(path), str(orders)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                cwd=root) for _ in range(2)]
+    for racer in racers:  # both have opened the journal
+        assert racer.stdout is not None
+        assert racer.stdout.readline().strip() == "ready"
     for racer in racers:
         assert racer.stdin is not None
         racer.stdin.write("go\n")
