@@ -24,8 +24,8 @@ _kalixo_spec() {
             args='ORDER_ID' ;;
         'place-orders')  # Place many orders from one file, each exactly once; re-runs resume.
             commands=''
-            options='--format --currency --concurrency -c --dry-run --max-errors --output -o --jq --help -h'
-            valued='--format --currency --concurrency -c --max-errors --output -o --jq'
+            options='--format --currency --concurrency -c --dry-run --max-errors --output -o --jq --results --force --no-lookup --help -h'
+            valued='--format --currency --concurrency -c --max-errors --output -o --jq --results'
             args='FILE' ;;
         'wallet')  # Show the wallet: balance per currency and the low-balance alert (API...
             commands=''
@@ -69,7 +69,7 @@ _kalixo_spec() {
             args='CODE' ;;
         'orders resolve')  # Record how an unknown outcome ended, after checking with Kalixo.
             commands=''
-            options='--order-id --not-placed --help -h'
+            options='--order-id --not-placed --force --help -h'
             valued='--order-id'
             args='CODE' ;;
         'orders sync')  # Ask the API what became of every order that is not final, and record it.
@@ -177,6 +177,7 @@ _kalixo_values() {
         'retrieve-order:--pins-out') _kalixo_files "$3" ;;
         'place-orders:--format') _kalixo_words 'json jsonl csv' "$3" ;;
         'place-orders:--output'|'place-orders:-o') _kalixo_words 'table json jsonl' "$3" ;;
+        'place-orders:--results') _kalixo_files "$3" ;;
         'place-orders:FILE') _kalixo_files "$3" ;;
         'wallet:--output'|'wallet:-o') _kalixo_words 'table json' "$3" ;;
         'ping:--output'|'ping:-o') _kalixo_words 'table json' "$3" ;;

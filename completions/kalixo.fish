@@ -22,7 +22,7 @@ function __kalixo_at --argument-names want n
             case 'retrieve-order'
                 set valued --output -o --jq --pins-out --timeout --poll-interval
             case 'place-orders'
-                set valued --format --currency --concurrency -c --max-errors --output -o --jq
+                set valued --format --currency --concurrency -c --max-errors --output -o --jq --results
             case 'wallet'
                 set valued --output -o --jq
             case 'ping'
@@ -130,7 +130,7 @@ complete -c kalixo -n "__kalixo_at ''" -l help -s h -d 'Show this message and ex
 
 # kalixo place-order
 complete -c kalixo -n "__kalixo_at 'place-order'" -l product -s p -x -d 'Order from the command line instead of a file: productId and quantity...'
-complete -c kalixo -n "__kalixo_at 'place-order'" -l format -x -a 'json csv' -d 'Input format when the extension does not say (always needed with -).'
+complete -c kalixo -n "__kalixo_at 'place-order'" -l format -x -a 'json csv' -d 'Input format when the extension does not say (with -, a first...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l external-order-code -x -d 'Your unique code for this order (generated when absent: from the...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l new-code -d 'Generate a fresh random code: buy the same content again today, on...'
 complete -c kalixo -n "__kalixo_at 'place-order'" -l currency -x -d 'Order currency, such as GBP (for CSV without a currency column).'
@@ -149,7 +149,7 @@ complete -c kalixo -n "__kalixo_at 'place-order'" -l help -s h -d 'Show this mes
 complete -c kalixo -n "__kalixo_at 'place-order' 1" -F -d '[FILE]'
 
 # kalixo retrieve-order
-complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l exit-status -d 'Exit 7 when the order ended failed, cancelled or in error.'
+complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l exit-status -d 'Exit 7 when the order ended failed, cancelled or in error, 12 when it...'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l output -s o -x -a 'table json jsonl csv' -d 'Output format: table (default at a terminal), json (default when...'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'retrieve-order'" -l raw -d 'Print the server\'s JSON body unchanged (implies -o json).'
@@ -169,6 +169,9 @@ complete -c kalixo -n "__kalixo_at 'place-orders'" -l dry-run -d 'Validate every
 complete -c kalixo -n "__kalixo_at 'place-orders'" -l max-errors -x -d 'Problems listed before stopping.'
 complete -c kalixo -n "__kalixo_at 'place-orders'" -l output -s o -x -a 'table json jsonl' -d 'table: a summary (default at a terminal); jsonl: one result per order...'
 complete -c kalixo -n "__kalixo_at 'place-orders'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l results -r -F -d 'Also write one result per order, with its PINs, to FILE (JSON Lines,...'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l force -d 'Let --results replace an existing file.'
+complete -c kalixo -n "__kalixo_at 'place-orders'" -l no-lookup -d 'Do not look up orders placed by an earlier run: their result lines...'
 complete -c kalixo -n "__kalixo_at 'place-orders'" -l help -s h -d 'Show this message and exit.'
 complete -c kalixo -n "__kalixo_at 'place-orders' 1" -F -d 'FILE'
 
@@ -230,6 +233,7 @@ complete -c kalixo -n "__kalixo_at 'orders show'" -l help -s h -d 'Show this mes
 # kalixo orders resolve
 complete -c kalixo -n "__kalixo_at 'orders resolve'" -l order-id -x -d 'It was placed: this is its orderId.'
 complete -c kalixo -n "__kalixo_at 'orders resolve'" -l not-placed -d 'It was not placed: allow sending it again.'
+complete -c kalixo -n "__kalixo_at 'orders resolve'" -l force -d 'Replace an orderId already recorded for CODE.'
 complete -c kalixo -n "__kalixo_at 'orders resolve'" -l help -s h -d 'Show this message and exit.'
 
 # kalixo orders sync

@@ -328,6 +328,7 @@ class Summary:
     stopped: str | None = None
     send_seconds: float = 0.0
     not_recorded: int = 0  # placed, but the journal could not record them
+    not_sent: int = 0  # orders to send that a stopped run (Ctrl-C, refused credentials) left
 
     def add(self, result: Result) -> None:
         self.counts[result.outcome] += 1
@@ -347,7 +348,7 @@ class Summary:
             self.worst = other.worst
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.counts, "notRecorded": self.not_recorded,
+        return {**self.counts, "notRecorded": self.not_recorded, "notSent": self.not_sent,
                 "exitCode": int(self.worst), "stopped": self.stopped,
                 "sendSeconds": round(self.send_seconds, 3)}
 

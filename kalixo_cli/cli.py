@@ -126,6 +126,33 @@ def _redacted(value: Any, redact: Any) -> Any:
     return value
 
 
+def _name_the_variable(state: "AppState | None", error: KalixoError) -> None:
+    """A refused credential from the environment is named, so a script's owner knows which."""
+    from kalixo_cli.errors import AuthRejected
+
+    variable = state.credential_variable() if state is not None else None
+    if variable is not None and isinstance(error, AuthRejected) and variable not in error.message:
+        error.message = error.message.replace("the credentials", f"the credential in {variable}")
+        if variable not in error.message:
+            error.message = f"{error.message} (credential from {variable})"
+        error.hint = (f"fix or unset {variable}: a credential in the environment is the only "
+                      f"one used, never the saved one instead" +
+                      (f"; {error.hint}" if error.hint else ""))
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    import io
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file (a test runner's buffer): nothing will flush it
+
+
 def _report(state: "AppState | None", error: KalixoError) -> None:
     """The error on stderr: lines, hint, context, and with -o json a JSON object; every
     part redacted as --verbose is (a server may echo a credential) and cleaned."""
@@ -135,6 +162,7 @@ def _report(state: "AppState | None", error: KalixoError) -> None:
     from kalixo_cli.redact import Redactor
     from kalixo_cli.sanitize import clean, json_safe
 
+    _name_the_variable(state, error)
     redact = state.redactor if state is not None else Redactor()
     error_lines([redact(line) for line in error.lines()],
                 redact(error.hint) if error.hint else None)
@@ -218,6 +246,9 @@ class KalixoGroup(TyperGroup):
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.TyperException):
             raise
+        except BrokenPipeError:  # `| head -1`: the reader has all it wanted; end as cat does
+            _silence_stdout()
+            raise typer.Exit(int(ExitCode.BROKEN_PIPE)) from None
         except (KeyboardInterrupt, typer.Abort):
             sys.stderr.write("\nkalixo: interrupted\n")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -321,4 +352,8 @@ def root(
 
 
 def main() -> None:
-    app(prog_name="kalixo")
+    try:
+        app(prog_name="kalixo")
+    except BrokenPipeError:  # raised outside a command (help, usage): as quiet
+        _silence_stdout()
+        sys.exit(int(ExitCode.BROKEN_PIPE))

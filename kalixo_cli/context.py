@@ -237,7 +237,7 @@ class AppState:
             from kalixo_cli.api.v2 import V2Client
 
             return V2Client(transport)
-        if settings.refresh_token is not None and not self.sandbox:
+        if self.refreshes(settings) and settings.refresh_token is not None:
             from kalixo_cli.api.auth import RefreshingV1Client, Tokens
 
             def save(tokens: Tokens) -> None:
@@ -249,6 +249,24 @@ class AppState:
         from kalixo_cli.api.v1 import V1Client
 
         return V1Client(transport)
+
+    def refreshes(self, settings: Settings) -> bool:
+        """Refresh only the stored token the stored refresh token belongs to: a credential
+        given in the environment is the only one used, so a script meant for one account
+        never acts as the account saved on the machine."""
+        token, refresh = settings.token, settings.refresh_token
+        return (not self.sandbox and token is not None and refresh is not None
+                and not token.source.startswith("env ")
+                and not refresh.source.startswith("env "))
+
+    def credential_variable(self) -> str | None:
+        """The environment variable the credential in use came from, if it did."""
+        if self._settings is None or self.sandbox:
+            return None
+        credential = self._settings.credential
+        if credential is None or not credential.source.startswith("env "):
+            return None
+        return credential.source.removeprefix("env ")
 
     def profile_name(self) -> str:
         """The active profile's name, which need not exist yet (commands that write

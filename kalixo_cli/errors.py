@@ -24,7 +24,11 @@ OSError, pydantic) are translated where they arise, never leaked to the user.
     ├── StillProcessing       8  --wait ran out of --timeout while the order was processing
     ├── FilterFailed          9  --jq failed on the result; the unfiltered JSON was printed
     ├── PlacedNotRecorded    10  the order was placed but the journal could not record it
-    └── JournalUnusable      11  the journal cannot be opened or written; nothing was sent
+    ├── JournalUnusable      11  the journal cannot be opened or written; nothing was sent
+    ├── PartiallyCompleted   12  some codes delivered, not all (keep them; do not re-order)
+    └── PinsNotSaved         13  placed, PINs printed, but --pins-out/--results not written
+
+A closed stdout (`| head -1`) ends quietly with 141, as `cat` does (128 + SIGPIPE).
 """
 
 from __future__ import annotations
@@ -49,14 +53,17 @@ class ExitCode(IntEnum):
     FILTER_FAILED = 9
     PLACED_NOT_RECORDED = 10
     JOURNAL_UNUSABLE = 11
+    PARTIALLY_COMPLETED = 12
+    PINS_NOT_SAVED = 13
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
 
 
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "success",
     ExitCode.UNEXPECTED: "unexpected error (a bug; no traceback unless --verbose)",
     ExitCode.USAGE: "invalid usage or input; nothing was sent",
-    ExitCode.REJECTED: "the API rejected the request (400, 404, 409, 422)",
+    ExitCode.REJECTED: "the API refused the request (400, 404, 409, 422); nothing was placed",
     ExitCode.AUTH: "no credentials, or the API refused them (401, 403)",
     ExitCode.TEMPORARY: (
         "temporary failure (network, timeout, 429 or 5xx after retries); nothing was placed"
@@ -81,7 +88,16 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
         "the journal cannot be opened or written (corrupt, read-only, disk full); "
         "nothing was sent"
     ),
+    ExitCode.PARTIALLY_COMPLETED: (
+        "the order was partially completed: some PINs delivered (printed), the rest never "
+        "will be; retrieve-order only with --exit-status"
+    ),
+    ExitCode.PINS_NOT_SAVED: (
+        "the order was placed and its PINs printed, but --pins-out (place-orders: --results) "
+        "could not be written"
+    ),
     ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.BROKEN_PIPE: "stdout was closed early (`| head`); quiet, as cat",
 }
 
 
@@ -376,3 +392,17 @@ class FilterFailed(KalixoError):
 
     exit_code = ExitCode.FILTER_FAILED
     kind = "jq_failed"
+
+
+class PartiallyCompleted(KalixoError):
+    """Some units were delivered and the rest never will be: not success, not failure."""
+
+    exit_code = ExitCode.PARTIALLY_COMPLETED
+    kind = "partially_completed"
+
+
+class PinsNotSaved(KalixoError):
+    """The PINs could not be saved after the order was placed (they are in the output)."""
+
+    exit_code = ExitCode.PINS_NOT_SAVED
+    kind = "pins_file"

@@ -133,12 +133,25 @@ def content_code(request: OrderRequest, *, salt: str, day: date | None = None) -
     return f"KX-{today:%Y%m%d}-{digest[:20].upper()}"
 
 
-def detect_format(name: str, explicit: OrderFormat | None) -> OrderFormat:
-    """The explicit format, else the one the file extension names."""
+def sniff_format(data: bytes) -> OrderFormat:
+    """Stdin has no extension: a first non-blank `{` or `[` is JSON, anything else CSV
+    (no CSV header of an order starts with either: its first column is a field name)."""
+    text = data.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        raise UsageError("the order on stdin is empty", hint="pipe a JSON or CSV order into -")
+    return "json" if text[:1] in (b"{", b"[") else "csv"
+
+
+def detect_format(name: str, explicit: OrderFormat | None,
+                  data: bytes | None = None) -> OrderFormat:
+    """The explicit format, else the one the file extension names, else (stdin, whose
+    bytes are given) the one its first character shows."""
     if explicit is not None:
         if explicit not in FORMATS:
             raise UsageError(f"unknown order format {explicit!r}", hint=FORMAT_HINT)
         return explicit
+    if name in ("-", "<stdin>") and data is not None:
+        return sniff_format(data)
     lowered = name.lower()
     for fmt in FORMATS:
         if name not in ("-", "<stdin>") and lowered.endswith(f".{fmt}"):
@@ -1203,4 +1216,5 @@ __all__ = [
     "parse_batch_json_order",
     "parse_order",
     "read_source",
+    "sniff_format",
 ]

@@ -297,6 +297,10 @@ class JournalStore(Protocol):
     def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None:
         ...
 
+    def record_status(self, api: str, code: str, status: str | None) -> None: ...
+
+    def by_order_id(self, api: str, order_id: int) -> Entry | None: ...
+
     def mark_not_placed(self, api: str, code: str) -> None: ...
 
     def abandon_in_flight(self, api: str, codes: list[str], reason: str) -> None: ...
@@ -742,6 +746,29 @@ class Journal:
                    WHERE api = ? AND code = ?""",
                 (state, order_id, status, error, time.time(), api, code),
             )
+
+    def record_status(self, api: str, code: str, status: str | None) -> None:
+        """The order's latest status as the API gave it, so the journal ends at `failed` or
+        `completed`, not `processing` for ever. Only placed rows have a status to follow."""
+        if status is None:
+            return
+        with self._guard("write"), self._write() as db:
+            db.execute(
+                "UPDATE orders SET status = ?, updated_at = ?, rev = rev + 1 "
+                "WHERE api = ? AND code = ? AND state = 'placed' AND status IS NOT ?",
+                (status, time.time(), api, code, status),
+            )
+
+    def by_order_id(self, api: str, order_id: int) -> Entry | None:
+        """The row of the order Kalixo knows as `order_id` (the newest, should two claim it)."""
+        if self._db is None and self.readonly:
+            return None
+        with self._guard("read"), self._lock:
+            row = self._connection().execute(
+                f"{self._select()} WHERE api = ? AND order_id = ? ORDER BY created_at DESC",
+                (api, order_id),
+            ).fetchone()
+        return self._entry(row, time.time()) if row else None
 
     def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None:
         """The user checked: the order exists as `order_id`."""

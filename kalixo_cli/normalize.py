@@ -7,11 +7,13 @@ knows. Pure: dicts in, models out. A body that is not an order raises `ValueErro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kalixo_cli.order import Order, OrderProduct
 
 if TYPE_CHECKING:
+    from kalixo_cli.catalog import Product
     from kalixo_cli.models import OrderRequest
 
 _PIN_LISTS = ("pins", "pin", "codes", "PIN", "PINs")
@@ -120,12 +122,8 @@ def normalize_placed_order(body: Any, request: OrderRequest) -> Order:
     the server has just accepted, so a script gets them without a second call.
     """
     order = normalize_order(body)
-    if not order.products:  # v2 accepts first (202) and delivers later: show what was ordered
-        order.products = [
-            OrderProduct(productId=line.productId, sku=line.sku, price=line.price,
-                         quantity=line.quantity)
-            for line in request.orderProducts
-        ]
+    if order.orderId is None:
+        raise ValueError("the answer has no orderId")
     complete_from_request(order, request)
     order.status = order.status or delivery_status(order)
     return order
@@ -133,7 +131,15 @@ def normalize_placed_order(body: Any, request: OrderRequest) -> Order:
 
 def complete_from_request(order: Order, request: OrderRequest) -> Order:
     """Fill what the answer left out (code, currency, total, SKUs) from the request the API
-    accepted; v1's place-order answer and v2's order status omit them."""
+    accepted; v1's place-order answer and v2's order status omit them. An answer with no
+    lines (v2 while processing, or failed) gets the lines ordered, without PINs, so a
+    script sees what did not arrive."""
+    if not order.products:
+        order.products = [
+            OrderProduct(productId=line.productId, sku=line.sku, price=line.price,
+                         quantity=line.quantity)
+            for line in request.orderProducts
+        ]
     skus = {line.productId: line.sku for line in request.orderProducts}
     for product in order.products:
         if product.sku is None and product.productId in skus:
@@ -141,4 +147,33 @@ def complete_from_request(order: Order, request: OrderRequest) -> Order:
     order.externalOrderCode = order.externalOrderCode or request.externalOrderCode
     order.currency = order.currency or request.currency
     order.price = order.price if order.price is not None else request.price
+    return order
+
+
+def request_of(body: str) -> OrderRequest | None:
+    """The request a journal row keeps, or None when it no longer parses."""
+    from pydantic import ValidationError
+
+    from kalixo_cli.models import OrderRequest
+
+    try:
+        return OrderRequest.model_validate_json(body)
+    except (ValidationError, ValueError):
+        return None
+
+
+def complete_from_catalog(order: Order, lookup: Callable[[int], Product | None]) -> Order:
+    """For an order this machine did not send (no journal row): SKUs and the currency from
+    the catalog, and the total from the lines the answer has."""
+    for product in order.products:
+        if product.productId is None or (product.sku is not None and order.currency):
+            continue
+        found = lookup(product.productId)
+        if found is None:
+            continue
+        product.sku = product.sku or found.sku
+        order.currency = order.currency or found.currency
+    if order.price is None and order.products and all(
+            p.price is not None and p.quantity is not None for p in order.products):
+        order.price = sum((p.price or 0) * (p.quantity or 0) for p in order.products)
     return order

@@ -116,6 +116,11 @@ def _console_class() -> type[Console]:
                         segment = Segment(text, segment.style)
                 yield segment
 
+        def on_broken_pipe(self) -> None:
+            # rich would end the process with exit 1; kalixo ends every command the same
+            # way on a closed pipe (quiet, 141), in one place (`cli.KalixoGroup.invoke`).
+            raise BrokenPipeError
+
     _safe_console = SafeConsole
     return SafeConsole
 

@@ -15,17 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kalixo_cli.errors import KalixoError, UsageError
+from kalixo_cli.errors import PinsNotSaved, UsageError
 from kalixo_cli.render import PIN_FIELDS
 
 
-class PinFileError(KalixoError):
-    """The PINs could not be saved after the order was placed (they are in the output)."""
-
-    kind = "pins_file"
-
-
 def check_target(path: Path, *, force: bool) -> None:
+    """Everything that can be known before an order is sent (exit 2, nothing sent)."""
+    if path.is_symlink() and not path.exists():
+        raise UsageError(
+            f"--pins-out {path} is a symbolic link to {os.readlink(path)}, which does not "
+            "exist; refusing to write PINs through it",
+            hint="name a regular file in a folder you own",
+        )
     if path.is_dir():
         raise UsageError(f"--pins-out {path} is a directory", hint="name a file")
     if path.exists() and not force:
@@ -33,8 +34,13 @@ def check_target(path: Path, *, force: bool) -> None:
             f"--pins-out {path} already exists; refusing to overwrite PINs",
             hint="choose another file, or add --force to replace it",
         )
-    if not path.parent.is_dir():
-        raise UsageError(f"--pins-out {path}: folder {path.parent} does not exist")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"--pins-out {path}: folder {folder} does not exist",
+                         hint="create it first, or name a file in an existing folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--pins-out {path}: folder {folder} is not writable",
+                         hint="name a file in a folder you can write to")
 
 
 def render_pins(rows: Sequence[dict[str, Any]], path: Path) -> bytes:
@@ -75,8 +81,8 @@ def write_pins(path: Path, rows: Sequence[dict[str, Any]], *, force: bool) -> No
         else:
             _create_private(path, data)
     except OSError as exc:
-        raise PinFileError(
+        raise PinsNotSaved(
             f"could not write the PINs to {path}: {exc.strerror}; the order itself succeeded "
             "and its PINs are in the output above",
-            hint="retrieve them again with `kalixo retrieve-order ID --pins-out FILE`",
+            hint="save them again with `kalixo retrieve-order ID --pins-out FILE`",
         ) from exc

@@ -205,7 +205,13 @@ def place(journal: JournalStore, api: str, client: ApiClient,
             _record_failure(journal, api, code, exc)
         raise
     _check_same(journal, api, result, request, where=None)
-    return _placed(journal, api, result, request)
+    result = _placed(journal, api, result, request)
+    confirm = getattr(client, "confirm_status", None)
+    if confirm is not None:  # v1 states no status when placing: ask the server once
+        result = confirm(result)
+        with contextlib.suppress(JournalUnusable):  # the order is recorded; only its status
+            journal.record_status(api, code, result.order.status)
+    return result
 
 
 def _record_failure(journal: JournalStore, api: str, code: str, exc: BaseException) -> None:

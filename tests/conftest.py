@@ -147,10 +147,23 @@ def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> 
 
 _runner = CliRunner()
 
+# Every exit code a test saw kalixo end with; tests/test_zz_exit_codes.py checks that each
+# code of the README's table is among them once the whole suite has run.
+EXIT_CODES_SEEN: set[int] = set()
+
+
+def record_exit(code: int | None) -> int | None:
+    """Note the exit code of a kalixo run in a subprocess (`run` notes its own)."""
+    if code is not None:
+        EXIT_CODES_SEEN.add(code)
+    return code
+
 
 def run(args: Sequence[str], *, input: str | bytes | None = None) -> Result:
     """Run kalixo in-process, as a user would type it."""
-    return _runner.invoke(app, list(args), input=input, catch_exceptions=False)
+    result = _runner.invoke(app, list(args), input=input, catch_exceptions=False)
+    record_exit(result.exit_code)
+    return result
 
 
 def kill_repeatedly(command: Sequence[str], env: dict[str, str], *, seed: int, kills: int = 3,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from kalixo_cli.errors import ExitCode
 from kalixo_cli.journal import Journal, default_journal_path
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
-from tests.conftest import kill_repeatedly, run
+from tests.conftest import kill_repeatedly, record_exit, run
 
 PLACE = "/v1/orders/place-order"
 LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1}
@@ -41,6 +42,28 @@ def faulty(sandbox: RunningSandbox) -> Iterator[RunningSandbox]:
         yield sandbox
     finally:
         sandbox.faults = Faults()
+
+
+def read_lines(process: subprocess.Popen[bytes], count: int, *, within: float) -> bytes:
+    """The process's stdout up to its `count`-th line, read as it comes (a test fails,
+    rather than going on blind, when the lines do not come within `within` seconds)."""
+    import selectors
+
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    data = b""
+    newline = b"\n"
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        deadline = time.monotonic() + within
+        while data.count(newline) < count:
+            left = deadline - time.monotonic()
+            assert left > 0 and selector.select(timeout=left), (
+                f"only {data.count(newline)} of {count} result lines within {within} s")
+            chunk = os.read(fd, 65536)
+            assert chunk, f"stdout closed after {data.count(newline)} lines"
+            data += chunk
+    return data
 
 
 def results(stdout: str) -> dict[str, dict[str, Any]]:
@@ -218,13 +241,13 @@ def test_ctrl_c_mid_batch_stops_cleanly_and_a_rerun_finishes(
     env = {**os.environ, "KALIXO_API_URL": faulty.v1_url}
     command = [sys.executable, "-m", "kalixo_cli", "place-orders", path, "-c", "4"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while faulty.request_count("POST", PLACE) < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)
+                               stderr=subprocess.PIPE)
+    # Event-driven: Ctrl-C once 20 result lines have come out, however slow the machine.
+    first = read_lines(process, 20, within=120)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == ExitCode.INTERRUPTED, stderr
+    rest, errors = process.communicate(timeout=120)
+    stdout, stderr = (first + rest).decode(), errors.decode()
+    assert record_exit(process.returncode) == ExitCode.INTERRUPTED, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     with Journal(default_journal_path()) as journal:
         entries = [journal.get(faulty.v1_url, code) for code in codes]
@@ -234,6 +257,59 @@ def test_ctrl_c_mid_batch_stops_cleanly_and_a_rerun_finishes(
     sent_before = [e for e in entries if e is not None]
     assert 0 < len(sent_before) < len(codes)
     assert len(stdout.splitlines()) == len(sent_before)  # one result line per order sent
+    not_sent = len(codes) - len(sent_before)
+    assert f"not sent {not_sent}" in stderr and f"interrupted: {not_sent} orders not sent" in stderr
+    assert "run the same command again to send the rest" in stderr
+    assert "rejected" not in stderr.split("kalixo: error:")[-1]
     final = run(["place-orders", path, "-c", "4"])
     assert final.exit_code == 0, final.stderr
     assert ledger(faulty, codes) == dict.fromkeys(codes, 1)
+
+
+def test_a_rerun_prints_the_same_result_lines_with_the_orders_looked_up(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A script that re-runs until exit 0 and keeps the last results keeps every PIN."""
+    codes = [f"RR-{tmp_path.name[-6:]}-{i}" for i in range(3)]
+    path = write_jsonl(tmp_path / "o.jsonl", codes)
+    first = run(["place-orders", path, "-o", "jsonl"])
+    assert first.exit_code == 0, first.stderr
+    sandbox.reset_counts()
+    again = run(["place-orders", path, "-o", "jsonl"])
+    assert again.exit_code == 0, again.stderr
+    assert sandbox.request_count("POST") == 0
+    before, after = results(first.stdout), results(again.stdout)
+    for code in codes:
+        assert after[code]["outcome"] == "skipped"
+        assert after[code]["order"] == before[code]["order"]
+        assert after[code]["order"]["products"][0]["pins"]
+        assert (after[code]["orderId"], after[code]["status"]) == (
+            before[code]["orderId"], "completed")
+    sandbox.reset_counts()
+    quick = results(run(["place-orders", path, "-o", "jsonl", "--no-lookup"]).stdout)
+    assert sandbox.request_count() == 0
+    assert all(quick[c]["order"] is None and quick[c]["status"] == "completed" for c in codes)
+
+
+def test_results_file_holds_every_line_private_and_never_overwritten(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    codes = [f"RF-{tmp_path.name[-6:]}-{i}" for i in range(2)]
+    path = write_jsonl(tmp_path / "o.jsonl", codes)
+    target = tmp_path / "results.jsonl"
+    table = run(["place-orders", path, "-o", "table", "--results", str(target)])
+    assert table.exit_code == 0, table.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    lines = results(target.read_text())
+    assert set(lines) == set(codes) and all(r["order"]["products"][0]["pins"]
+                                            for r in lines.values())
+    assert f"written to {target}" in table.stderr
+    sandbox.reset_counts()
+    refused = run(["place-orders", path, "--results", str(target)])
+    assert refused.exit_code == ExitCode.USAGE and "already exists" in refused.stderr
+    assert sandbox.request_count() == 0
+    forced = run(["place-orders", path, "--results", str(target), "--force", "-o", "json"])
+    assert forced.exit_code == 0, forced.stderr
+    assert {r["outcome"] for r in results(target.read_text()).values()} == {"skipped"}
+    plain = run(["place-orders", path, "-o", "table"])
+    assert "--results FILE" in plain.stderr and "kalixo orders list" in plain.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 
 from kalixo_cli.errors import ExitCode
+from kalixo_cli.journal import Journal, default_journal_path
 from kalixo_cli.sandbox import (
     KTEST_CANCEL_ID,
     KTEST_ERROR_ID,
@@ -84,10 +87,21 @@ def test_place_order_from_stdin(sandbox: Any) -> None:
     assert order["price"] == 4138
 
 
-def test_stdin_needs_a_format(sandbox: Any) -> None:
+@pytest.mark.parametrize("example", ["order.json", "order.csv"])
+def test_stdin_is_json_or_csv_by_its_first_character(sandbox: Any, example: str) -> None:
+    """A first non-blank { or [ is JSON, anything else CSV; no --format needed."""
+    text = "\ufeff \n" + (EXAMPLES / example).read_text()  # a BOM and blank lines first
+    order = placed(run(["place-order", "-", "-o", "json"], input=text))
+    assert order["orderId"] is not None and order["status"] == "completed"
+
+
+def test_stdin_sniffing_names_the_format_it_chose_when_the_input_is_bad(sandbox: Any) -> None:
     result = run(["place-order", "-"], input="{}")
     assert result.exit_code == ExitCode.USAGE
-    assert "--format" in result.stderr
+    assert "<stdin>:1:1" in result.stderr and "orderProducts: missing" in result.stderr
+    empty = run(["place-order", "-"], input="  \n")
+    assert empty.exit_code == ExitCode.USAGE
+    assert "the order on stdin is empty" in empty.stderr
     assert sandbox.request_count() == 0
 
 
@@ -148,16 +162,24 @@ def test_dry_run_prints_the_request_and_sends_nothing(sandbox: Any) -> None:
     assert sandbox.request_count() == 0
 
 
-def test_a_placed_code_is_not_sent_again(sandbox: Any) -> None:
-    args = ["place-order", str(EXAMPLES / "order.json"), "--external-order-code", "DUP-0",
-            "-o", "json"]
-    first = placed(run(args))
+def test_a_placed_code_is_replayed_not_sent_again(sandbox: Any) -> None:
+    """As a Stripe idempotency key: the same order, fresh from the API, exit 0; no POST."""
+    args = ["place-order", str(EXAMPLES / "order.json"), "--external-order-code", "DUP-0"]
+    first = placed(run([*args, "-o", "json"]))
     sandbox.reset_counts()
-    again = run(args)
-    assert again.exit_code == ExitCode.REJECTED
-    assert "already placed on " in again.stderr and str(first["orderId"]) in again.stderr
+    again = run([*args, "-o", "json"])
+    assert again.exit_code == ExitCode.OK, again.stderr
+    assert json.loads(again.stdout) == first  # with its PINs, as retrieve-order prints it
+    assert "placed on " in again.stderr and f"as order {first['orderId']}" in again.stderr
+    assert "not sent again" in again.stderr
     assert sandbox.request_count("POST") == 0
-    assert json.loads(again.stdout)["orderId"] == first["orderId"]
+    assert sandbox.request_count("GET") == 1
+    as_csv = run([*args, "-o", "csv"])
+    assert as_csv.exit_code == ExitCode.OK
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [row["pin"] for row in rows] == [pin for line in first["products"]
+                                            for pin in line["pins"]]
+    assert sandbox.request_count("POST") == 0
 
 
 def test_reused_code_is_refused_with_409_and_nothing_new_placed(
@@ -183,10 +205,18 @@ def test_reused_code_is_refused_with_409_and_nothing_new_placed(
 ])
 def test_every_final_status_is_rendered(sandbox: Any, tmp_path: Path, product_id: int,
                                         status: str) -> None:
-    order = placed(run(["place-order", order_file(tmp_path, test_order(product_id)),
-                        "-o", "json"]))
+    """place-order exits 7 for an order that ended failed, cancelled or in error (v1 states
+    no status when placing: one retrieve tells it), and prints what retrieve-order prints."""
+    result = run(["place-order", order_file(tmp_path, test_order(product_id)), "-o", "json"])
+    assert result.exit_code == (ExitCode.OK if status == "completed"
+                                else ExitCode.ORDER_UNSUCCESSFUL), result.stderr
+    order = json.loads(result.stdout)
+    assert order["status"] == status
     retrieved = placed(run(["retrieve-order", str(order["orderId"]), "-o", "json"]))
-    assert retrieved["status"] == status
+    assert retrieved == order
+    with Journal(default_journal_path()) as journal:
+        entry = journal.get(sandbox.v1_url, order["externalOrderCode"])
+    assert entry is not None and entry.status == status
     table = run(["retrieve-order", str(order["orderId"]), "-o", "table"])
     assert status in table.stdout
     checked = run(["retrieve-order", str(order["orderId"]), "--exit-status", "-o", "json"])
@@ -198,13 +228,27 @@ def test_every_final_status_is_rendered(sandbox: Any, tmp_path: Path, product_id
         assert json.loads(checked.stdout)["status"] == status
 
 
-def test_place_order_without_pins_is_processing_and_says_how_to_fetch(
+def test_place_order_without_pins_asks_the_server_once_and_says_how_to_fetch(
     sandbox: Any, tmp_path: Path
 ) -> None:
-    result = run(["place-order", order_file(tmp_path, test_order(KTEST_FAIL_ID)), "-o", "json"])
+    result = run(["place-order", order_file(tmp_path, test_order(KTEST_SLOW_ID)), "-o", "json"])
     order = placed(result)
-    assert order["status"] == "processing"
+    assert order["status"] == "requested"  # the server's word, not a guess
+    assert sandbox.request_count("GET") == 1
     assert f"kalixo retrieve-order {order['orderId']}" in result.stderr
+
+
+def test_a_v1_status_that_cannot_be_read_is_null_not_a_guess(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    from kalixo_cli.sandbox.faults import Faults
+
+    sandbox.faults = Faults(error_rate_502=1.0, fault_paths=("/v1/orders/retrieve-order",))
+    result = run(["place-order", order_file(tmp_path, test_order(KTEST_SLOW_ID)), "-o", "json"])
+    assert result.exit_code == ExitCode.OK, result.stderr
+    order = json.loads(result.stdout)
+    assert order["orderId"] is not None and order["status"] is None
+    assert "its status could not be read" in result.stderr
 
 
 def test_slow_order_goes_requested_processing_completed(

@@ -65,6 +65,12 @@ NEVER_ANSWERED = {
     ("post", "/orders", 403): "the sandbox account always has API ordering enabled",
 }
 SANDBOX_ONLY_PATHS = {"/sandbox/scenarios"}
+# Statuses the spec lists for no operation where its own parameter schemas call for them:
+# skip/take outside their bounds (take maximum 100) cannot be a 200, so they are a 400 in
+# the Error schema, as Kalixo's NestJS validation answers them.
+SPEC_GAPS = {
+    ("get", "/catalog/products", 400): "skip or take outside the parameter schema",
+}
 
 
 # -- the spec as a validator ------------------------------------------------------------------
@@ -191,7 +197,9 @@ def check_answer(
     assert response.headers["content-type"].startswith("application/json"), response.headers
     body = response.json()
     pointer = contract.response_pointer(method, path, status)
-    if pointer is None:
+    if pointer is None and (method, path, status) in SPEC_GAPS:
+        schema = "/components/schemas/Error"
+    elif pointer is None:
         assert status in CATALOGUED_ONLY, f"{method.upper()} {path} may not answer {status}"
         schema = "/components/schemas/Error"
         example = example or CATALOGUED_ONLY[status]
@@ -374,11 +382,19 @@ CASES: list[Case] = [
         lambda c: c.get("/catalog/products", params={"country": "ZZ"}),
     ),
     Case(
-        "list take clamped",
+        "list take over 100",
         "get",
         "/catalog/products",
-        200,
+        400,
         lambda c: c.get("/catalog/products", params={"take": 1000}),
+    ),
+    Case(
+        "list skip not a number",
+        "get",
+        "/catalog/products",
+        400,
+        lambda c: c.get("/catalog/products", params={"skip": "x"}),
+        "ErrorInvalidProductId",
     ),
     *_route_cases("get", "/catalog/products", lambda c: c.get("/catalog/products")),
     Case(
@@ -574,7 +590,7 @@ def test_every_documented_status_is_exercised(contract: Contract) -> None:
     undocumented = {
         (method, path, status)
         for method, path, status in exercised - contract.documented()
-        if status not in CATALOGUED_ONLY
+        if status not in CATALOGUED_ONLY and (method, path, status) not in SPEC_GAPS
     }
     assert not undocumented, f"cases expect statuses the spec lacks: {sorted(undocumented)}"
 

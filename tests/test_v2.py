@@ -99,15 +99,34 @@ def test_every_v2_status_is_rendered(v2: RunningSandbox, product_id: int, sku: s
                                      quantity: int, status: str) -> None:
     placed = run(["place-order", "-", "--format", "json", "--wait", "--poll-interval", "1",
                   "-o", "json"], input=test_order(product_id, sku, quantity))
+    """place-order exits 0, 9 or 7 by the final status, and prints exactly what
+    retrieve-order prints: currency, total and SKUs come from the journal's request, and a
+    failed order keeps the lines ordered (without PINs)."""
     order = json.loads(placed.stdout)
     assert order["status"] == status, placed.stderr
+    assert placed.exit_code == {"completed": ExitCode.OK,
+                                "partially_completed": ExitCode.PARTIALLY_COMPLETED,
+                                "failed": ExitCode.ORDER_UNSUCCESSFUL}[status]
+    assert (order["currency"], order["price"]) == ("GBP", 1000 * quantity)
+    assert [(p["productId"], p["sku"], p["quantity"]) for p in order["products"]] == [
+        (product_id, sku, quantity)]
+    for reference in (str(order["orderId"]), order["externalOrderCode"]):
+        retrieved = run(["retrieve-order", reference, "-o", "json"])
+        assert retrieved.exit_code == ExitCode.OK
+        assert json.loads(retrieved.stdout) == order
+    with Journal(default_journal_path()) as journal:
+        entry = journal.get(v2.v2_url, order["externalOrderCode"])
+    assert entry is not None and entry.status == status
     table = run(["retrieve-order", str(order["orderId"]), "-o", "table"])
     assert status in table.stdout
     if status == "partially_completed":
         assert (order["delivered"], order["total"]) == (1, 2)
         assert "do not re-order" in placed.stderr and "1 of 2" in placed.stderr
         assert len(order["products"][0]["pins"]) == 1
+        checked = run(["retrieve-order", str(order["orderId"]), "--exit-status"])
+        assert checked.exit_code == ExitCode.PARTIALLY_COMPLETED
     if status == "failed":
+        assert order["products"][0]["pins"] == []
         assert order["reason"] and order["reason"] in placed.stderr
         checked = run(["retrieve-order", str(order["orderId"]), "--exit-status"])
         assert checked.exit_code == ExitCode.ORDER_UNSUCCESSFUL

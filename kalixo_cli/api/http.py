@@ -566,7 +566,7 @@ class Transport:
         key = response.headers.get(CORRELATION_HEADER)
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
             what = f"the API answered HTTP {response.status_code} with {_describe_body(response)}"
             if placing and code is not None:
                 raise _unknown(what, code=code, url=url, status=response.status_code,

@@ -58,6 +58,30 @@ class V1Client:
             ) from exc
         return OrderResult(order, answer)
 
+    def confirm_status(self, placed: OrderResult) -> OrderResult:
+        """v1's place answer states no status: when it lacks a PIN, one retrieve tells the
+        server's status (failed, cancelled, requested...), never a guess. The order is
+        placed whatever happens here; a failed look-up leaves the status null."""
+        order = placed.order
+        if order.orderId is None or not order.short_lines:
+            return placed
+        try:
+            fresh = self.retrieve_order(order.orderId).order
+        except KalixoError as exc:
+            from kalixo_cli.output import warn
+
+            warn(f"order {order.orderId} was placed without every PIN, and its status could "
+                 f"not be read ({exc.message}); see it with `kalixo retrieve-order "
+                 f"{order.orderId}`")
+            order.status = None
+            return placed
+        fresh.externalOrderCode = fresh.externalOrderCode or order.externalOrderCode
+        fresh.currency = fresh.currency or order.currency
+        fresh.price = fresh.price if fresh.price is not None else order.price
+        if not fresh.products:
+            fresh.products = order.products
+        return OrderResult(fresh, placed.answer)
+
     def retrieve_order(self, order_id: int | str) -> OrderResult:
         if isinstance(order_id, str) and not order_id.isdigit():
             raise UsageError(f"API v1 finds orders by orderId only, not {order_id!r}")

@@ -1,14 +1,17 @@
 """place-orders: many orders from one file, each placed exactly once, resumable."""
 
+import os
 import sys
 import threading
+from collections.abc import Iterator
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kalixo_cli.context import AppState, JqOption, filtered_format, get_state
-from kalixo_cli.errors import ExitCode, KalixoError, UsageError
+from kalixo_cli.errors import ExitCode, KalixoError, PinsNotSaved, UsageError
 from kalixo_cli.output import (
     OutputFormat,
     note,
@@ -63,6 +66,8 @@ def _summary_view(summary: "Summary", plain: bool) -> Any:
               "skipped_busy": "skipped (being sent by another run)"}
     for key, label in labels.items():
         table.add_row(label, str(summary.counts[key]))
+    if summary.not_sent:
+        table.add_row("not sent (the run stopped)", str(summary.not_sent))
     return table
 
 
@@ -157,6 +162,20 @@ def place_orders(
                      "order (default when piped); json: the summary as JSON."),
     ] = None,
     jq: JqOption = None,
+    results_file: Annotated[
+        Path | None,
+        typer.Option("--results", metavar="FILE", dir_okay=False,
+                     help="Also write one result per order, with its PINs, to FILE (JSON "
+                     "Lines, mode 0600, never over an existing file)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Let --results replace an existing file."),
+    ] = False,
+    no_lookup: Annotated[
+        bool,
+        typer.Option("--no-lookup", help="Do not look up orders placed by an earlier run: "
+                     "their result lines then carry no PINs."),
+    ] = False,
 ) -> None:
     """Place many orders from one file, each exactly once; re-runs resume.
 
@@ -177,6 +196,8 @@ def place_orders(
     state.output_format = "json" if fmt == "json" else "table"
     state.json_errors = output is not None and fmt != "table"
     source_format = detect_bulk_format(file, input_format.value if input_format else None)
+    if results_file is not None:
+        _check_results_target(results_file, force=force)
     api = state.journal_key()
     journal = state.journal()
     stream = _open(file)
@@ -198,10 +219,80 @@ def place_orders(
                             "skipped": plan.skipped, "skippedUnknown": plan.skipped_unknown,
                             "skippedBusy": plan.skipped_busy})
             return
-        summary = _send(state, plan, api=api, fmt=fmt, concurrency=concurrency)
+        with _Results(results_file, force=force) as results:
+            summary = _send(state, plan, api=api, fmt=fmt, concurrency=concurrency,
+                            results=results, look_up=not no_lookup)
     finally:
         plan.close()
-    _finish(summary, fmt)
+    _finish(summary, fmt, results=results)
+
+
+def _check_results_target(path: Path, *, force: bool) -> None:
+    """Before anything is sent: a results file that could not be written is exit 2."""
+    if path.is_symlink() and not path.exists():
+        raise UsageError(f"--results {path} is a symbolic link to a file that does not exist")
+    if path.is_dir():
+        raise UsageError(f"--results {path} is a directory", hint="name a file")
+    if path.exists() and not force:
+        raise UsageError(f"--results {path} already exists; refusing to overwrite results",
+                         hint="choose another file, or add --force to replace it")
+    if not path.parent.is_dir():
+        raise UsageError(f"--results {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--results {path}: folder {path.parent} is not writable")
+
+
+class _Results:
+    """--results FILE: every result line, PINs included, in a file only the user can read.
+    A write that fails mid-run stops the file, never the run (exit 13 at the end)."""
+
+    def __init__(self, path: Path | None, *, force: bool) -> None:
+        self.path = path
+        self.force = force
+        self.file: IO[str] | None = None
+        self.failure: str | None = None
+        self.written = 0
+
+    def __enter__(self) -> "_Results":
+        if self.path is not None:
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self.force else os.O_EXCL)
+            try:
+                descriptor = os.open(self.path, flags, 0o600)
+                os.fchmod(descriptor, 0o600)
+            except FileExistsError:
+                raise UsageError(f"--results {self.path} already exists; refusing to "
+                                 "overwrite results", hint="add --force to replace it") from None
+            except OSError as exc:
+                raise UsageError(f"--results {self.path}: {exc.strerror}") from None
+            self.file = os.fdopen(descriptor, "w", encoding="utf-8")
+        return self
+
+    def write(self, line: str) -> None:
+        if self.file is None:
+            return
+        try:
+            self.file.write(line + "\n")
+            self.file.flush()
+            self.written += 1
+        except OSError as exc:
+            self.failure = exc.strerror or str(exc)
+            self._close()
+
+    def _close(self) -> None:
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError as exc:
+                self.failure = self.failure or exc.strerror or str(exc)
+            self.file = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            try:
+                os.fsync(self.file.fileno())
+            except OSError as error:
+                self.failure = self.failure or error.strerror or str(error)
+        self._close()
 
 
 def _open(file: str) -> Any:
@@ -229,35 +320,41 @@ def _announce(plan: "Plan", *, dry_run: bool) -> None:
         note("dry run: nothing was sent")
 
 
-def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int) -> "Summary":
+def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int,
+          results: _Results, look_up: bool) -> "Summary":
     """Send the plan with workers sharing one pacer and one retry budget."""
-    from kalixo_cli.bulk import Result, Summary, send_plan
+    from kalixo_cli.bulk import Summary, send_plan
     from kalixo_cli.pacing import RatePacer
     from kalixo_cli.retry import RetryBudget
 
     budget = RetryBudget()
     stop = threading.Event()  # also cancels the requests still waiting for their turn
     pacer = RatePacer(stop=stop)
-    if plan.to_send:
+    if plan.to_send or (look_up and plan.skipped):
         state.endpoint()  # no credentials: fail before any worker starts
 
     def client() -> "ApiClient":
         return state.new_client(pacer=pacer, budget=budget)
 
     def emit(result: "Result") -> None:
+        record = result.to_json()
         if fmt == "jsonl":
-            print_jsonl([result.to_json()])
+            print_jsonl([record])
+        if results.file is not None:
+            import json
+
+            results.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
     skipped = Summary()
-    for code, kind, order_id, error in plan.skipped_rows():
-        outcome = kind if kind in ("skipped", "skipped_busy") else "skipped_unknown"
-        result = Result(code, outcome, order_id=order_id,  # type: ignore[arg-type]
-                        detail=error if outcome != "skipped" else None)
+    for result in _skipped_results(state, plan, api, client, look_up=look_up,
+                                   concurrency=concurrency):
         skipped.add(result)
         emit(result)
     progress = _Progress(plan.to_send, pacer)
+    reported = [0]
 
     def on_result(result: "Result") -> None:
+        reported[0] += 1
         progress.advance(result)
         emit(result)
 
@@ -267,22 +364,90 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
                             can_look_up=state.settings().api_version.value == "v2")
     finally:
         progress.stop()
+    summary.not_sent = max(0, plan.to_send - reported[0])
     summary.merge(skipped)
     return summary
 
 
-def _finish(summary: "Summary", fmt: str) -> None:
+def _skipped_results(state: AppState, plan: "Plan", api: str, client: Any, *, look_up: bool,
+                     concurrency: int) -> Iterator["Result"]:
+    """The result lines of orders placed by an earlier run, as that run printed them: the
+    order looked up from the API, with its PINs and its status now (a few at a time, a
+    chunk of the plan in memory at once). Orders with an unknown outcome are not looked
+    up: the journal holds them until they are settled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kalixo_cli.bulk import Result
+    from kalixo_cli.normalize import complete_from_request, request_of
+
+    journal = state.journal()
+    local = threading.local()
+
+    def one(row: tuple[str, str, int | None, str | None]) -> Result:
+        code, kind, order_id, error = row
+        if kind != "skipped":  # unknown, or busy in another process: not looked up
+            outcome = "skipped_busy" if kind == "skipped_busy" else "skipped_unknown"
+            return Result(code, outcome, order_id=order_id,  # type: ignore[arg-type]
+                          detail=error)
+        entry = journal.get(api, code)
+        status = entry.status if entry is not None else None
+        if not look_up:
+            return Result(code, "skipped", order_id=order_id, status=status)
+        made = getattr(local, "client", None)
+        if made is None:
+            made = local.client = client()
+        reference = order_id if order_id is not None else (code if made.can_look_up else None)
+        if reference is None:
+            return Result(code, "skipped", status=status,
+                          detail="placed before; the journal has no orderId to look it up by")
+        try:
+            order = made.retrieve_order(reference).order
+        except KalixoError as exc:
+            return Result(code, "skipped", order_id=order_id, status=status,
+                          detail=f"placed before; could not look it up: {exc.message}")
+        request = request_of(entry.body) if entry is not None else None
+        if request is not None:
+            complete_from_request(order, request)
+        journal.record_status(api, code, order.status)
+        return Result(code, "skipped", order=order)
+
+    rows = plan.skipped_rows()
+    with ThreadPoolExecutor(max_workers=concurrency if look_up else 1,
+                            thread_name_prefix="kalixo-look-up") as pool:
+        while chunk := [row for _, row in zip(range(256), rows, strict=False)]:
+            yield from pool.map(one, chunk)
+
+
+def _finish(summary: "Summary", fmt: str, *, results: _Results) -> None:
     counts = summary.counts
     note(f"placed {counts['placed']}, skipped {counts['skipped']} already placed, "
          f"rejected {counts['rejected']}, not placed {counts['failed']}, "
          f"unknown {counts['unknown'] + counts['skipped_unknown']}"
-         + (f", busy {counts['skipped_busy']}" if counts["skipped_busy"] else ""))
+         + (f", busy {counts['skipped_busy']}" if counts["skipped_busy"] else "")
+         + (f", not sent {summary.not_sent}" if summary.not_sent else ""))
     if fmt == "json":
         print_json(summary.to_json())
     elif fmt == "table":
         print_view(lambda plain, _: _summary_view(summary, plain))
+    if results.path is not None and results.failure is None:
+        note(f"{results.written} results, with their PINs, written to {results.path} "
+             "(mode 0600)")
+    elif fmt == "table" and (counts["placed"] or counts["skipped"]):
+        note("the order ids and PINs are not printed at a terminal: run the same command "
+             "again with --results FILE (nothing is sent again; placed orders are looked up), "
+             "or -o jsonl > FILE; `kalixo orders list` and `kalixo retrieve-order ID` show "
+             "them one by one")
     if summary.stopped:
         warn(summary.stopped)
+    if results.failure is not None:
+        error = PinsNotSaved(
+            f"could not write --results {results.path}: {results.failure}; it holds only the "
+            f"first {results.written} results",
+            hint="run the same command again with --results FILE on a disk with room: nothing "
+            "is sent again, placed orders are looked up")
+        if summary.worst == ExitCode.OK:
+            raise error
+        warn(error.message)
     if summary.worst == ExitCode.OK:
         return
     if summary.not_recorded:
@@ -310,6 +475,16 @@ def _finish(summary: "Summary", fmt: str) -> None:
             "how they ended",
         )
     unknown = counts["unknown"] + counts["skipped_unknown"]
+    if summary.worst == ExitCode.INTERRUPTED:
+        raise BatchStopped(
+            f"interrupted: {summary.not_sent} orders not sent"
+            + (f", {unknown} with an unknown outcome" if unknown else ""),
+            summary.worst,
+            hint="run the same command again to send the rest: it skips what was placed"
+            + (" (settle the unknown ones first: `kalixo orders list --state unknown`)"
+               if unknown else "")
+            + ("; fix the rejected orders too" if counts["rejected"] else ""),
+        )
     if unknown:
         raise BatchStopped(
             f"{unknown} orders have an unknown outcome and were not sent again",

@@ -17,6 +17,7 @@ from kalixo_cli.output import (
     print_json_array,
     print_jsonl,
     print_view,
+    warn,
 )
 
 app = typer.Typer(
@@ -231,6 +232,9 @@ def resolve(
     not_placed: Annotated[
         bool, typer.Option("--not-placed", help="It was not placed: allow sending it again."),
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an orderId already recorded for CODE."),
+    ] = False,
 ) -> None:
     """Record how an unknown outcome ended, after checking with Kalixo.
 
@@ -251,6 +255,16 @@ def resolve(
     if entry.effective_state == "placed" and not_placed:
         raise UsageError(f"{code} is recorded as placed (order {entry.order_id}); "
                          "refusing to mark it not placed")
+    if (order_id is not None and entry.effective_state == "placed"
+            and entry.order_id not in (None, order_id)):
+        if not force:
+            raise UsageError(
+                f"{code} is recorded as placed as order {entry.order_id}; refusing to record "
+                f"it as order {order_id}",
+                hint=f"check both with `kalixo retrieve-order`; add --force to replace "
+                f"{entry.order_id} with {order_id}")
+        warn(f"{code} was recorded as order {entry.order_id}; replaced with {order_id} "
+             "(--force)")
     if order_id is not None:
         journal.resolve(api, code, order_id)
         note(f"{code} recorded as placed: order {order_id}")

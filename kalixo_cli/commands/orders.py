@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from kalixo_cli.context import AppState, JqOption, OrderOutputOption, RawOption, get_state
-from kalixo_cli.errors import JournalUnusable, OrderUnsuccessful, PlacedNotRecorded, UsageError
+from kalixo_cli.errors import (
+    JournalUnusable,
+    KalixoError,
+    OrderUnsuccessful,
+    OutcomeUnknown,
+    PartiallyCompleted,
+    PlacedNotRecorded,
+    UsageError,
+)
 from kalixo_cli.normalize import complete_from_request
 from kalixo_cli.order import Order
 from kalixo_cli.output import (
@@ -119,7 +127,7 @@ def place_order(
     input_format: Annotated[
         InputFormat | None,
         typer.Option("--format", help="Input format when the extension does not say "
-                     "(always needed with -)."),
+                     "(with -, a first non-blank { or [ means JSON, anything else CSV)."),
     ] = None,
     external_order_code: Annotated[
         str | None,
@@ -182,9 +190,11 @@ def place_order(
     if new_code and external_order_code is not None:
         raise UsageError("give --external-order-code or --new-code, not both")
     if file is not None:
-        source_format = inputs.detect_format(file,
-                                             input_format.value if input_format else None)
+        explicit: inputs.OrderFormat | None = input_format.value if input_format else None
+        if file != "-":
+            inputs.detect_format(file, explicit)  # a bad extension fails before any read
         data, name = inputs.read_source(file, sys.stdin.buffer)
+        source_format = inputs.detect_format(file, explicit, data)
         parsed = inputs.parse_order(
             data, name=name, fmt=source_format,
             external_order_code=external_order_code, currency=currency,
@@ -229,24 +239,64 @@ def place_order(
     try:
         result = placement.place(journal, api, client, request)
     except placement.Refused as refused:
-        _refuse_known(refused.verdict, request.externalOrderCode, fmt)
+        if refused.verdict.kind != "placed":
+            _refuse_known(refused.verdict, request.externalOrderCode, fmt)
+        result = _replay(client, refused.verdict, request.externalOrderCode)
     except PlacedNotRecorded as exc:  # the answer in hand is printed before the exit 10
         if exc.result is not None:
             _finish_order(exc.result, raw=raw, fmt=fmt, mask_pins=mask_pins,
-                          pins_out=pins_out, force=force)
+                          pins_out=pins_out, force=force, exit_on_status=False)
         raise
-    _warn_low_balance(result)
+    else:
+        _warn_low_balance(result)
     if wait:
         result = _wait(client, result, timeout=timeout, interval=poll_interval)
-        complete_from_request(result.order, request)
-        try:
-            journal.finish(api, request.externalOrderCode, "placed",
-                           order_id=result.order.orderId, status=result.order.status)
-        except JournalUnusable as exc:  # the order is recorded as placed already
-            warn(f"could not record order {result.order.orderId}'s final status: "
-                 f"{exc.message}")
+    complete_from_request(result.order, request)
+    try:
+        journal.record_status(api, request.externalOrderCode, result.order.status)
+    except JournalUnusable as exc:  # the order is recorded as placed already
+        warn(f"could not record order {result.order.orderId}'s final status: {exc.message}")
     _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
-                  force=force)
+                  force=force, exit_on_status=True)
+
+
+def _status_problem(order: Order) -> KalixoError | None:
+    """Exit 7 for an order that ended failed, cancelled or in error; 12 for a partial one."""
+    reference = order.orderId if order.orderId is not None else order.externalOrderCode
+    if order.unsuccessful:
+        reason = f": {order.reason}" if order.reason else ""
+        return OrderUnsuccessful(f"order {reference} ended {order.status}{reason}",
+                                 hint="see why with Kalixo support before ordering again")
+    if order.status == "partially_completed":
+        short = ", ".join(f"product {p.productId} ({len(p.pins)} of {p.quantity})"
+                          for p in order.short_lines)
+        return PartiallyCompleted(
+            f"order {reference} was partially completed: {order.delivered} of "
+            f"{order.total} codes delivered; short: {short}",
+            hint="keep every delivered PIN and do not re-order the missing units: contact "
+            "Kalixo support")
+    return None
+
+
+def _replay(client: "ApiClient", known: "Verdict", code: str) -> "OrderResult":
+    """An idempotent replay, as a Stripe idempotency key gives: the order placed earlier
+    under this code, fresh from the API with its PINs; nothing is sent."""
+    entry = known.entry
+    assert entry is not None
+    when = entry.to_json()["createdAt"]
+    reference: int | str | None = entry.order_id
+    if reference is None and client.can_look_up:
+        reference = code
+    if reference is None:
+        raise OutcomeUnknown(
+            f"order {code} was placed on {when} but the journal has no orderId for it; "
+            "it was not sent again",
+            hint=f"find its orderId with Kalixo support and record it with `kalixo orders "
+            f"resolve {code} --order-id ORDER_ID --force`",
+        )
+    note(f"order {code} was placed on {when} as order {reference}; not sent again "
+         "(shown as the API has it now)")
+    return client.retrieve_order(reference)
 
 
 # The README's example order (productId, unit price, SKU, quantity): what --skeleton
@@ -358,7 +408,9 @@ class _Spinner:
 
 
 def _finish_order(result: "OrderResult", *, raw: bool, fmt: OutputFormat, mask_pins: bool,
-                  pins_out: Path | None, force: bool) -> None:
+                  pins_out: Path | None, force: bool, exit_on_status: bool) -> None:
+    """Print the order, save its PINs, then say (or, with `exit_on_status`, exit with)
+    what its status means."""
     order = result.order
     _show_order(order, result.answer.text if raw else None, fmt, mask_pins=mask_pins)
     _save_pins(order, pins_out, force=force)
@@ -366,27 +418,19 @@ def _finish_order(result: "OrderResult", *, raw: bool, fmt: OutputFormat, mask_p
     if order.status in ("processing", "requested"):
         note(f"order {reference} is {order.status}: not every PIN is delivered yet; "
              f"fetch them later with `kalixo retrieve-order {reference}` (--wait polls)")
-    elif order.status == "partially_completed":
-        short = ", ".join(f"product {p.productId} ({len(p.pins)} of {p.quantity})"
-                          for p in order.short_lines)
-        warn(f"order {reference} was partially completed: {order.delivered} of "
-             f"{order.total} codes delivered; short: {short}. Keep every delivered PIN and "
-             "do not re-order the missing units: contact Kalixo support")
-    elif order.status == "failed" and order.reason:
-        warn(f"order {reference} failed: {order.reason}")
+    problem = _status_problem(order)
+    if problem is None:
+        return
+    if exit_on_status:
+        raise problem
+    warn(problem.message + (f". {problem.hint}" if problem.hint else ""))
 
 
 def _refuse_known(known: "Verdict", code: str, fmt: OutputFormat) -> NoReturn:
-    """The journal says this code was placed, or may have been: show it, send nothing."""
+    """The journal says this code may have been placed, or is taken: send nothing.
+    (A code placed before is not refused: it is replayed.)"""
     from kalixo_cli.placement import refusal
 
-    entry = known.entry
-    assert entry is not None
-    if known.kind == "placed":
-        if fmt == "json":
-            print_json(entry.to_json())
-        elif fmt == "jsonl":
-            print_jsonl([entry.to_json()])
     raise refusal(known, code)
 
 
@@ -399,7 +443,7 @@ def retrieve_order(
     exit_status: Annotated[
         bool,
         typer.Option("--exit-status", help="Exit 7 when the order ended failed, cancelled "
-                     "or in error."),
+                     "or in error, 12 when it was partially completed."),
     ] = False,
     output: OrderOutputOption = None,
     jq: JqOption = None,
@@ -423,11 +467,38 @@ def retrieve_order(
     result = client.retrieve_order(key)
     if wait:
         result = _wait(client, result, timeout=timeout, interval=poll_interval)
+    if client.can_look_up:  # v2 leaves out what the journal and the catalog know
+        _complete(state, client, result.order)
     _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
-                  force=force)
-    order = result.order
-    if exit_status and order.unsuccessful:
-        raise OrderUnsuccessful(f"order {reference} ended {order.status}")
+                  force=force, exit_on_status=exit_status)
+
+
+def _complete(state: "AppState", client: "ApiClient", order: Order) -> None:
+    """Fill what a v2 answer leaves out (currency, total, SKUs; a failed order's lines)
+    from the request this machine sent, else from the catalog, and journal the status.
+    (v1's retrieve answer states them all, and its retrieve-order loads no SQLite.)"""
+    from kalixo_cli.normalize import complete_from_catalog, request_of
+
+    api = state.journal_key()
+    journal = state.journal()
+    entry = None
+    if order.externalOrderCode is not None:
+        entry = journal.get(api, order.externalOrderCode)
+    elif order.orderId is not None:
+        entry = journal.by_order_id(api, order.orderId)
+    if entry is not None and entry.state == "placed" and entry.order_id in (None, order.orderId):
+        request = request_of(entry.body)
+        if request is not None:
+            complete_from_request(order, request)
+        journal.record_status(api, entry.code, order.status)
+    if order.currency is None or any(p.sku is None for p in order.products):
+        def lookup(product_id: int) -> Any:
+            try:
+                return client.catalog_product(product_id)
+            except KalixoError:
+                return None
+
+        complete_from_catalog(order, lookup)
 
 
 def _reference(text: str, version: str) -> int | str:
