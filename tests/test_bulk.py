@@ -44,26 +44,18 @@ def faulty(sandbox: RunningSandbox) -> Iterator[RunningSandbox]:
         sandbox.faults = Faults()
 
 
-def read_lines(process: subprocess.Popen[bytes], count: int, *, within: float) -> bytes:
-    """The process's stdout up to its `count`-th line, read as it comes (a test fails,
-    rather than going on blind, when the lines do not come within `within` seconds)."""
-    import selectors
-
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
-    data = b""
-    newline = b"\n"
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        deadline = time.monotonic() + within
-        while data.count(newline) < count:
-            left = deadline - time.monotonic()
-            assert left > 0 and selector.select(timeout=left), (
-                f"only {data.count(newline)} of {count} result lines within {within} s")
-            chunk = os.read(fd, 65536)
-            assert chunk, f"stdout closed after {data.count(newline)} lines"
-            data += chunk
-    return data
+def wait_for_placed(api: str, count: int, *, within: float) -> None:
+    """Until the journal holds `count` placed orders for `api` (the event the test waits
+    for); fails, rather than going on blind, when they do not come within `within` s."""
+    path = default_journal_path()
+    deadline = time.monotonic() + within
+    while True:
+        if path.exists():
+            with Journal(path, readonly=True) as journal:
+                if sum(1 for _ in journal.entries(api, state="placed")) >= count:
+                    return
+        assert time.monotonic() < deadline, f"fewer than {count} orders placed in {within} s"
+        time.sleep(0.02)
 
 
 def results(stdout: str) -> dict[str, dict[str, Any]]:
@@ -242,11 +234,11 @@ def test_ctrl_c_mid_batch_stops_cleanly_and_a_rerun_finishes(
     command = [sys.executable, "-m", "kalixo_cli", "place-orders", path, "-c", "4"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-    # Event-driven: Ctrl-C once 20 result lines have come out, however slow the machine.
-    first = read_lines(process, 20, within=120)
+    # Event-driven: Ctrl-C once 20 orders are journaled placed, however slow the machine.
+    wait_for_placed(faulty.v1_url, 20, within=120)
     process.send_signal(signal.SIGINT)
-    rest, errors = process.communicate(timeout=120)
-    stdout, stderr = (first + rest).decode(), errors.decode()
+    out, errors = process.communicate(timeout=120)
+    stdout, stderr = out.decode(), errors.decode()
     assert record_exit(process.returncode) == ExitCode.INTERRUPTED, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     with Journal(default_journal_path()) as journal:
