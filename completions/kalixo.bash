@@ -183,7 +183,7 @@ _kalixo_values() {
         'ping:--output'|'ping:-o') _kalixo_words 'table json' "$3" ;;
         'doctor:--output'|'doctor:-o') _kalixo_words 'table json' "$3" ;;
         'schema:--output'|'schema:-o') _kalixo_words 'table json' "$3" ;;
-        'schema:[NAME]') _kalixo_words 'order-file bulk-order order bulk-result error journal-entry product sync-result' "$3" ;;
+        'schema:[NAME]') _kalixo_words 'order-file bulk-order order bulk-result error journal-entry product sync-result wallet ping doctor settings profiles auth-status' "$3" ;;
         'api:--input') _kalixo_files "$3" ;;
         'api:PATH') _kalixo_files "$3" ;;
         'orders list:--output'|'orders list:-o') _kalixo_words 'table json jsonl csv' "$3" ;;

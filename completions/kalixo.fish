@@ -195,7 +195,7 @@ complete -c kalixo -n "__kalixo_at 'schema'" -l list -d 'Name and describe the s
 complete -c kalixo -n "__kalixo_at 'schema'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
 complete -c kalixo -n "__kalixo_at 'schema'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'schema'" -l help -s h -d 'Show this message and exit.'
-complete -c kalixo -n "__kalixo_at 'schema' 1" -x -a 'order-file bulk-order order bulk-result error journal-entry product sync-result' -d '[NAME]'
+complete -c kalixo -n "__kalixo_at 'schema' 1" -x -a 'order-file bulk-order order bulk-result error journal-entry product sync-result wallet ping doctor settings profiles auth-status' -d '[NAME]'
 
 # kalixo api
 complete -c kalixo -n "__kalixo_at 'api'" -l method -s X -x -d 'GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS [default: GET, or POST...'

@@ -123,6 +123,87 @@ class SyncResult(_Out):
                                   "error object's kind)")
 
 
+class Wallet(_Out):
+    """`kalixo wallet`: balances in major units, as the API gives them (API v2)."""
+
+    balances: dict[str, float]
+    lowBalance: bool
+    threshold: float | None
+
+
+class Ping(_Out):
+    """`kalixo ping` (API v2)."""
+
+    status: str | None
+    timestamp: str | None = Field(description="The server's clock (ISO 8601)")
+    roundTripMs: float | None
+    clockSkewSeconds: float | None = Field(description="Server's clock minus ours")
+
+
+class DoctorCheck(_Out):
+    """One check of `kalixo doctor` (it prints a list of them)."""
+
+    check: str
+    status: Literal["ok", "warn", "fail", "skip"]
+    detail: str
+    hint: str | None
+
+
+class Sourced(_Out):
+    value: Any
+    source: str | None = Field(description="flag, env NAME, config, profile NAME, default")
+
+
+class Settings(_Out):
+    """`kalixo config show`: every setting, secrets masked, with where it comes from."""
+
+    profile: Sourced
+    api_url: Sourced
+    api_version: Sourced
+    token: Sourced
+    api_key: Sourced
+    timeout: Sourced
+    retries: Sourced
+    deadline: Sourced
+    config_path: str
+
+
+class Profile(_Out):
+    """One profile of `kalixo config profiles` (it prints a list), credentials masked."""
+
+    profile: str
+    active: bool
+    api_url: str | None
+    api_version: str | None
+    token: str | None
+    api_key: str | None
+
+
+class AuthStatus(_Out):
+    """`kalixo auth status`: the credential in force, masked, and when tokens expire."""
+
+    profile: str
+    apiUrl: str
+    apiVersion: Literal["v1", "v2"]
+    authenticated: bool
+    credential: Literal["token", "api key"]
+    masked: str | None
+    source: str | None
+    store: str | None
+    accessTokenExpires: str | None
+    refreshTokenExpires: str | None
+
+
+def _listed(model: type[BaseModel], what: str) -> Callable[[], dict[str, Any]]:
+    def build() -> dict[str, Any]:
+        item = model.model_json_schema(mode="serialization")
+        defs = item.pop("$defs", {})
+        return {"type": "array", "items": item, "description": what,
+                **({"$defs": defs} if defs else {})}
+
+    return build
+
+
 def _order_request(required_code: bool) -> dict[str, Any]:
     """`OrderRequest`'s schema, loosened where inputs.py completes the order itself."""
     from kalixo_cli.inputs import SCHEMA_KEY
@@ -213,6 +294,12 @@ SCHEMAS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "journal-entry": ("one entry of orders list / orders show", _model(JournalEntry)),
     "product": ("a catalog product (catalog list / show)", _product),
     "sync-result": ("one row of orders sync", _model(SyncResult)),
+    "wallet": ("wallet", _model(Wallet)),
+    "ping": ("ping", _model(Ping)),
+    "doctor": ("doctor: the list of checks", _listed(DoctorCheck, "kalixo doctor's checks")),
+    "settings": ("config show", _model(Settings)),
+    "profiles": ("config profiles", _listed(Profile, "kalixo config profiles")),
+    "auth-status": ("auth status", _model(AuthStatus)),
 }
 
 

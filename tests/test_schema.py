@@ -224,3 +224,25 @@ def test_the_skeleton_of_products_has_todays_catalog_prices(sandbox: RunningSand
 @pytest.mark.parametrize("args", [[str(EXAMPLE)], ["-o", "table"], ["--currency", "EURO"]])
 def test_skeleton_misuse_is_exit_2(args: list[str]) -> None:
     assert run(["place-order", "--skeleton", *args]).exit_code == 2
+
+
+def json_of(args: list[str]) -> Any:
+    result = run([*args, "-o", "json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_account_config_and_auth_outputs_fit_their_schemas(v2: RunningSandbox) -> None:
+    check("wallet", json_of(["wallet"]))
+    check("ping", json_of(["ping"]))
+    check("doctor", json_of(["doctor"]))
+    check("settings", json_of(["config", "show"]))
+    check("profiles", json_of(["config", "profiles"]))
+    check("auth-status", json_of(["auth", "status"]))
+
+
+def test_v1_auth_status_and_settings_fit_too(sandbox: RunningSandbox) -> None:
+    check("auth-status", json_of(["auth", "status"]))
+    check("settings", json_of(["config", "show"]))
+    check("doctor", json_of(["doctor"]))
+

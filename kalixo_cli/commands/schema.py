@@ -22,6 +22,12 @@ class SchemaName(StrEnum):
     journal_entry = "journal-entry"
     product = "product"
     sync_result = "sync-result"
+    wallet = "wallet"
+    ping = "ping"
+    doctor = "doctor"
+    settings = "settings"
+    profiles = "profiles"
+    auth_status = "auth-status"
 
 
 def schema(
@@ -40,8 +46,8 @@ def schema(
     """Print the JSON Schema (2020-12) of what kalixo reads and prints.
 
     An order file, a batch order, the order JSON, a place-orders result line, the error
-    object, a journal entry, a product, an orders sync row: generated from the models
-    that validate and print them. Point an editor at the order-file schema and order
+    object, and what every other command prints as JSON: generated from the models that
+    validate and print them. Point an editor at the order-file schema and order
     files are checked as they are typed (see the README).
 
     Example: kalixo schema order-file > order-file.schema.json
