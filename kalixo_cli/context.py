@@ -218,16 +218,18 @@ class AppState:
         return True
 
     def new_client(self, **transport_options: Any) -> ApiClient:
-        """A client of its own (one per thread: a requests.Session is not shared)."""
+        """A client of its own (one per thread: a requests.Session is not shared). The
+        API version's retry rules unless `rules=` says otherwise (`kalixo api`)."""
         from kalixo_cli.api.http import Transport
         from kalixo_cli.retry import V1_RULES, V2_RULES
 
         endpoint = self.endpoint()
         settings = self.settings()
         v2 = endpoint.version == "v2"
+        rules = transport_options.pop("rules", None) or (V2_RULES if v2 else V1_RULES)
         transport = Transport(
             endpoint.base_url, None if v2 else endpoint.token,
-            api_key=endpoint.token if v2 else None, rules=V2_RULES if v2 else V1_RULES,
+            api_key=endpoint.token if v2 else None, rules=rules,
             timeout=settings.timeout.value, retries=settings.retries.value,
             allow_plain_http=not self.sandbox and self.allow_plain_http(endpoint.base_url),
             **transport_options,

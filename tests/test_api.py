@@ -10,9 +10,9 @@ import pytest
 
 from kalixo_cli.commands.api import api_path, writes_orders
 from kalixo_cli.errors import UsageError
-from kalixo_cli.sandbox import SANDBOX_API_KEY, SANDBOX_TOKEN
+from kalixo_cli.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox
-from tests.conftest import run
+from tests.conftest import Clock, run
 from tests.faultserver import FaultServer, Reply
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "order.json"
@@ -169,3 +169,18 @@ def test_a_refused_credential_is_exit_4(faults: FaultServer) -> None:
     assert "fault-server-token" not in result.stdout + result.stderr
     assert faults.seen[-1].headers.get("Authorization") == \
         "Bearer fault-server-token-0123456789"
+
+
+def test_a_stored_v1_token_is_refreshed_as_for_any_command(
+        sandbox: RunningSandbox, sandbox_clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KALIXO_TOKEN")
+    login = run(["auth", "login", "--email", SANDBOX_EMAIL, "--password-stdin"],
+                input=SANDBOX_PASSWORD + "\n")
+    assert login.exit_code == 0, login.stderr
+    sandbox_clock.advance(5 * 3600)  # past the access token's ~4 h, within the refresh's
+    sandbox.reset_counts()
+    result = run(["api", "catalog/products", "-f", "take=1", "--jq", ".take"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "1\n"
+    assert sandbox.request_count("POST", "/v1/auth/refresh") == 1
+    assert sandbox.request_count("GET", "/v1/catalog/products") == 2

@@ -95,6 +95,11 @@ class RefreshingV1Client(V1Client):
         self.transport.set_token(tokens.access)
         return call()
 
+    def with_refresh(self, call: Callable[[], T]) -> T:
+        """Any request of this client's (`kalixo api`'s), refreshed and repeated once on a
+        401 (AuthRejected) as this client's own requests are."""
+        return self._once_more(call)
+
     def place_order(self, request: OrderRequest, *,
                     on_send: Callable[[], None] | None = None) -> OrderResult:
         return self._once_more(lambda: V1Client.place_order(self, request, on_send=on_send))

@@ -25,7 +25,7 @@ from kalixo_cli.output import print_raw
 if TYPE_CHECKING:
     import requests
 
-    from kalixo_cli.api.http import Transport
+    from kalixo_cli.context import ApiClient
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
@@ -106,25 +106,34 @@ def _read_input(name: str) -> bytes:
     return data
 
 
-def _transport(state: AppState) -> "Transport":
-    """The profile's endpoint and credential, timeouts and deadline; GET alone retried."""
+def _client(state: AppState) -> "ApiClient":
+    """The profile's client (endpoint, credential, timeouts, deadline, plain-HTTP rule, v1
+    token refresh), with GET alone retried: other methods may not be safe to repeat."""
     from dataclasses import replace
 
-    from kalixo_cli.api.http import Transport
     from kalixo_cli.retry import NEVER, V1_RULES, V2_RULES
 
-    endpoint = state.endpoint()
-    settings = state.settings()
-    v2 = endpoint.version == "v2"
-    transport = Transport(
-        endpoint.base_url, None if v2 else endpoint.token,
-        api_key=endpoint.token if v2 else None,
-        rules=replace(V2_RULES if v2 else V1_RULES, post=NEVER),
-        timeout=settings.timeout.value, retries=settings.retries.value,
-        deadline=settings.deadline.value,
-    )
-    state.stack.callback(transport.close)
-    return transport
+    v2 = state.endpoint().version == "v2"
+    return state.new_client(deadline=state.settings().deadline.value,
+                            rules=replace(V2_RULES if v2 else V1_RULES, post=NEVER))
+
+
+def _send(client: "ApiClient", method: str, path: str, **options: Any) -> "requests.Response":
+    """One request; on v1 with a stored refresh token, a 401 refreshes the token (saved, as
+    every command does) and the request is sent once more."""
+    from kalixo_cli.api.auth import RefreshingV1Client
+
+    transport = client.transport
+    if not isinstance(client, RefreshingV1Client):
+        return transport.request(method, path, **options)
+
+    def attempt() -> "requests.Response":
+        response = transport.request(method, path, **options)
+        if response.status_code == 401:
+            transport.raise_for(response)  # AuthRejected: the client refreshes and repeats
+        return response
+
+    return client.with_refresh(attempt)
 
 
 def _head(response: "requests.Response", state: AppState) -> str:
@@ -218,10 +227,11 @@ def api(
                   for key, value in pairs}
     if body is not None:
         headers["Content-Type"] = "application/json"
-    transport = _transport(state)
+    client = _client(state)
+    transport = client.transport
     relative = api_path(path, transport.base_url)
     _refuse_order_writes(chosen, relative)
-    response = transport.request(chosen, relative, params=params, body=body, headers=headers)
+    response = _send(client, chosen, relative, params=params, body=body, headers=headers)
     if include:
         sys.stdout.write(_head(response, state))
     if response.text:
