@@ -52,7 +52,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "Call any path of the configured API, authenticated, and print the answer."),
     "orders": LazyCommand(
         "kalixo_cli.commands.journal:app",
-        "What this machine has sent: the local journal of placed orders."),
+        "What was sent: the journal of placed orders (this machine's, or the shared one "
+        "journal_url names)."),
+    "journal": LazyCommand(
+        "kalixo_cli.commands.journal_admin:app",
+        "Set up the shared journal (PostgreSQL) that several machines use."),
     "auth": LazyCommand(
         "kalixo_cli.commands.auth:app",
         "Manage credentials: log in (v1), or store a token (v1) or an API key (v2)."),

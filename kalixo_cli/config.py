@@ -34,6 +34,9 @@ DEFAULT_DEADLINE = 120.0
 ENV_API_VERSION = "KALIXO_API_VERSION"
 ENV_API_KEY = "KALIXO_API_KEY"
 ENV_PROFILE = "KALIXO_PROFILE"
+ENV_JOURNAL_URL = "KALIXO_JOURNAL_URL"
+JOURNAL_PASSWORD_KEY = "journal_password"
+"""The shared journal's password, in the OS keyring only (never in the config file)."""
 
 SECRET_KEYS = frozenset({"token", "api_key", "refresh_token"})
 
@@ -112,12 +115,19 @@ def parse_retries(value: str | int) -> int:
     return number
 
 
+def parse_journal_url(value: str) -> str:
+    from kalixo_cli.journal_url import parse_journal_url as parse
+
+    return parse(value)
+
+
 SETTABLE_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_url": parse_api_url,
     "api_version": parse_api_version,
     "timeout": parse_timeout,
     "retries": parse_retries,
     "deadline": parse_deadline,
+    "journal_url": parse_journal_url,
 }
 KNOWN_KEYS = frozenset(SETTABLE_KEYS) | SECRET_KEYS
 
@@ -245,6 +255,8 @@ class Settings:
     retries: Setting
     deadline: Setting
     config_path: Path
+    journal_url: Setting = Setting(None, "default")
+    """None: this machine's journal file in the user data folder."""
 
     @property
     def credential(self) -> Setting | None:
@@ -269,8 +281,18 @@ class Settings:
             "timeout": shown(self.timeout),
             "retries": shown(self.retries),
             "deadline": shown(self.deadline),
+            "journal_url": {
+                "value": _shown_journal_url(self.journal_url.value),
+                "source": self.journal_url.source,
+            },
             "config_path": str(self.config_path),
         }
+
+
+def _shown_journal_url(url: str | None) -> str:
+    from kalixo_cli.journal_url import locate, mask_url
+
+    return mask_url(url) if url else locate(None).url
 
 
 def profile_names(file: ConfigFile) -> list[str]:
@@ -395,11 +417,13 @@ def resolve_settings(
     deadline = _pick("deadline", parse_deadline, flag=None, flag_name=None,
                      env_name=ENV_DEADLINE, default=DEFAULT_DEADLINE,
                      **common)  # type: ignore[arg-type]
+    journal_url = _pick("journal_url", parse_journal_url, flag=None, flag_name=None,
+                        env_name=ENV_JOURNAL_URL, default=None, **common)  # type: ignore[arg-type]
     return Settings(
         profile=profile, deadline=deadline, api_url=api_url, api_version=version,
         token=_secret("token", ENV_TOKEN, env, section, where, profile.value),
         api_key=_secret("api_key", ENV_API_KEY, env, section, where, profile.value),
         refresh_token=_secret("refresh_token", "KALIXO_REFRESH_TOKEN", env, section, where,
                               profile.value),
-        timeout=timeout, retries=retries, config_path=file.path,
+        timeout=timeout, retries=retries, config_path=file.path, journal_url=journal_url,
     )

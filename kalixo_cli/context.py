@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.config import ConfigFile, Settings, config_path, load_config, resolve_settings
+from kalixo_cli.config import (
+    JOURNAL_PASSWORD_KEY,
+    ConfigFile,
+    Settings,
+    config_path,
+    load_config,
+    resolve_settings,
+)
 from kalixo_cli.errors import ConfigError, CredentialsMalformed, CredentialsMissing, UsageError
 from kalixo_cli.output import OutputFormat, resolve_format, warn
 from kalixo_cli.output import configure as configure_output
@@ -27,7 +34,7 @@ ENV_ALLOW_INSECURE_HTTP = "KALIXO_ALLOW_INSECURE_HTTP"
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import V1Client
     from kalixo_cli.api.v2 import V2Client
-    from kalixo_cli.journal import Journal
+    from kalixo_cli.journal import JournalStore
 
     ApiClient = V1Client | V2Client
 
@@ -104,7 +111,7 @@ class AppState:
     _settings: Settings | None = None
     _endpoint: Endpoint | None = None
     _client: ApiClient | None = None
-    _journal: Journal | None = None
+    _journal: JournalStore | None = None
     _warned_insecure: bool = False
 
     def start(self) -> None:
@@ -335,15 +342,34 @@ class AppState:
             return f"sandbox:{self.settings().api_version.value}:{default_db_path()}"
         return str(self.settings().api_url.value)
 
-    def journal(self, *, readonly: bool = False) -> Journal:
-        """The journal; `readonly` for commands that only read it (they work on a
-        read-only file and create nothing)."""
-        if self._journal is None or (self._journal.readonly and not readonly):
-            from kalixo_cli.journal import Journal, default_journal_path
+    def journal(self, *, readonly: bool = False) -> JournalStore:
+        """The journal `journal_url` names (this machine's file by default); `readonly` for
+        commands that only read it (they work on a read-only file and create nothing).
 
-            self._journal = Journal(default_journal_path(), readonly=readonly)
+        A shared journal that cannot be reached is an error (exit 5), never a reason to use
+        the local file instead: that one does not know the other machines' orders."""
+        if self._journal is None or (self._journal.readonly and not readonly):
+            from kalixo_cli.journal_url import locate, open_journal
+
+            location = locate(self.settings().journal_url.value)
+            password = self.journal_password() if location.shared else None
+            self._journal = open_journal(location, readonly=readonly, password=password)
             self.stack.callback(self._journal.close)
         return self._journal
+
+    def journal_password(self) -> str | None:
+        """The shared journal's password from the OS keyring (`kalixo journal
+        set-password`), unless libpq has one of its own (PGPASSWORD; ~/.pgpass is read by
+        libpq itself when none is given here)."""
+        if os.environ.get("PGPASSWORD"):
+            self.redactor.add(os.environ["PGPASSWORD"])
+            return None
+        from kalixo_cli import credstore
+
+        password = credstore.get(self.profile_name(), JOURNAL_PASSWORD_KEY)
+        if password:
+            self.redactor.add(password)
+        return password
 
     def _start_sandbox(self, version: str) -> Endpoint:
         """The emulator, in-process on an ephemeral loopback port, for this command only.

@@ -34,6 +34,11 @@ def _keyring() -> Any | None:
     return keyring
 
 
+def available() -> bool:
+    """Whether secrets would go to an OS keyring (not the config file)."""
+    return _keyring() is not None
+
+
 def store_name() -> str:
     module = _keyring()
     if module is None:

@@ -25,6 +25,8 @@ OSError, pydantic) are translated where they arise, never leaked to the user.
     ├── FilterFailed          9  --jq failed on the result; the unfiltered JSON was printed
     ├── PlacedNotRecorded    10  the order was placed but the journal could not record it
     ├── JournalUnusable      11  the journal cannot be opened or written; nothing was sent
+    │   └── JournalUnreachable 5  the shared journal (PostgreSQL) cannot be reached, refused
+    │                             the credentials or lost the connection; nothing was sent
     ├── PartiallyCompleted   12  some codes delivered, not all (keep them; do not re-order)
     └── PinsNotSaved         13  placed, PINs printed, but --pins-out/--results not written
 
@@ -374,6 +376,15 @@ class JournalUnusable(KalixoError):
 
     exit_code = ExitCode.JOURNAL_UNUSABLE
     kind = "journal"
+
+
+class JournalUnreachable(JournalUnusable):
+    """The shared journal cannot be reached now: refused connection, refused credentials,
+    a connection lost. Temporary; nothing is sent without a claim, and there is no
+    fall-back to the local file (it would not know the other machines' orders)."""
+
+    exit_code = ExitCode.TEMPORARY
+    kind = "journal_unreachable"
 
 
 class OrderUnsuccessful(KalixoError):

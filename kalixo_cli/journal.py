@@ -213,6 +213,9 @@ class Entry:
     rev: int = 0
     held: bool = False
     """Read time: the row is `sending` and its owner still runs."""
+    owner_user: str | None = None
+    """The user who sent it: recorded by the shared (PostgreSQL) journal; a local file is
+    one user's already."""
 
     @property
     def effective_state(self) -> str:
@@ -241,7 +244,8 @@ class Entry:
             "createdAt": _iso(self.created_at),
             "updatedAt": _iso(self.updated_at),
             "requestHash": self.hash,
-            "sentBy": ({"host": self.owner_host, "pid": self.owner_pid}
+            "sentBy": ({"host": self.owner_host, "pid": self.owner_pid,
+                        "user": self.owner_user}
                        if self.owner_host is not None else None),
             "leaseUntil": _iso(self.lease_until) if held and self.lease_until else None,
         }
@@ -282,6 +286,7 @@ class JournalStore(Protocol):
     """
 
     where: str
+    readonly: bool
 
     def get(self, api: str, code: str) -> Entry | None: ...
 

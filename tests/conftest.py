@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -143,6 +144,47 @@ def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PGPASSWORD", postgres_server.password)
     yield url
     postgres_server.drop_database(name)
+
+
+@dataclass
+class JournalBackend:
+    """One journal backend under test: its `journal_url`, and fresh handles on it (each one
+    is what another process, or another machine, would have)."""
+
+    kind: str
+    url: str
+
+    def open(self, *, readonly: bool = False) -> Any:
+        from kalixo_cli.journal_url import locate, open_journal
+
+        return open_journal(locate(self.url), readonly=readonly)
+
+    def sql(self, statement: str, params: Sequence[Any] = ()) -> None:
+        """Change rows behind kalixo's back (`{orders}` names the table, `?` a value)."""
+        if self.kind == "sqlite":
+            import sqlite3
+
+            with sqlite3.connect(self.url.removeprefix("sqlite://")) as db:
+                db.execute(statement.format(orders="orders"), params)
+        else:
+            import psycopg
+
+            with psycopg.connect(self.url, autocommit=True) as db:
+                db.execute(statement.format(orders="kalixo_orders").replace("?", "%s"), params)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_backend(request: pytest.FixtureRequest, tmp_path: Path) -> JournalBackend:
+    """Each journal test runs on both backends: the local SQLite file and a shared
+    PostgreSQL (a fresh, migrated database of the tests' own server)."""
+    if request.param == "sqlite":
+        return JournalBackend("sqlite", f"sqlite://{tmp_path / 'data' / 'journal.sqlite3'}")
+    url = request.getfixturevalue("pg_url")
+    from kalixo_cli.journal_pg import PostgresJournal
+
+    with PostgresJournal(url, check_schema=False) as fresh:
+        fresh.migrate()
+    return JournalBackend("postgresql", url)
 
 
 _runner = CliRunner()

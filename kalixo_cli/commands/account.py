@@ -209,13 +209,38 @@ def check_config_file(state: AppState) -> Check:
 JOURNAL_FREE_WARN = 50 * 1024 * 1024  # below this, a busy batch could fill the disk
 
 
-def check_journal() -> Check:
-    """The journal: it opens, `PRAGMA integrity_check` passes, and its disk has room."""
+def check_shared_journal(state: AppState) -> Check:
+    """The shared journal (journal_url = postgresql://...): it answers, accepts the
+    credentials, and has the schema this kalixo needs (`kalixo journal migrate` otherwise)."""
     from kalixo_cli.errors import JournalUnusable
-    from kalixo_cli.journal import Journal, default_journal_path
+
+    try:
+        health = state.journal(readonly=True).health()
+    except JournalUnusable as exc:
+        return Check("journal", "fail", exc.message, hint=exc.hint, exit_code=exc.exit_code)
+    detail = f"shared journal {health.path}: {health.entries} entries, schema {health.schema}"
+    if health.problems:
+        return Check("journal", "fail", f"{detail}; {'; '.join(health.problems)}",
+                     hint="`kalixo journal migrate`", exit_code=ExitCode.JOURNAL_UNUSABLE)
+    return Check("journal", "ok", detail)
+
+
+def check_journal(state: AppState) -> Check:
+    """The journal: it opens, `PRAGMA integrity_check` passes, and its disk has room; or
+    the shared one journal_url names answers with the right schema."""
+    from kalixo_cli.errors import JournalUnusable
+    from kalixo_cli.journal import Journal
+    from kalixo_cli.journal_url import locate
 
     name = "journal"
-    path = default_journal_path()
+    try:
+        location = locate(state.settings().journal_url.value)
+    except ConfigError:  # the profile check says what is wrong with the settings
+        location = locate(None)
+    if location.shared:
+        return check_shared_journal(state)
+    assert location.path is not None
+    path = location.path
     try:
         with Journal(path, readonly=True) as journal:
             health = journal.health()
@@ -350,7 +375,7 @@ def run_checks(state: AppState) -> list[Check]:
     checks = [check_config_file(state)]
     if checks[0].status == "fail":
         return checks
-    checks.append(check_journal())
+    checks.append(check_journal(state))
     try:
         settings = state.settings()
     except ConfigError as exc:

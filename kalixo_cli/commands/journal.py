@@ -21,7 +21,8 @@ from kalixo_cli.output import (
 )
 
 app = typer.Typer(
-    help="What this machine has sent: the local journal of placed orders.\n\n"
+    help="What was sent: the journal of placed orders (this machine's, or the shared one "
+    "journal_url names).\n\n"
     "Example: kalixo orders list --state unknown",
     no_args_is_help=True,
 )
@@ -56,12 +57,16 @@ def _view(records: list[dict[str, Any]], plain: bool,
 
     table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   show_header=header)
-    for index, column in enumerate(("Code", "State", "Order", "Status", "Sent (UTC)", "Error")):
+    for index, column in enumerate(COLUMNS):
         width = widths[index] if widths else None
         table.add_column(column, overflow="fold", width=width, min_width=width)
     for record in records:
         table.add_row(*_cells(record))
     return table
+
+
+COLUMNS = ("Code", "State", "Order", "Status", "Sent (UTC)", "Host", "Error")
+"""Host: which machine sent it (several do, with a shared journal)."""
 
 
 def _cells(record: dict[str, Any]) -> list[str]:
@@ -71,6 +76,7 @@ def _cells(record: dict[str, Any]) -> list[str]:
     return [clean(record["externalOrderCode"]), record["state"],
             "-" if record["orderId"] is None else str(record["orderId"]),
             clean(record["status"] or "-"), record["createdAt"].replace("T", " ").rstrip("Z"),
+            clean((record.get("sentBy") or {}).get("host") or "-"),
             clean(record["error"] or "")]
 
 
@@ -86,8 +92,7 @@ def _print_table_stream(records: Iterable[dict[str, Any]]) -> int:
     for chunk in _chunks(records, TABLE_CHUNK):
         if widths is None:
             widths = [max(len(name), *(len(cells[i]) for cells in map(_cells, chunk)))
-                      for i, name in enumerate(("Code", "State", "Order", "Status",
-                                                "Sent (UTC)", "Error"))]
+                      for i, name in enumerate(COLUMNS)]
             widths[-1] = min(widths[-1], 60)  # long errors fold instead of widening the table
         print_view(partial(_view_of, chunk, widths, count == 0))
         count += len(chunk)
