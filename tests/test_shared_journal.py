@@ -319,3 +319,31 @@ def test_two_machines_on_one_batch_post_every_order_exactly_once(
         assert sorted(row["externalOrderCode"] for row in rows) == codes
         assert {row["state"] for row in rows} == {"placed"}
     assert not (tmp_path / "machine-a" / "data" / "kalixo" / "journal.sqlite3").exists()
+
+
+def test_the_password_can_live_in_the_os_keyring(
+        shared: str, postgres_server: PostgresServer, sandbox: RunningSandbox,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_keyring import MemoryKeyring
+
+    no_keyring = run(["journal", "set-password", "--with-password"], input="x\n")
+    assert no_keyring.exit_code == ExitCode.USAGE and "~/.pgpass" in no_keyring.output
+    import keyring
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    monkeypatch.delenv("KALIXO_NO_KEYRING")
+    monkeypatch.delenv("PGPASSWORD")
+    try:
+        stored = run(["journal", "set-password", "--with-password"],
+                     input=postgres_server.password + "\n")
+        assert stored.exit_code == 0, stored.output
+        assert postgres_server.password not in stored.output
+        assert backend.secrets == {("kalixo", "default:journal_password"):
+                                   postgres_server.password}
+        result = run(["place-order", order_file(tmp_path, "KEYRING-1")])
+        assert result.exit_code == 0, result.output
+        assert sandbox.place_attempts() == {"KEYRING-1": 1}
+    finally:
+        keyring.set_keyring(previous)
