@@ -135,7 +135,7 @@ def set_password(
                            help="Read the password from stdin instead of a prompt."),
     ] = False,
 ) -> None:
-    """Keep the shared journal's database password in the OS keyring, for this profile.
+    """Keep the shared journal's password in the OS keyring (per profile).
 
     ~/.pgpass or PGPASSWORD work too (libpq reads them); the password is never a
     command-line argument nor written to the config file.
