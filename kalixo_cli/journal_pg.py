@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 PG_COLUMNS = (*COLUMNS, "owner_user")
 CONNECT_TIMEOUT = 10
+PAGE = 1000  # rows `entries` reads at a time
 
 # Versioned, in order; `migrate` applies those above the database's version in one
 # transaction. Never edit a released step: add one.
@@ -353,22 +354,31 @@ class PostgresJournal:
         if code_like is not None:
             clauses.append("code LIKE %s ESCAPE '\\'")
             params.append(code_like)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._guard("read") as conn:
-            now_row = conn.execute(f"SELECT {_NOW}").fetchone()
-            rows = conn.execute(
-                f"SELECT {', '.join(PG_COLUMNS)} FROM kalixo_orders {where} "
-                "ORDER BY created_at, code", params).fetchall()
-        now = float(now_row[0]) if now_row else 0.0
         shown = 0
-        for row in rows:
-            entry = self._entry(row, now)
-            if state is not None and entry.effective_state != state:
-                continue
-            if limit is not None and shown >= limit:
+        after: tuple[float, str] | None = None
+        while True:  # a page at a time (keyset): a listing of any size in one page's memory
+            page = [*clauses, "(created_at, code) > (%s, %s)"] if after else clauses
+            where = f"WHERE {' AND '.join(page)}" if page else ""
+            with self._guard("read") as conn:
+                now_row = conn.execute(f"SELECT {_NOW}").fetchone()
+                rows = conn.execute(
+                    f"SELECT {', '.join(PG_COLUMNS)} FROM kalixo_orders {where} "
+                    f"ORDER BY created_at, code LIMIT {PAGE}",
+                    [*params, *after] if after else params).fetchall()
+            now = float(now_row[0]) if now_row else 0.0
+            for row in rows:
+                entry = self._entry(row, now)
+                if state is not None and entry.effective_state != state:
+                    continue
+                if limit is not None and shown >= limit:
+                    return
+                shown += 1
+                yield entry
+            if len(rows) < PAGE:
                 return
-            shown += 1
-            yield entry
+            last = rows[-1]
+            after = (float(last[PG_COLUMNS.index("created_at")]),
+                     str(last[PG_COLUMNS.index("code")]))
 
     def code_salt(self) -> str:
         with self._guard("read") as conn:

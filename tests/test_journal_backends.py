@@ -200,3 +200,19 @@ def test_a_read_only_handle_reads_and_refuses_to_claim(journal_backend: JournalB
     assert [e.code for e in reader.entries(API)] == ["RO-1"]
     with pytest.raises(JournalUnusable):
         reader.claim(API, "RO-2", BODY)
+
+
+def test_entries_come_in_order_across_pages(journal_backend: JournalBackend,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import kalixo_cli.journal_pg
+
+    monkeypatch.setattr(kalixo_cli.journal_pg, "PAGE", 3)  # PostgreSQL reads 3 rows a query
+    journal = journal_backend.open()
+    codes = [f"PG-{n}" for n in range(8)]
+    for code in codes:
+        assert journal.claim(API, code, BODY).won
+        journal.finish(API, code, "placed", order_id=1)
+    journal_backend.sql("UPDATE {orders} SET created_at = 1000")  # ties: the code orders them
+    assert [e.code for e in journal.entries(API)] == sorted(codes)
+    assert [e.code for e in journal.entries(API, limit=5)] == sorted(codes)[:5]
+    assert [e.code for e in journal.entries(API, state="placed", code_like="PG-1%")] == ["PG-1"]
