@@ -461,20 +461,30 @@ class PostgresJournal:
 
     def finish(self, api: str, code: str, state: str, *, order_id: int | None = None,
                status: str | None = None, error_kind: str | None = None,
-               error: str | None = None) -> None:
-        """Record the outcome of this process's claim (`placed` always: an answer in hand)."""
+               error: str | None = None, expected_rev: int | None = None) -> bool:
+        """Record an outcome; False when the row was not this writer's to change.
+
+        The same rule as the local journal: `placed` (an answer in hand) is always
+        recorded; anything else never replaces `placed`, and is written only while this
+        process owns the claim or, with `expected_rev` (`orders sync`), only if nobody has
+        changed the row since it was read."""
         if state not in STATES or state == "sending":
             raise ValueError(f"not a final state: {state}")
         self._writable()
         with self._guard("record an outcome in") as conn:
-            conn.execute(
+            cursor = conn.execute(
                 f"""UPDATE kalixo_orders SET state = %s, order_id = COALESCE(%s, order_id),
                        status = COALESCE(%s, status), error_kind = %s, error = %s,
                        updated_at = {_NOW}, lease_until = NULL, rev = rev + 1
                    WHERE api = %s AND code = %s
-                     AND (owner_token = %s OR owner_token IS NULL OR %s = 'placed')""",
-                (state, order_id, status, error_kind, error, api, code, self.owner.token,
-                 state))
+                     AND (%s::text = 'placed' OR (state <> 'placed' AND CASE
+                          WHEN %s::bigint IS NOT NULL THEN rev = %s::bigint
+                          ELSE owner_token = %s OR owner_token IS NULL
+                               OR state <> 'sending'
+                          END))""",
+                (state, order_id, status, error_kind, error, api, code, state, expected_rev,
+                 expected_rev, self.owner.token))
+        return cursor.rowcount == 1
 
     def _set_by_hand(self, api: str, code: str, state: str, *, order_id: int | None,
                      status: str | None, error: str | None) -> None:

@@ -216,3 +216,22 @@ def test_entries_come_in_order_across_pages(journal_backend: JournalBackend,
     assert [e.code for e in journal.entries(API)] == sorted(codes)
     assert [e.code for e in journal.entries(API, limit=5)] == sorted(codes)[:5]
     assert [e.code for e in journal.entries(API, state="placed", code_like="PG-1%")] == ["PG-1"]
+
+
+def test_an_outcome_never_replaces_placed_and_sync_writes_only_an_unchanged_row(
+        journal_backend: JournalBackend) -> None:
+    journal = journal_backend.open()
+    assert journal.claim(API, "S-1", BODY).won
+    assert journal.finish(API, "S-1", "placed", order_id=5)
+    assert not journal.finish(API, "S-1", "failed")  # an answer in hand stays
+    entry = journal.get(API, "S-1")
+    assert entry is not None and entry.effective_state == "placed" and entry.order_id == 5
+    assert claim_in_a_process(journal_backend, ["S-2"], die=True) == ["S-2"]
+    read = journal.get(API, "S-2")  # what `orders sync` read, before asking the API
+    assert read is not None and read.effective_state == "unknown"
+    journal_backend.open().resolve(API, "S-2", 77)  # meanwhile, someone settled it
+    assert not journal.finish(API, "S-2", "failed", expected_rev=read.rev)
+    settled = journal.get(API, "S-2")
+    assert settled is not None and settled.order_id == 77
+    assert journal.finish(API, "S-2", "placed", order_id=77, status="completed",
+                          expected_rev=settled.rev)
