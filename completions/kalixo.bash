@@ -8,7 +8,7 @@
 _kalixo_spec() {
     case $1 in
         '')  # Place and inspect Kalixo orders: gift cards and game keys, with their...
-            commands='place-order retrieve-order place-orders wallet ping doctor schema api orders auth config sandbox catalog'
+            commands='place-order retrieve-order place-orders wallet ping doctor schema api orders journal auth config sandbox catalog'
             options='--api-url --profile --sandbox --verbose --quiet -q --no-color --version --help -h'
             valued='--api-url --profile'
             args='' ;;
@@ -52,7 +52,7 @@ _kalixo_spec() {
             options='--method -X --field -f --typed-field -F --input --include -i --jq --help -h'
             valued='--method -X --field -f --typed-field -F --input --jq'
             args='PATH' ;;
-        'orders')  # What this machine has sent: the local journal of placed orders.
+        'orders')  # What was sent: the journal of placed orders (this machine's, or the...
             commands='list show resolve sync'
             options='--help -h'
             valued=''
@@ -76,6 +76,26 @@ _kalixo_spec() {
             commands=''
             options='--since --code --output -o --jq --help -h'
             valued='--since --code --output -o --jq'
+            args='' ;;
+        'journal')  # Set up the shared journal (PostgreSQL) that several machines use.
+            commands='migrate import set-password'
+            options='--help -h'
+            valued=''
+            args='' ;;
+        'journal migrate')  # Create the shared journal's tables, or upgrade them to this kalixo's...
+            commands=''
+            options='--output -o --help -h'
+            valued='--output -o'
+            args='' ;;
+        'journal import')  # Copy a machine's local journal into the shared one; nothing is...
+            commands=''
+            options='--output -o --help -h'
+            valued='--output -o'
+            args='FILE' ;;
+        'journal set-password')  # Keep the shared journal's password in the OS keyring (per profile).
+            commands=''
+            options='--with-password --help -h'
+            valued=''
             args='' ;;
         'auth')  # Manage credentials: log in (v1), or store a token (v1) or an API key...
             commands='set-token set-key login status logout'
@@ -189,10 +209,13 @@ _kalixo_values() {
         'orders list:--output'|'orders list:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'orders show:--output'|'orders show:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
         'orders sync:--output'|'orders sync:-o') _kalixo_words 'table json jsonl csv' "$3" ;;
+        'journal migrate:--output'|'journal migrate:-o') _kalixo_words 'table json' "$3" ;;
+        'journal import:--output'|'journal import:-o') _kalixo_words 'table json' "$3" ;;
+        'journal import:FILE') _kalixo_files "$3" ;;
         'auth status:--output'|'auth status:-o') _kalixo_words 'table json' "$3" ;;
         'config show:--output'|'config show:-o') _kalixo_words 'table json' "$3" ;;
-        'config set:KEY') _kalixo_words 'api_url api_version deadline retries timeout' "$3" ;;
-        'config unset:KEY') _kalixo_words 'api_url api_version deadline retries timeout' "$3" ;;
+        'config set:KEY') _kalixo_words 'api_url api_version deadline journal_url retries timeout' "$3" ;;
+        'config unset:KEY') _kalixo_words 'api_url api_version deadline journal_url retries timeout' "$3" ;;
         'config profiles:--output'|'config profiles:-o') _kalixo_words 'table json' "$3" ;;
         'sandbox serve:--db') _kalixo_files "$3" ;;
         'sandbox serve:--rate-limit-window') _kalixo_words 'fixed sliding' "$3" ;;

@@ -15,7 +15,7 @@ function __kalixo_at --argument-names want n
         set -l valued
         switch $path
             case ''
-                set commands 'place-order' 'retrieve-order' 'place-orders' 'wallet' 'ping' 'doctor' 'schema' 'api' 'orders' 'auth' 'config' 'sandbox' 'catalog'
+                set commands 'place-order' 'retrieve-order' 'place-orders' 'wallet' 'ping' 'doctor' 'schema' 'api' 'orders' 'journal' 'auth' 'config' 'sandbox' 'catalog'
                 set valued --api-url --profile
             case 'place-order'
                 set valued --product -p --format --external-order-code --currency --output -o --jq --pins-out --timeout --poll-interval
@@ -43,6 +43,13 @@ function __kalixo_at --argument-names want n
                 set valued --order-id
             case 'orders sync'
                 set valued --since --code --output -o --jq
+            case 'journal'
+                set commands 'migrate' 'import' 'set-password'
+            case 'journal migrate'
+                set valued --output -o
+            case 'journal import'
+                set valued --output -o
+            case 'journal set-password'
             case 'auth'
                 set commands 'set-token' 'set-key' 'login' 'status' 'logout'
             case 'auth set-token'
@@ -114,7 +121,8 @@ complete -c kalixo -n "__kalixo_at '' 1" -a 'ping' -d 'Check that the API v2 ans
 complete -c kalixo -n "__kalixo_at '' 1" -a 'doctor' -d 'Check the setup: config file, profile, credential, connectivity, clock.'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'schema' -d 'Print the JSON Schema (2020-12) of what kalixo reads and prints.'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'api' -d 'Call any path of the configured API, authenticated, and print the...'
-complete -c kalixo -n "__kalixo_at '' 1" -a 'orders' -d 'What this machine has sent: the local journal of placed orders.'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'orders' -d 'What was sent: the journal of placed orders (this machine\'s, or the...'
+complete -c kalixo -n "__kalixo_at '' 1" -a 'journal' -d 'Set up the shared journal (PostgreSQL) that several machines use.'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'auth' -d 'Manage credentials: log in (v1), or store a token (v1) or an API key...'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'config' -d 'Show and change settings.'
 complete -c kalixo -n "__kalixo_at '' 1" -a 'sandbox' -d 'Run the offline emulator of the Kalixo API v1 and v2 (test...'
@@ -243,6 +251,25 @@ complete -c kalixo -n "__kalixo_at 'orders sync'" -l output -s o -x -a 'table js
 complete -c kalixo -n "__kalixo_at 'orders sync'" -l jq -x -d 'Filter the JSON output (what -o json prints; each line with -o jsonl)...'
 complete -c kalixo -n "__kalixo_at 'orders sync'" -l help -s h -d 'Show this message and exit.'
 
+# kalixo journal
+complete -c kalixo -n "__kalixo_at 'journal' 1" -a 'migrate' -d 'Create the shared journal\'s tables, or upgrade them to this kalixo\'s...'
+complete -c kalixo -n "__kalixo_at 'journal' 1" -a 'import' -d 'Copy a machine\'s local journal into the shared one; nothing is...'
+complete -c kalixo -n "__kalixo_at 'journal' 1" -a 'set-password' -d 'Keep the shared journal\'s password in the OS keyring (per profile).'
+complete -c kalixo -n "__kalixo_at 'journal'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo journal migrate
+complete -c kalixo -n "__kalixo_at 'journal migrate'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'journal migrate'" -l help -s h -d 'Show this message and exit.'
+
+# kalixo journal import
+complete -c kalixo -n "__kalixo_at 'journal import'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'
+complete -c kalixo -n "__kalixo_at 'journal import'" -l help -s h -d 'Show this message and exit.'
+complete -c kalixo -n "__kalixo_at 'journal import' 1" -F -d 'FILE'
+
+# kalixo journal set-password
+complete -c kalixo -n "__kalixo_at 'journal set-password'" -l with-password -d 'Read the password from stdin instead of a prompt.'
+complete -c kalixo -n "__kalixo_at 'journal set-password'" -l help -s h -d 'Show this message and exit.'
+
 # kalixo auth
 complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'set-token' -d 'Store an API v1 token for the active profile (config file, mode 0600).'
 complete -c kalixo -n "__kalixo_at 'auth' 1" -a 'set-key' -d 'Store an API v2 key (kal_live_ or kal_test_) for the active profile.'
@@ -287,11 +314,11 @@ complete -c kalixo -n "__kalixo_at 'config show'" -l help -s h -d 'Show this mes
 
 # kalixo config set
 complete -c kalixo -n "__kalixo_at 'config set'" -l help -s h -d 'Show this message and exit.'
-complete -c kalixo -n "__kalixo_at 'config set' 1" -x -a 'api_url api_version deadline retries timeout' -d 'KEY'
+complete -c kalixo -n "__kalixo_at 'config set' 1" -x -a 'api_url api_version deadline journal_url retries timeout' -d 'KEY'
 
 # kalixo config unset
 complete -c kalixo -n "__kalixo_at 'config unset'" -l help -s h -d 'Show this message and exit.'
-complete -c kalixo -n "__kalixo_at 'config unset' 1" -x -a 'api_url api_version deadline retries timeout' -d 'KEY'
+complete -c kalixo -n "__kalixo_at 'config unset' 1" -x -a 'api_url api_version deadline journal_url retries timeout' -d 'KEY'
 
 # kalixo config profiles
 complete -c kalixo -n "__kalixo_at 'config profiles'" -l output -s o -x -a 'table json' -d 'Output format: table (default at a terminal) or json (default when...'

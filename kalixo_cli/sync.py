@@ -21,7 +21,7 @@ from kalixo_cli.errors import ExitCode, KalixoError
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import OrderResult
-    from kalixo_cli.journal import Entry, Journal
+    from kalixo_cli.journal import Entry, JournalStore
 
 PENDING_STATUSES = frozenset({"processing", "requested"})
 SYNCED = "synced"
@@ -87,7 +87,7 @@ def _look_up(client: OrderReader, code: str) -> OrderResult | None:
         raise
 
 
-def sync_entry(journal: Journal, api: str, client: OrderReader, entry: Entry, *,
+def sync_entry(journal: JournalStore, api: str, client: OrderReader, entry: Entry, *,
                now: float, in_flight_for: float) -> SyncChange:
     """Ask the API about one row and record what it says. Never raises a KalixoError: a
     failure to ask is reported on the row, which stays as it was."""
@@ -132,7 +132,7 @@ def _with(change: SyncChange, *, detail: str | None = None,
                       change.state, change.status, detail=detail, error=error)
 
 
-def sync_entries(journal: Journal, api: str, client: OrderReader, entries: Iterable[Entry],
+def sync_entries(journal: JournalStore, api: str, client: OrderReader, entries: Iterable[Entry],
                  *, in_flight_for: float, clock: Callable[[], float] = time.time,
                  on_change: Callable[[SyncChange], None] | None = None) -> list[SyncChange]:
     changes = []

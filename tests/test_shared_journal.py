@@ -347,3 +347,21 @@ def test_the_password_can_live_in_the_os_keyring(
         assert sandbox.place_attempts() == {"KEYRING-1": 1}
     finally:
         keyring.set_keyring(previous)
+
+
+def test_orders_sync_settles_the_shared_journal(shared: str, v2: RunningSandbox,
+                                                 tmp_path: Path) -> None:
+    placed = run(["place-order", order_file(tmp_path, "SYNC-1"), "-o", "json"])
+    assert placed.exit_code == 0, placed.output
+    order_id = json.loads(placed.stdout)["orderId"]
+    import psycopg
+
+    with psycopg.connect(shared, autocommit=True) as db:  # as if the answer had been lost
+        db.execute("UPDATE kalixo_orders SET state = 'unknown', order_id = NULL, "
+                   "owner_token = 'gone', owner_host = 'machine-b', lease_until = NULL "
+                   "WHERE code = 'SYNC-1'")
+    synced = run(["orders", "sync", "-o", "json"])
+    assert synced.exit_code == 0, synced.output
+    shown = json.loads(run(["orders", "show", "SYNC-1", "-o", "json"]).stdout)
+    assert shown["state"] == "placed" and shown["orderId"] == order_id
+    assert v2.place_attempts() == {"SYNC-1": 1}  # sync asked; it never sends
