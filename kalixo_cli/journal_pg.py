@@ -27,7 +27,7 @@ import getpass
 import json
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -331,6 +331,23 @@ class PostgresJournal:
         assert row is not None
         now, *rest = row
         return self._entry(tuple(rest), now) if rest[0] is not None else None
+
+    def get_many(self, api: str, codes: Sequence[str]) -> dict[str, Entry]:
+        """The entries of those of `codes` the journal knows, a page of codes a query (for
+        planning a batch at the speed of reading it)."""
+        found: dict[str, Entry] = {}
+        for start in range(0, len(codes), PAGE):
+            part = list(codes[start:start + PAGE])
+            with self._guard("read") as conn:
+                now_row = conn.execute(f"SELECT {_NOW}").fetchone()
+                rows = conn.execute(
+                    f"SELECT {', '.join(PG_COLUMNS)} FROM kalixo_orders "
+                    "WHERE api = %s AND code = ANY(%s)", (api, part)).fetchall()
+            now = float(now_row[0]) if now_row else 0.0
+            for row in rows:
+                entry = self._entry(row, now)
+                found[entry.code] = entry
+        return found
 
     def entries(self, api: str | None = None, *, state: str | None = None,
                 since: float | None = None, until: float | None = None,

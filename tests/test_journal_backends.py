@@ -235,3 +235,18 @@ def test_an_outcome_never_replaces_placed_and_sync_writes_only_an_unchanged_row(
     assert settled is not None and settled.order_id == 77
     assert journal.finish(API, "S-2", "placed", order_id=77, status="completed",
                           expected_rev=settled.rev)
+
+
+def test_get_many_reads_the_known_codes_with_their_state(
+        journal_backend: JournalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kalixo_cli.journal_pg
+
+    monkeypatch.setattr(kalixo_cli.journal_pg, "PAGE", 2)
+    journal = journal_backend.open()
+    for code in ("G-1", "G-2", "G-3"):
+        assert journal.claim(API, code, BODY).won
+    journal.finish(API, "G-1", "placed", order_id=3)
+    found = journal_backend.open().get_many(API, ["G-1", "G-2", "G-3", "G-4", "G-5"])
+    assert sorted(found) == ["G-1", "G-2", "G-3"]
+    assert found["G-1"].effective_state == "placed" and found["G-1"].order_id == 3
+    assert found["G-2"].effective_state == "sending"  # held by this live process
