@@ -87,10 +87,13 @@ class SentBy(_Out):
 
     host: str | None
     pid: int | None
+    user: str | None
+    """Recorded by the shared journal (PostgreSQL); null in a machine's local journal."""
 
 
 class JournalEntry(_Out):
-    """One row of `kalixo orders list` / `orders show`: what this machine sent."""
+    """One row of `kalixo orders list` / `orders show`: what was sent (from this machine,
+    or from every machine that shares the journal)."""
 
     api: str
     externalOrderCode: str
