@@ -299,8 +299,11 @@ def test_two_machines_on_one_batch_post_every_order_exactly_once(
         a = machine(tmp_path, "machine-a", shared, postgres_server)
         b = machine(tmp_path, "machine-b", shared, postgres_server)
         try:
+            lax.free = 1  # A's first POST is answered: its pacer then lets three go
             first = kalixo("place-orders", batch, "-c", "3", "-o", "jsonl", env=a)
-            wait_until(lambda: lax.in_flight == 3, "machine A's first three POSTs")
+            wait_until(lambda: lax.in_flight == 3, "machine A's three POSTs in flight",
+                       timeout=240)
+            lax.free = 1  # and so is B's first
             second = kalixo("place-orders", batch, "-c", "3", "-o", "jsonl", env=b)
             wait_until(lambda: lax.in_flight == 6 or second.poll() is not None,
                        "machine B's POSTs", timeout=240)
