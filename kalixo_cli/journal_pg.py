@@ -514,6 +514,27 @@ class PostgresJournal:
                    WHERE api = %s AND code = %s""",
                 (state, order_id, status, error, api, code))
 
+    def record_status(self, api: str, code: str, status: str | None) -> None:
+        """The order's latest status as the API gave it (placed rows only)."""
+        if status is None:
+            return
+        self._writable()
+        with self._guard("record a status in") as conn:
+            conn.execute(
+                f"UPDATE kalixo_orders SET status = %s, updated_at = {_NOW}, rev = rev + 1 "
+                "WHERE api = %s AND code = %s AND state = 'placed' "
+                "AND status IS DISTINCT FROM %s", (status, api, code, status))
+
+    def by_order_id(self, api: str, order_id: int) -> Entry | None:
+        """The row of the order Kalixo knows as `order_id` (the newest, should two claim it)."""
+        with self._guard("read") as conn:
+            now_row = conn.execute(f"SELECT {_NOW}").fetchone()
+            row = conn.execute(
+                f"SELECT {', '.join(PG_COLUMNS)} FROM kalixo_orders WHERE api = %s "
+                "AND order_id = %s ORDER BY created_at DESC LIMIT 1", (api, order_id)
+            ).fetchone()
+        return self._entry(row, float(now_row[0]) if now_row else 0.0) if row else None
+
     def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None:
         self._set_by_hand(api, code, "placed", order_id=order_id, status=status, error=None)
 

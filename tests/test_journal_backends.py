@@ -250,3 +250,14 @@ def test_get_many_reads_the_known_codes_with_their_state(
     assert sorted(found) == ["G-1", "G-2", "G-3"]
     assert found["G-1"].effective_state == "placed" and found["G-1"].order_id == 3
     assert found["G-2"].effective_state == "sending"  # held by this live process
+
+
+def test_status_follows_the_api_and_rows_are_found_by_order_id(
+        journal_backend: JournalBackend) -> None:
+    journal = journal_backend.open()
+    assert journal.claim(API, "O-1", BODY).won
+    journal.finish(API, "O-1", "placed", order_id=321, status="processing")
+    journal.record_status(API, "O-1", "completed")
+    found = journal_backend.open().by_order_id(API, 321)
+    assert found is not None and found.code == "O-1" and found.status == "completed"
+    assert journal.by_order_id(API, 999) is None
