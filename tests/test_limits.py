@@ -27,12 +27,20 @@ HINT_TIME = ("kalixo: hint: try again, or allow more time with KALIXO_TIMEOUT or
 
 
 @pytest.fixture(autouse=True)
-def quick(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KALIXO_TIMEOUT", "1")
+def no_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KALIXO_RETRIES", "0")
 
 
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1 s timeout, for answers that never complete (the trickles go on for 30 s). The
+    size tests keep the default 30 s, so a loaded machine streaming the first 8 MiB slowly
+    still meets the size limit first."""
+    monkeypatch.setenv("KALIXO_TIMEOUT", "1")
+
+
 @pytest.mark.parametrize("action", ["trickle-headers", "trickle-body"])
+@pytest.mark.usefixtures("quick")
 def test_a_trickling_get_ends_after_the_timeout(faults: FaultServer, action: str) -> None:
     faults.on(RETRIEVE, Reply(action=action, trickle=0.1))
     result = run(["retrieve-order", "59400", "-o", "json"])
@@ -49,6 +57,7 @@ def test_a_trickling_get_is_retried_within_the_deadline(
 ) -> None:
     from tests.test_faults import RETRIEVED
 
+    monkeypatch.setenv("KALIXO_TIMEOUT", "3")  # room for the good answer on a busy machine
     monkeypatch.setenv("KALIXO_RETRIES", "1")
     faults.on(RETRIEVE, Reply(action="trickle-body", trickle=0.1), Reply(200, RETRIEVED))
     result = run(["retrieve-order", "59400", "-o", "json"])
@@ -57,6 +66,7 @@ def test_a_trickling_get_is_retried_within_the_deadline(
 
 
 @pytest.mark.parametrize("action", ["trickle-headers", "trickle-body"])
+@pytest.mark.usefixtures("quick")
 def test_a_trickling_answer_to_an_order_leaves_it_unknown(faults: FaultServer,
                                                           action: str) -> None:
     faults.on(PLACE, Reply(action=action, trickle=0.1))
