@@ -168,6 +168,7 @@ class Settings(_Out):
     timeout: Sourced
     retries: Sourced
     deadline: Sourced
+    journal_url: Sourced
     config_path: str
 
 
