@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sqlite3
 import tempfile
@@ -40,6 +41,7 @@ from kalixo_cli.errors import (
     PlacedNotRecorded,
     Problem,
     RequestRejected,
+    SendCancelled,
 )
 from kalixo_cli.journal import JournalStore, request_hash
 from kalixo_cli.verdict import verdict
@@ -354,12 +356,15 @@ class Summary:
 
 
 def _place_one(journal: JournalStore, api: str, client: ApiClient,
-               request: OrderRequest) -> Result:
+               request: OrderRequest) -> Result | None:
+    """The order's result line; None for one the run stopped before it was sent."""
     from kalixo_cli.placement import Refused, place, refusal
 
     code = request.externalOrderCode
     try:
         result = place(journal, api, client, request)
+    except SendCancelled:  # never left and never journaled: counted as not sent
+        return None
     except Refused as refused:  # another run got there between the plan and now
         known = refused.verdict
         entry = known.entry
@@ -387,6 +392,29 @@ def _place_one(journal: JournalStore, api: str, client: ApiClient,
 RECONCILE_ROUNDS = 3
 
 
+@contextlib.contextmanager
+def _first_ctrl_c_stops(stop: threading.Event) -> Iterator[threading.Event]:
+    """While sending, a first SIGINT sets `stop` (and the event yielded) instead of raising
+    KeyboardInterrupt wherever the main thread happens to be, which could fall between
+    printing a result line and marking it printed; a second one raises as usual."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def send_plan(plan: Plan, *, journal: JournalStore, api: str,
               client_factory: Callable[[], ApiClient], concurrency: int,
               on_result: Callable[[Result], None], stop: threading.Event,
@@ -402,29 +430,30 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
     summary = Summary()
     started = time.monotonic()
     local = threading.local()
-    in_flight: dict[Future[Result], tuple[str, str]] = {}
+    in_flight: dict[Future[Result | None], tuple[str, str]] = {}
     held: list[tuple[str, str]] = []  # unknown so far, to reconcile in the next round
     rounds_left = RECONCILE_ROUNDS if can_look_up else 0
 
-    def work(body: str) -> Result:
+    def work(body: str) -> Result | None:
         client = getattr(local, "client", None)
         if client is None:
             client = local.client = client_factory()
         request = OrderRequest.model_validate_json(body)
         return _place_one(journal, api, client, request)
 
-    def collect(done: Iterable[Future[Result]]) -> None:
+    def collect(done: Iterable[Future[Result | None]]) -> None:
         for future in done:
-            if future not in in_flight:  # reported already (a Ctrl-C came after that)
+            if future not in in_flight:
                 continue
-            # Removed from `in_flight` only once reported: a Ctrl-C in between leaves it
-            # there for the interrupt handler to report, instead of losing its result line.
             code, body = in_flight[future]
             try:
                 result = future.result()
             except BaseException as exc:  # a bug in a worker: the order's fate is unknown
                 journal.abandon_in_flight(api, [code], f"{type(exc).__name__} in a worker")
                 result = Result(code, "unknown", detail=f"{type(exc).__name__}: {exc}")
+            if result is None:  # stopped while waiting for its turn: not sent
+                del in_flight[future]
+                continue
             # Unknown, or not placed for a passing reason (refused connection, 429s past
             # the budget): with look-ups, both are safe to try again in the next round.
             if result.outcome in ("unknown", "failed") and rounds_left > 0 \
@@ -457,7 +486,11 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
             done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
             collect(done)
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kalixo-send") as pool:
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kalixo-send") as pool, \
+            _first_ctrl_c_stops(stop) as interrupted:
+        # A first Ctrl-C only sets `stop`: nothing new starts, requests already on the wire
+        # finish (each has its timeout) and are reported once, by the same bookkeeping as
+        # ever, since no exception cuts into it. A second Ctrl-C leaves at once.
         try:
             run_round(pool, ((code, body) for _, code, body, _ in plan.orders_to_send()))
             while held and not stop.is_set():
@@ -465,24 +498,15 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
                 again, held[:] = list(held), []
                 run_round(pool, again)
         except KeyboardInterrupt:
-            stop.set()
+            for future in list(in_flight):
+                future.cancel()
+            journal.abandon_in_flight(api, [c for c, _ in in_flight.values()],
+                                      "interrupted twice while sending")
+            raise
+        if interrupted.is_set():
             summary.worst = ExitCode.INTERRUPTED
             summary.stopped = "interrupted: requests in flight were finished; run the same " \
                 "command again to send the rest"
-            # Requests already on the wire finish (each has its timeout); their outcome is
-            # journaled by `place`. Nothing new starts.
-            for future in list(in_flight):
-                future.cancel()
-            while in_flight:
-                try:
-                    done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:  # a second Ctrl-C: leave now, rows stay `sending`
-                    journal.abandon_in_flight(api, [c for c, _ in in_flight.values()],
-                                              "interrupted twice while sending")
-                    raise
-                collect(d for d in done if not d.cancelled())
-                for cancelled in [d for d in done if d.cancelled()]:
-                    in_flight.pop(cancelled)
         for code, _ in held:  # interrupted before their round: unknown, as journaled
             result = Result(code, "unknown", detail="not reconciled before the run stopped")
             summary.add(result)

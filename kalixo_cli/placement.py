@@ -23,6 +23,7 @@ from kalixo_cli.errors import (
     OutcomeUnknown,
     PlacedNotRecorded,
     RequestRejected,
+    SendCancelled,
     ServiceUnavailable,
     TransportError,
     UsageError,
@@ -201,8 +202,12 @@ def place(journal: JournalStore, api: str, client: ApiClient,
     except Refused:
         raise
     except BaseException as exc:
-        if claimed:  # else it never left: Ctrl-C while waiting for its turn, nothing to record
-            _record_failure(journal, api, code, exc)
+        if not claimed:  # it never left: Ctrl-C while waiting for its turn, nothing to record
+            raise
+        _record_failure(journal, api, code, exc)
+        if isinstance(exc, SendCancelled):  # a repeat cancelled after an attempt went out
+            raise OutcomeUnknown(f"order {code} was interrupted between two attempts",
+                                 hint=resolution_hint(code)) from exc
         raise
     _check_same(journal, api, result, request, where=None)
     result = _placed(journal, api, result, request)
