@@ -251,6 +251,27 @@ class Entry:
         }
 
 
+
+def entry_filters(mark: str, *, api: str | None, state: str | None, since: float | None,
+                  until: float | None, code_like: str | None) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses of `entries()`, for either backend (`mark` is its placeholder)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if state in ("unknown", "sending"):
+        clauses.append("state IN ('unknown', 'sending')")  # which, the owner decides
+    elif state is not None:
+        clauses.append(f"state = {mark}")
+        params.append(state)
+    for column, value in (("api = ", api), ("created_at >= ", since),
+                          ("created_at < ", until)):
+        if value is not None:
+            clauses.append(f"{column}{mark}")
+            params.append(value)
+    if code_like is not None:
+        clauses.append(f"code LIKE {mark} ESCAPE '\\'")
+        params.append(code_like)
+    return clauses, params
+
 def _iso(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
@@ -589,25 +610,8 @@ class Journal:
                 code_like: str | None = None, limit: int | None = None) -> Iterator[Entry]:
         if self._db is None and self.readonly:
             return
-        clauses: list[str] = []
-        params: list[Any] = []
-        if api is not None:
-            clauses.append("api = ?")
-            params.append(api)
-        if state in ("unknown", "sending"):
-            clauses.append("state IN ('unknown', 'sending')")  # which, the owner decides
-        elif state is not None:
-            clauses.append("state = ?")
-            params.append(state)
-        if since is not None:
-            clauses.append("created_at >= ?")
-            params.append(since)
-        if until is not None:
-            clauses.append("created_at < ?")
-            params.append(until)
-        if code_like is not None:
-            clauses.append("code LIKE ? ESCAPE '\\'")
-            params.append(code_like)
+        clauses, params = entry_filters("?", api=api, state=state, since=since, until=until,
+                                        code_like=code_like)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         # Whether a `sending` row is unknown depends on its owner, so that filter (and the
         # limit after it) is applied here; any other limit goes to the database.

@@ -41,6 +41,7 @@ from kalixo_cli.journal import (
     Entry,
     Health,
     Owner,
+    entry_filters,
     owner_alive,
     request_hash,
 )
@@ -352,25 +353,8 @@ class PostgresJournal:
     def entries(self, api: str | None = None, *, state: str | None = None,
                 since: float | None = None, until: float | None = None,
                 code_like: str | None = None, limit: int | None = None) -> Iterator[Entry]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if api is not None:
-            clauses.append("api = %s")
-            params.append(api)
-        if state in ("unknown", "sending"):
-            clauses.append("state IN ('unknown', 'sending')")  # which, the owner decides
-        elif state is not None:
-            clauses.append("state = %s")
-            params.append(state)
-        if since is not None:
-            clauses.append("created_at >= %s")
-            params.append(since)
-        if until is not None:
-            clauses.append("created_at < %s")
-            params.append(until)
-        if code_like is not None:
-            clauses.append("code LIKE %s ESCAPE '\\'")
-            params.append(code_like)
+        clauses, params = entry_filters("%s", api=api, state=state, since=since, until=until,
+                                        code_like=code_like)
         shown = 0
         after: tuple[float, str] | None = None
         while True:  # a page at a time (keyset): a listing of any size in one page's memory
