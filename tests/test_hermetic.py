@@ -1,6 +1,6 @@
 """The repository stands alone: a fresh clone runs its tests, scripts and build with nothing
 beside it (the README's test command once ended in 61 errors on a user's clone because the
-contract test read Kalixo's spec from ../shared)."""
+contract test read Kalixo's spec from a folder beside the checkout)."""
 
 from __future__ import annotations
 
