@@ -37,7 +37,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -457,9 +457,10 @@ class Journal:
             os.chmod(path, 0o600)
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False,
                                    isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._upgrade()
+        db = self._db
+        _while_busy(lambda: db.execute("PRAGMA journal_mode=WAL"))
+        _while_busy(lambda: db.execute("PRAGMA synchronous=FULL"))
+        _while_busy(self._upgrade)
         for suffix in ("-wal", "-shm"):
             side = path.with_name(path.name + suffix)
             if side.exists() and side.stat().st_mode & 0o077:
@@ -813,6 +814,27 @@ class Journal:
                 db.execute("UPDATE orders SET lease_until = ? "
                            "WHERE owner_token = ? AND state = 'sending'",
                            (time.time() + LEASE_SECONDS, self.owner.token))
+
+
+def _while_busy(step: Callable[[], object], *, patience: float = 30.0) -> None:
+    """Run `step`, waiting out another process that holds the file.
+
+    While another process switches a new file to WAL, SQLite can answer "database is
+    locked" at once, without calling its busy handler: two kalixo
+    processes started together on a new journal must both open it, not one of them fail.
+    """
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _with_held(entry: Entry) -> Entry:

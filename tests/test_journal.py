@@ -122,3 +122,20 @@ def test_orders_show_names_a_code_it_does_not_know() -> None:
     result = run(["orders", "show", "NOPE-1"])
     assert result.exit_code == 2
     assert "no order NOPE-1" in result.stderr
+
+
+def test_processes_started_together_on_a_new_journal_all_open_it(tmp_path: Path) -> None:
+    """While one process switches a new file to WAL, SQLite can answer "locked" at once,
+    without its busy handler: a cron job and a terminal started together on a new journal
+    must both open it and claim, not one of them exit 11."""
+    script = ("import sys; from kalixo_cli.journal_url import locate, open_journal; "
+              "j = open_journal(locate('sqlite://' + sys.argv[1])); "
+              "[j.claim(sys.argv[2], f'C-{n}', {}) for n in range(40)]; j.close()")
+    for round_ in range(12):
+        path = tmp_path / f"round-{round_}" / "journal.sqlite3"
+        started = [subprocess.Popen([sys.executable, "-c", script, str(path), API],
+                                    stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        failures = [err for process in started
+                    for err in [process.communicate(timeout=120)[1]] if process.returncode]
+        assert failures == []
+        assert len(list(Journal(path).entries())) == 40
