@@ -1,0 +1,1 @@
+"""Pure domain logic: order and product models, normalisation, errors. No I/O."""

@@ -1,0 +1,1 @@
+"""Reading what users give kalixo: order files, bulk files, positions in JSON."""

@@ -1,0 +1,1 @@
+"""What reaches a person or a pipe: output, views, PIN files, --jq, the log."""

@@ -1,0 +1,1 @@
+"""The work itself: placing exactly once, bulk runs, waiting, syncing the journal."""
