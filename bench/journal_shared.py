@@ -43,7 +43,7 @@ BODY = {"currency": "GBP", "orderProducts": [{"productId": 6, "price": 839, "qua
 
 
 def open_store(url: str) -> Any:
-    from kalixo_cli.journal_url import locate, open_journal
+    from kalixo_cli.store.journal_url import locate, open_journal
 
     return open_journal(locate(url))
 
@@ -157,7 +157,7 @@ def main() -> None:
         with running_postgres(durable=True) as server:
             os.environ["PGPASSWORD"] = server.password
             url = server.create_database("bench")
-            from kalixo_cli.journal_pg import PostgresJournal
+            from kalixo_cli.store.journal_pg import PostgresJournal
 
             with PostgresJournal(url, check_schema=False) as fresh:
                 fresh.migrate()

@@ -15,11 +15,11 @@ from typer.core import TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
 from kalixo_cli import __version__
-from kalixo_cli.errors import EXIT_CODE_MEANINGS, ExitCode, FilterFailed, KalixoError
+from kalixo_cli.domain.errors import EXIT_CODE_MEANINGS, ExitCode, FilterFailed, KalixoError
 from kalixo_cli.lazy import LazyCommand, LazyCommands
 
 if TYPE_CHECKING:
-    from kalixo_cli.context import AppState
+    from kalixo_cli.commands.context import AppState
 
 # Every command, in the order `kalixo --help` lists them (commands, then groups): where it
 # lives ("module:function" or "module:Typer app") and the first paragraph of its help, which
@@ -27,13 +27,13 @@ if TYPE_CHECKING:
 # tests/test_lazy.py checks that each summary is the command's own.
 COMMANDS: dict[str, LazyCommand] = {
     "place-order": LazyCommand(
-        "kalixo_cli.commands.orders:place_order",
+        "kalixo_cli.commands.order:place_order",
         "Place an order from a JSON or CSV file and print its PINs."),
     "retrieve-order": LazyCommand(
-        "kalixo_cli.commands.orders:retrieve_order",
+        "kalixo_cli.commands.order:retrieve_order",
         "Show an order's status, lines and PINs."),
     "place-orders": LazyCommand(
-        "kalixo_cli.commands.bulk:place_orders",
+        "kalixo_cli.commands.place_orders:place_orders",
         "Place many orders from one file, each exactly once; re-runs resume."),
     "wallet": LazyCommand(
         "kalixo_cli.commands.account:wallet",
@@ -51,11 +51,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "kalixo_cli.commands.api:api",
         "Call any path of the configured API, authenticated, and print the answer."),
     "orders": LazyCommand(
-        "kalixo_cli.commands.journal:app",
+        "kalixo_cli.commands.orders:app",
         "What was sent: the journal of placed orders (this machine's, or the shared one "
         "journal_url names)."),
     "journal": LazyCommand(
-        "kalixo_cli.commands.journal_admin:app",
+        "kalixo_cli.commands.journal:app",
         "Set up the shared journal (PostgreSQL) that several machines use."),
     "auth": LazyCommand(
         "kalixo_cli.commands.auth:app",
@@ -115,7 +115,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 
 def _state_of(ctx: Any) -> "AppState | None":
-    from kalixo_cli.context import AppState
+    from kalixo_cli.commands.context import AppState
 
     return ctx.obj if isinstance(ctx.obj, AppState) else None
 
@@ -132,7 +132,7 @@ def _redacted(value: Any, redact: Any) -> Any:
 
 def _name_the_variable(state: "AppState | None", error: KalixoError) -> None:
     """A refused credential from the environment is named, so a script's owner knows which."""
-    from kalixo_cli.errors import AuthRejected
+    from kalixo_cli.domain.errors import AuthRejected
 
     variable = state.credential_variable() if state is not None else None
     if variable is not None and isinstance(error, AuthRejected) and variable not in error.message:
@@ -162,9 +162,9 @@ def _report(state: "AppState | None", error: KalixoError) -> None:
     part redacted as --verbose is (a server may echo a credential) and cleaned."""
     import json
 
-    from kalixo_cli.output import error_lines
-    from kalixo_cli.redact import Redactor
-    from kalixo_cli.sanitize import clean, json_safe
+    from kalixo_cli.domain.redact import Redactor
+    from kalixo_cli.domain.sanitize import clean, json_safe
+    from kalixo_cli.terminal.output import error_lines
 
     _name_the_variable(state, error)
     redact = state.redactor if state is not None else Redactor()
@@ -200,7 +200,7 @@ def load_command(name: str, entry: LazyCommand) -> Command:
 
 def _check_filter() -> None:
     """A command that ran to its end, whose --jq failed on a result: exit 9."""
-    output = sys.modules.get("kalixo_cli.output")  # not loaded: nothing was printed
+    output = sys.modules.get("kalixo_cli.terminal.output")  # not loaded: nothing was printed
     failure = output.settings.jq_failure if output is not None else None
     if failure is not None:
         assert output is not None
@@ -241,7 +241,7 @@ class KalixoGroup(TyperGroup):
             _check_filter()
             return result
         except KalixoError as exc:
-            output = sys.modules.get("kalixo_cli.output")
+            output = sys.modules.get("kalixo_cli.terminal.output")
             if (not isinstance(exc, FilterFailed) and output is not None
                     and output.settings.jq_failure is not None):
                 output.error_lines(
@@ -259,7 +259,7 @@ class KalixoGroup(TyperGroup):
         except Exception as exc:  # a bug: say so plainly, traceback only on request
             import traceback
 
-            from kalixo_cli.output import error_lines
+            from kalixo_cli.terminal.output import error_lines
 
             state = _state_of(ctx)
             if state is not None and state.verbose:
@@ -342,7 +342,7 @@ def root(
                      help="Print the version and exit."),
     ] = False,
 ) -> None:
-    from kalixo_cli.context import get_state
+    from kalixo_cli.commands.context import get_state
 
     state = get_state(ctx)
     state.api_url_flag = api_url

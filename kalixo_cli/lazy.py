@@ -4,7 +4,7 @@ Start-up is what scripts calling kalixo in a loop pay most: building every comma
 its module, typer reading every parameter) costs more than the one command that runs. So the
 root group holds a `LazyCommands` mapping (click's documented LazyGroup pattern, at the level
 of the mapping so that everything typer and click do with `group.commands` keeps working):
-`kalixo retrieve-order` imports kalixo_cli.commands.orders only, and `kalixo --help` lists
+`kalixo retrieve-order` imports kalixo_cli.commands.order only, and `kalixo --help` lists
 the commands from their summaries without importing any of them.
 
 A summary must be the first paragraph of the command's help (its docstring, or the `help=` of

@@ -81,7 +81,7 @@ def value_sources() -> dict[tuple[tuple[str, ...] | str, str], Values]:
     """Values the parameter types cannot tell. Add a dynamic source here, e.g.
     `("*", "profile"): hook("profiles")`; the renderers already know how to call it.
     """
-    from kalixo_cli.config import SETTABLE_KEYS
+    from kalixo_cli.store.config import SETTABLE_KEYS
 
     keys = choices(sorted(SETTABLE_KEYS))
     return {

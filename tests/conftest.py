@@ -155,7 +155,7 @@ class JournalBackend:
     url: str
 
     def open(self, *, readonly: bool = False) -> Any:
-        from kalixo_cli.journal_url import locate, open_journal
+        from kalixo_cli.store.journal_url import locate, open_journal
 
         return open_journal(locate(self.url), readonly=readonly)
 
@@ -180,7 +180,7 @@ def journal_backend(request: pytest.FixtureRequest, tmp_path: Path) -> JournalBa
     if request.param == "sqlite":
         return JournalBackend("sqlite", f"sqlite://{tmp_path / 'data' / 'journal.sqlite3'}")
     url = request.getfixturevalue("pg_url")
-    from kalixo_cli.journal_pg import PostgresJournal
+    from kalixo_cli.store.journal_pg import PostgresJournal
 
     with PostgresJournal(url, check_schema=False) as fresh:
         fresh.migrate()

@@ -17,7 +17,7 @@ import pytest
 
 from kalixo_cli.api.v1 import Probe
 from kalixo_cli.commands.account import Check, doctor_exit_code, network_checks
-from kalixo_cli.errors import AuthRejected, ExitCode, TransportError
+from kalixo_cli.domain.errors import AuthRejected, ExitCode, TransportError
 from kalixo_cli.sandbox import SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox
 from tests.conftest import Clock, run

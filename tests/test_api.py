@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kalixo_cli.commands.api import api_path, writes_orders
-from kalixo_cli.errors import UsageError
+from kalixo_cli.domain.errors import UsageError
 from kalixo_cli.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox
 from tests.conftest import Clock, run

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
-from kalixo_cli.journal import Journal, default_journal_path
+from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.store.journal import Journal, default_journal_path
 from tests.conftest import kill_repeatedly, record_exit, run
 
 PLACE = "/v1/orders/place-order"

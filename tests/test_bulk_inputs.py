@@ -16,7 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kalixo_cli.bulk_inputs import (
+from kalixo_cli.domain.errors import InputError, UsageError
+from kalixo_cli.domain.models import OrderRequest
+from kalixo_cli.inputs.bulk_file import (
     MAX_LINE_CHARS,
     MAX_ORDER_ROWS,
     BulkFormat,
@@ -24,10 +26,8 @@ from kalixo_cli.bulk_inputs import (
     detect_bulk_format,
     iter_bulk_orders,
 )
-from kalixo_cli.errors import InputError, UsageError
-from kalixo_cli.inputs import CODE_REQUIRED, parse_order
-from kalixo_cli.jsonpos import index_json, position
-from kalixo_cli.models import OrderRequest
+from kalixo_cli.inputs.jsonpos import index_json, position
+from kalixo_cli.inputs.order_file import CODE_REQUIRED, parse_order
 
 CSV_HEADER = "externalOrderCode,productId,quantity,price,sku,currency\n"
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-import kalixo_cli.catalog as catalog
-from kalixo_cli.catalog import (
+import kalixo_cli.domain.catalog as catalog
+from kalixo_cli.domain.catalog import (
     CatalogCache,
     CatalogFilters,
     CatalogPages,
@@ -27,7 +27,7 @@ from kalixo_cli.catalog import (
     price_label,
     request_from_products,
 )
-from kalixo_cli.errors import ConfigError, ExitCode, InputError, RequestRejected, UsageError
+from kalixo_cli.domain.errors import ConfigError, ExitCode, InputError, RequestRejected, UsageError
 from kalixo_cli.sandbox import KTEST_OPEN_ID
 from kalixo_cli.sandbox.catalog import PRODUCTS
 from kalixo_cli.sandbox.server import RunningSandbox
@@ -642,7 +642,7 @@ def test_the_sandbox_catalog_source_is_a_lookup(sandbox: RunningSandbox) -> None
     """What place-order's --product will pass: the cached catalog of the API in force."""
     from kalixo_cli.api.http import Transport
     from kalixo_cli.api.v1 import V1Client
-    from kalixo_cli.catalog import CatalogSource
+    from kalixo_cli.domain.catalog import CatalogSource
     from kalixo_cli.sandbox import SANDBOX_TOKEN
 
     client = V1Client(Transport(sandbox.v1_url, SANDBOX_TOKEN, timeout=5, retries=0))

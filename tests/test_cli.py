@@ -15,7 +15,7 @@ import pytest
 import typer
 
 from kalixo_cli.cli import app, hoist_global_options
-from kalixo_cli.errors import EXIT_CODE_MEANINGS, ExitCode
+from kalixo_cli.domain.errors import EXIT_CODE_MEANINGS, ExitCode
 from tests.conftest import record_exit, run
 from tests.faultserver import FaultServer, Reply
 

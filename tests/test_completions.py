@@ -21,7 +21,7 @@ import pytest
 import typer.main
 
 from kalixo_cli.cli import app
-from kalixo_cli.config import SETTABLE_KEYS
+from kalixo_cli.store.config import SETTABLE_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETIONS = ROOT / "completions"

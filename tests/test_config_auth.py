@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kalixo_cli.config import config_path
-from kalixo_cli.errors import ExitCode
+from kalixo_cli.domain.errors import ExitCode
+from kalixo_cli.store.config import config_path
 from tests.conftest import run
 
 TOKEN = "tok_live_5f1e2d3c4b5a69788796a5b4c3d2e1f0"

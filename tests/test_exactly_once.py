@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
-from kalixo_cli.journal import Journal, default_journal_path
+from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.store.journal import Journal, default_journal_path
 from tests.conftest import run
 from tests.faultserver import Reply, Seen, fault_server
 from tests.test_journal import claim_and_die
@@ -186,7 +186,7 @@ def test_a_claim_is_won_by_exactly_one_of_many_processes(tmp_path: Path) -> None
     path = tmp_path / "journal.sqlite3"
     Journal(path).close()
     script = ("import sys, json; from pathlib import Path; "
-              "from kalixo_cli.journal import Journal; "
+              "from kalixo_cli.store.journal import Journal; "
               "j = Journal(Path(sys.argv[1])); "
               "print(json.dumps(j.claim('api', 'RACE-1', {'n': 1}).won)); sys.stdout.flush(); "
               "sys.stdin.read()")  # stay alive, holding the claim, until told to go
@@ -264,8 +264,8 @@ def test_a_rerun_of_a_file_without_a_code_places_no_second_order(
 def test_generated_codes_depend_on_content_day_and_journal() -> None:
     from datetime import date
 
-    from kalixo_cli.inputs import content_code
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.models import OrderRequest
+    from kalixo_cli.inputs.order_file import content_code
 
     def request(code: str, quantity: int = 1) -> OrderRequest:
         line = {**LINE, "currency": "GBP", "quantity": quantity}
@@ -353,9 +353,9 @@ def test_place_orders_reports_a_code_holding_another_order_as_rejected(
 
 
 def test_a_replay_of_the_same_order_under_the_code_is_this_order() -> None:
-    from kalixo_cli.models import OrderRequest
-    from kalixo_cli.order import Order, OrderProduct
-    from kalixo_cli.placement import order_difference
+    from kalixo_cli.domain.models import OrderRequest
+    from kalixo_cli.domain.order import Order, OrderProduct
+    from kalixo_cli.workflows.placement import order_difference
 
     request = OrderRequest.model_validate({
         "externalOrderCode": "R", "currency": "GBP", "price": 3 * 839,
@@ -625,7 +625,7 @@ def test_plan_files_live_in_the_data_folder_and_stale_ones_are_removed(
         sandbox: RunningSandbox, tmp_path: Path) -> None:
     import socket
 
-    from kalixo_cli.bulk import plan_folder
+    from kalixo_cli.workflows.bulk import plan_folder
 
     folder = plan_folder()
     folder.mkdir(parents=True)
@@ -658,7 +658,7 @@ def test_a_full_disk_before_a_bulk_run_sends_nothing(
 
 def test_a_running_process_renews_the_lease_of_its_claims(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kalixo_cli.journal as journal_module
+    import kalixo_cli.store.journal as journal_module
 
     monkeypatch.setattr(journal_module, "HEARTBEAT_SECONDS", 0.05)
     path = tmp_path / "journal.sqlite3"
@@ -678,7 +678,7 @@ def test_a_running_process_renews_the_lease_of_its_claims(
 
 
 def test_unusable_journal_messages_name_the_file_and_never_say_delete(tmp_path: Path) -> None:
-    from kalixo_cli.journal import unusable
+    from kalixo_cli.store.journal import unusable
 
     path = tmp_path / "journal.sqlite3"
     cases = {

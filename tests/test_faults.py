@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
+from kalixo_cli.domain.errors import ExitCode
 from tests.conftest import run
 from tests.faultserver import FaultServer, Reply, fault_server
 

@@ -12,8 +12,8 @@ import io
 import json
 from pathlib import Path
 
-from kalixo_cli.errors import ExitCode
-from kalixo_cli.sanitize import clean, csv_cell, json_safe
+from kalixo_cli.domain.errors import ExitCode
+from kalixo_cli.domain.sanitize import clean, csv_cell, json_safe
 from tests.conftest import run
 from tests.faultserver import FaultServer, Reply
 

@@ -19,9 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from kalixo_cli import inputs
-from kalixo_cli.errors import InputError, Problem, UsageError
-from kalixo_cli.inputs import (  # the private ones test the model-level safety net
+from kalixo_cli.domain.errors import InputError, Problem, UsageError
+from kalixo_cli.domain.models import INT64_MAX, OrderRequest
+from kalixo_cli.inputs import order_file as inputs
+from kalixo_cli.inputs.jsonpos import deepest_nesting, index_json
+from kalixo_cli.inputs.order_file import (  # the private ones test the model-level safety net
     MAX_INPUT_BYTES,
     MAX_PROBLEMS,
     OrderFormat,
@@ -33,8 +35,6 @@ from kalixo_cli.inputs import (  # the private ones test the model-level safety 
     parse_order,
     read_source,
 )
-from kalixo_cli.jsonpos import deepest_nesting, index_json
-from kalixo_cli.models import INT64_MAX, OrderRequest
 
 API_EXAMPLE = """{
   "externalOrderCode": "O-12345",

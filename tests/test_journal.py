@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kalixo_cli.journal import Journal, request_hash
-from kalixo_cli.placement import verdict
+from kalixo_cli.store.journal import Journal, request_hash
+from kalixo_cli.workflows.placement import verdict
 from tests.conftest import run
 
 API = "https://api.example/v1"
@@ -28,7 +28,7 @@ def claim_and_die(path: Path, api: str, code: str, body: dict[str, object]) -> N
     """Claim `code` from a real process that then exits without an outcome (a kill -9
     mid-request looks the same to the journal)."""
     script = ("import json, sys; from pathlib import Path; "
-              "from kalixo_cli.journal import Journal; "
+              "from kalixo_cli.store.journal import Journal; "
               "j = Journal(Path(sys.argv[1])); "
               "assert j.claim(sys.argv[2], sys.argv[3], json.loads(sys.argv[4])).won; "
               "import os; os._exit(0)")
@@ -101,7 +101,7 @@ def test_abandon_in_flight_marks_unknown_with_the_reason(journal: Journal) -> No
 
 
 def test_orders_resolve_and_list_via_the_cli(isolated: Path) -> None:
-    from kalixo_cli.journal import default_journal_path
+    from kalixo_cli.store.journal import default_journal_path
 
     claim_and_die(default_journal_path(), "https://api.kalixo.io/v1", "R-1", BODY)
     listed = json.loads(run(["orders", "list", "-o", "json"]).stdout)
@@ -128,7 +128,7 @@ def test_processes_started_together_on_a_new_journal_all_open_it(tmp_path: Path)
     """While one process switches a new file to WAL, SQLite can answer "locked" at once,
     without its busy handler: a cron job and a terminal started together on a new journal
     must both open it and claim, not one of them exit 11."""
-    script = ("import sys; from kalixo_cli.journal_url import locate, open_journal; "
+    script = ("import sys; from kalixo_cli.store.journal_url import locate, open_journal; "
               "j = open_journal(locate('sqlite://' + sys.argv[1])); "
               "[j.claim(sys.argv[2], f'C-{n}', {}) for n in range(40)]; j.close()")
     for round_ in range(12):

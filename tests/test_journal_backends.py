@@ -16,8 +16,8 @@ import threading
 
 import pytest
 
-from kalixo_cli.journal import LEASE_SECONDS, Owner, request_hash
-from kalixo_cli.verdict import verdict
+from kalixo_cli.store.journal import LEASE_SECONDS, Owner, request_hash
+from kalixo_cli.store.verdict import verdict
 from tests.conftest import JournalBackend
 
 API = "https://api.example/v1"
@@ -30,7 +30,7 @@ def claim_in_a_process(backend: JournalBackend, codes: list[str], *, die: bool) 
     exits without recording any outcome (what kill -9 mid-request leaves)."""
     script = (
         "import json, os, sys\n"
-        "from kalixo_cli.journal_url import locate, open_journal\n"
+        "from kalixo_cli.store.journal_url import locate, open_journal\n"
         "j = open_journal(locate(sys.argv[1]))\n"
         "won = [c for c in json.loads(sys.argv[2]) if j.claim(sys.argv[3], c, "
         "json.loads(sys.argv[4])).won]\n"
@@ -192,7 +192,7 @@ def test_health_counts_rows_and_knows_the_schema(journal_backend: JournalBackend
 
 
 def test_a_read_only_handle_reads_and_refuses_to_claim(journal_backend: JournalBackend) -> None:
-    from kalixo_cli.errors import JournalUnusable
+    from kalixo_cli.domain.errors import JournalUnusable
 
     writer = journal_backend.open()
     assert writer.claim(API, "RO-1", BODY).won
@@ -204,9 +204,9 @@ def test_a_read_only_handle_reads_and_refuses_to_claim(journal_backend: JournalB
 
 def test_entries_come_in_order_across_pages(journal_backend: JournalBackend,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import kalixo_cli.journal_pg
+    import kalixo_cli.store.journal_pg
 
-    monkeypatch.setattr(kalixo_cli.journal_pg, "PAGE", 3)  # PostgreSQL reads 3 rows a query
+    monkeypatch.setattr(kalixo_cli.store.journal_pg, "PAGE", 3)  # PostgreSQL reads 3 rows a query
     journal = journal_backend.open()
     codes = [f"PG-{n}" for n in range(8)]
     for code in codes:
@@ -239,9 +239,9 @@ def test_an_outcome_never_replaces_placed_and_sync_writes_only_an_unchanged_row(
 
 def test_get_many_reads_the_known_codes_with_their_state(
         journal_backend: JournalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kalixo_cli.journal_pg
+    import kalixo_cli.store.journal_pg
 
-    monkeypatch.setattr(kalixo_cli.journal_pg, "PAGE", 2)
+    monkeypatch.setattr(kalixo_cli.store.journal_pg, "PAGE", 2)
     journal = journal_backend.open()
     for code in ("G-1", "G-2", "G-3"):
         assert journal.claim(API, code, BODY).won

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kalixo_cli.jqfilter import compile_jq, result_line
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.terminal.jqfilter import compile_jq, result_line
 from tests.conftest import run
 
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")

@@ -9,8 +9,8 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
-from kalixo_cli.config import config_path
-from kalixo_cli.errors import ExitCode
+from kalixo_cli.domain.errors import ExitCode
+from kalixo_cli.store.config import config_path
 from tests.conftest import run
 
 TOKEN = "keyring-token-0123456789abcdefghij"

@@ -58,15 +58,17 @@ TYPER = {"typer", "shellingham", "annotated_doc"}
 REQUESTS = {"requests", "urllib3", "idna", "certifi", "charset_normalizer", "backports",
             "cython_runtime"}
 
-HELP_MODULES = ["kalixo_cli", "kalixo_cli.cli", "kalixo_cli.errors", "kalixo_cli.lazy"]
+HELP_MODULES = ["kalixo_cli", "kalixo_cli.cli", "kalixo_cli.domain", "kalixo_cli.domain.errors",
+                "kalixo_cli.lazy"]
 RETRIEVE_MODULES = sorted([
     *HELP_MODULES,
     "kalixo_cli.api", "kalixo_cli.api.http", "kalixo_cli.api.v1",
     # every request is bounded in time and size, and every output is sanitised
-    "kalixo_cli.api.limits", "kalixo_cli.sanitize",
-    "kalixo_cli.commands", "kalixo_cli.commands.orders",
-    "kalixo_cli.config", "kalixo_cli.context", "kalixo_cli.normalize", "kalixo_cli.order",
-    "kalixo_cli.output", "kalixo_cli.redact", "kalixo_cli.retry",
+    "kalixo_cli.api.limits", "kalixo_cli.domain.sanitize",
+    "kalixo_cli.commands", "kalixo_cli.commands.order", "kalixo_cli.commands.context",
+    "kalixo_cli.store", "kalixo_cli.store.config",
+    "kalixo_cli.domain.normalize", "kalixo_cli.domain.order", "kalixo_cli.domain.redact",
+    "kalixo_cli.terminal", "kalixo_cli.terminal.output", "kalixo_cli.api.retry",
 ])
 # Standard modules that only some branches need: never on these paths. (requests brings csv
 # and zipfile through importlib.metadata, so those count only for --help.)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kalixo_cli.api.limits import MAX_BODY_BYTES
-from kalixo_cli.errors import ExitCode
+from kalixo_cli.domain.errors import ExitCode
 from tests.conftest import run
 from tests.faultserver import FaultServer, Reply
 

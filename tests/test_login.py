@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kalixo_cli.config import config_path
-from kalixo_cli.errors import ExitCode
+from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox import SANDBOX_EMAIL, SANDBOX_PASSWORD
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.store.config import config_path
 from tests.conftest import Clock, run
 
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from kalixo_cli.models import OrderLine, OrderRequest
-from kalixo_cli.normalize import normalize_order, normalize_placed_order
+from kalixo_cli.domain.models import OrderLine, OrderRequest
+from kalixo_cli.domain.normalize import normalize_order, normalize_placed_order
 
 REQUEST = OrderRequest(
     externalOrderCode="O-12345", price=4138, currency="GBP",

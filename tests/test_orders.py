@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
-from kalixo_cli.journal import Journal, default_journal_path
+from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox import (
     KTEST_CANCEL_ID,
     KTEST_ERROR_ID,
@@ -21,6 +20,7 @@ from kalixo_cli.sandbox import (
     KTEST_SLOW_ID,
     SANDBOX_TOKEN,
 )
+from kalixo_cli.store.journal import Journal, default_journal_path
 from tests.conftest import Clock, run
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from kalixo_cli.commands.journal import TABLE_PAGE
-from kalixo_cli.journal import Journal, default_journal_path
-from kalixo_cli.output import print_json_array
+from kalixo_cli.commands.orders import TABLE_PAGE
+from kalixo_cli.store.journal import Journal, default_journal_path
+from kalixo_cli.terminal.output import print_json_array
 from tests.conftest import run
 
 API = "https://api.kalixo.io/v1"
@@ -135,7 +135,7 @@ def test_a_table_at_a_terminal_shows_the_newest_page_and_says_how_to_see_more(
 
 def test_a_piped_table_lists_everything_in_chunks_with_one_header_and_steady_columns(
         isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("kalixo_cli.commands.journal.TABLE_CHUNK", 10)
+    monkeypatch.setattr("kalixo_cli.commands.orders.TABLE_CHUNK", 10)
     codes = _fill(TABLE_PAGE + 5)
     result = run(["orders", "list", "-o", "table"])
     assert result.exit_code == 0

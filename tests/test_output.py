@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
-from kalixo_cli.redact import Redactor, mask_pin
+from kalixo_cli.domain.errors import ExitCode
+from kalixo_cli.domain.redact import Redactor, mask_pin
 from kalixo_cli.sandbox.server import RunningSandbox
 from tests.conftest import run
 from tests.faultserver import FaultServer, Reply

@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 
 from kalixo_cli.api.http import Transport
+from kalixo_cli.api.pacing import MAX_WAIT, PaceRule, RatePacer, Window, read_window
 from kalixo_cli.api.v1 import V1Client
-from kalixo_cli.commands.bulk import pace_note
-from kalixo_cli.errors import SendCancelled
-from kalixo_cli.journal import Journal
-from kalixo_cli.models import OrderRequest
-from kalixo_cli.pacing import MAX_WAIT, PaceRule, RatePacer, Window, read_window
-from kalixo_cli.placement import place
+from kalixo_cli.commands.place_orders import pace_note
+from kalixo_cli.domain.errors import SendCancelled
+from kalixo_cli.domain.models import OrderRequest
 from kalixo_cli.sandbox.faults import Faults, RateDecision, RateLimiter
 from kalixo_cli.sandbox.faults import Window as Window_
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.store.journal import Journal
+from kalixo_cli.workflows.placement import place
 from tests.conftest import run
 
 LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1,
@@ -387,7 +387,7 @@ def test_a_batch_uses_the_limit_with_no_429(
     one round trip per run by design. A sliding window's Reset comes in whole seconds
     (rounded up), so in a window of a few seconds the rounding, not the pacer, would
     dominate; its many-window behaviour is simulated above, with the same limiter."""
-    from kalixo_cli.journal import default_journal_path
+    from kalixo_cli.store.journal import default_journal_path
 
     # With 8 workers the answers take longer than the pace (600-800 ms, slept, not
     # computed), so several requests are in flight and count against what is left.

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
-from kalixo_cli.inputs import JsonState, parse_batch_json_order
-from kalixo_cli.journal import Journal, default_journal_path
+from kalixo_cli.domain.errors import ExitCode
+from kalixo_cli.inputs.order_file import JsonState, parse_batch_json_order
+from kalixo_cli.store.journal import Journal, default_journal_path
 from tests.conftest import run
 
 API = "https://api.kalixo.io/v1"
@@ -26,7 +26,7 @@ def order(code: str, **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("kalixo_cli.bulk.PLAN_BATCH", 3)
+    monkeypatch.setattr("kalixo_cli.workflows.bulk.PLAN_BATCH", 3)
 
 
 def test_problems_across_batches_are_listed_in_file_order(isolated: Path, tmp_path: Path,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
+from kalixo_cli.domain.errors import ExitCode
 from tests.conftest import run
 from tests.faultserver import FaultServer
 

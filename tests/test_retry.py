@@ -16,8 +16,7 @@ from email.utils import format_datetime
 import pytest
 
 from kalixo_cli.api.http import Transport
-from kalixo_cli.errors import ExitCode, OrderExists, OutcomeUnknown, ServiceUnavailable
-from kalixo_cli.retry import (
+from kalixo_cli.api.retry import (
     V1_RULES,
     V2_RULES,
     Action,
@@ -29,6 +28,7 @@ from kalixo_cli.retry import (
     decide,
     server_delay,
 )
+from kalixo_cli.domain.errors import ExitCode, OrderExists, OutcomeUnknown, ServiceUnavailable
 from tests.faultserver import FaultServer, Reply, fault_server
 
 NOW = 1_750_000_000.0  # a fixed wall-clock time, unix seconds
@@ -54,7 +54,7 @@ def ask(rules: RetryRules, method: str, failure: Failure, attempt: int = 1, *,
 
 
 def test_the_policy_module_does_not_import_requests() -> None:
-    code = "import sys, kalixo_cli.retry; print('requests' in sys.modules)"
+    code = "import sys, kalixo_cli.api.retry; print('requests' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -24,7 +24,7 @@ import typer
 from typer.testing import CliRunner
 
 from kalixo_cli.commands import sandbox as sandbox_command
-from kalixo_cli.errors import UsageError
+from kalixo_cli.domain.errors import UsageError
 from kalixo_cli.sandbox import (
     KTEST_CANCEL_ID,
     KTEST_ERROR_ID,

@@ -10,8 +10,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from kalixo_cli.commands.schema import SchemaName
+from kalixo_cli.domain.schemas import schema_names
 from kalixo_cli.sandbox.server import RunningSandbox
-from kalixo_cli.schemas import schema_names
 from tests.conftest import run
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "order.json"

@@ -25,9 +25,9 @@ import pytest
 import typer.main
 
 from kalixo_cli.cli import app
-from kalixo_cli.errors import ExitCode
-from kalixo_cli.journal import Journal, default_journal_path
+from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.store.journal import Journal, default_journal_path
 from tests.conftest import record_exit, run
 from tests.faultserver import FaultServer, Reply
 
@@ -240,7 +240,7 @@ def test_head_1_on_a_long_listing_is_quiet(sandbox: RunningSandbox) -> None:
 
 
 def test_orders_csv_has_the_json_fields(sandbox: RunningSandbox) -> None:
-    from kalixo_cli.commands.journal import FIELDS
+    from kalixo_cli.commands.orders import FIELDS
 
     placed = run(["place-order", str(EXAMPLE), "--external-order-code", "CSV-J-1", "-o", "json"])
     assert placed.exit_code == 0
@@ -335,7 +335,7 @@ def test_a_pins_file_that_fails_after_placing_is_exit_13_with_the_pins_on_stdout
 ) -> None:
     import errno
 
-    from kalixo_cli import pinfile
+    from kalixo_cli.terminal import pinfile
 
     def full_disk(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))

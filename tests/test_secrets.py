@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
+from kalixo_cli.domain.errors import ExitCode
 from tests.conftest import run
 from tests.faultserver import FaultServer, Reply, fault_server
 
@@ -160,7 +160,7 @@ def test_a_malformed_key_in_the_config_file_names_the_file(
     monkeypatch.delenv("KALIXO_TOKEN")
     monkeypatch.setenv("KALIXO_API_URL", f"{faults.url}/v2")
     assert run(["config", "set", "api_version", "v2"]).exit_code == 0
-    from kalixo_cli.config import config_path
+    from kalixo_cli.store.config import config_path
 
     path = config_path()
     path.write_text(path.read_text() + 'api_key = "kal_test_abc\\u2028def"\n')

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
-from kalixo_cli.journal_pg import SCHEMA_VERSION, PostgresJournal
-from kalixo_cli.journal_url import mask_url, parse_journal_url
+from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.store.journal_pg import SCHEMA_VERSION, PostgresJournal
+from kalixo_cli.store.journal_url import mask_url, parse_journal_url
 from tests.conftest import run
 from tests.pgserver import PostgresServer, free_port
 from tests.test_exactly_once import LaxServer, order, wait_until, write_jsonl

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from kalixo_cli.journal import Journal, default_journal_path
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.store.journal import Journal, default_journal_path
 from tests.conftest import Clock, run
 from tests.test_journal import claim_and_die
 

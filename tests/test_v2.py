@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from kalixo_cli.errors import ExitCode
-from kalixo_cli.journal import Journal, default_journal_path
+from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox import (
     KTEST_FAIL_ID,
     KTEST_OK_ID,
@@ -23,6 +22,7 @@ from kalixo_cli.sandbox import (
 )
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.store.journal import Journal, default_journal_path
 from tests.conftest import kill_repeatedly, run
 
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kalixo_cli.errors import ExitCode
+from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
 from tests.conftest import run
 

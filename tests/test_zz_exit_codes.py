@@ -24,7 +24,7 @@ def readme_exit_codes() -> set[int]:
 
 
 def test_the_readme_table_lists_every_exit_code() -> None:
-    from kalixo_cli.errors import ExitCode
+    from kalixo_cli.domain.errors import ExitCode
 
     assert readme_exit_codes() == {int(code) for code in ExitCode}
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kalixo_cli.api.http import Transport
 from kalixo_cli.api.v1 import OrderResult, V1Client
-from kalixo_cli.errors import AuthRejected, TransportError
+from kalixo_cli.domain.errors import AuthRejected, TransportError
 
 if TYPE_CHECKING:
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.models import OrderRequest
 
 T = TypeVar("T")
 

@@ -1,8 +1,8 @@
 """The HTTP seam: requests.Sessions, the retry loop, timeouts, and error translation.
 
 Every `requests`/`urllib3` exception and every error status is turned into a
-`kalixo_cli.errors` exception here and nowhere else. Which failures are retried, and how
-long to wait, is decided by the pure rules in `kalixo_cli.retry` (per method and API
+`kalixo_cli.domain.errors` exception here and nowhere else. Which failures are retried, and how
+long to wait, is decided by the pure rules in `kalixo_cli.api.retry` (per method and API
 generation); this module only runs the loop: classify the failure, ask `retry.decide`,
 sleep, try again. urllib3's own retries are off (`max_retries=0`), so there is one policy.
 
@@ -37,19 +37,7 @@ from kalixo_cli.api.limits import (
     describe_size,
     read_capped,
 )
-from kalixo_cli.errors import (
-    APIError,
-    AuthRejected,
-    KalixoError,
-    OrderExists,
-    OutcomeUnknown,
-    RequestRejected,
-    ServiceUnavailable,
-    TransportError,
-    UsageError,
-)
-from kalixo_cli.redact import Redactor
-from kalixo_cli.retry import (
+from kalixo_cli.api.retry import (
     V1_RULES,
     Action,
     Decision,
@@ -61,6 +49,18 @@ from kalixo_cli.retry import (
     Rng,
     decide,
 )
+from kalixo_cli.domain.errors import (
+    APIError,
+    AuthRejected,
+    KalixoError,
+    OrderExists,
+    OutcomeUnknown,
+    RequestRejected,
+    ServiceUnavailable,
+    TransportError,
+    UsageError,
+)
+from kalixo_cli.domain.redact import Redactor
 
 __all__ = [
     "CORRELATION_HEADER",

@@ -35,8 +35,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from kalixo_cli.errors import SendCancelled
-from kalixo_cli.retry import reset_delay, retry_after_delay
+from kalixo_cli.api.retry import reset_delay, retry_after_delay
+from kalixo_cli.domain.errors import SendCancelled
 
 __all__ = ["MAX_WAIT", "Pace", "PaceRule", "RatePacer", "Window", "read_window"]
 

@@ -9,7 +9,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from kalixo_cli.api.http import Answer, Transport
-from kalixo_cli.errors import (
+from kalixo_cli.domain.errors import (
     APIError,
     KalixoError,
     OutcomeUnknown,
@@ -17,17 +17,17 @@ from kalixo_cli.errors import (
     TransportError,
     UsageError,
 )
-from kalixo_cli.normalize import normalize_order, normalize_placed_order
-from kalixo_cli.order import Order
+from kalixo_cli.domain.normalize import normalize_order, normalize_placed_order
+from kalixo_cli.domain.order import Order
 
 if TYPE_CHECKING:
     import requests
 
-    from kalixo_cli.catalog import (
+    from kalixo_cli.domain.catalog import (
         CatalogFilters,
         Product,
     )
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.models import OrderRequest
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class V1Client:
         try:
             fresh = self.retrieve_order(order.orderId).order
         except KalixoError as exc:
-            from kalixo_cli.output import warn
+            from kalixo_cli.terminal.output import warn
 
             warn(f"order {order.orderId} was placed without every PIN, and its status could "
                  f"not be read ({exc.message}); see it with `kalixo retrieve-order "
@@ -102,7 +102,7 @@ class V1Client:
         """`catalog/products?skip&take` -> (count, products). v1 has no filters: they are
         applied here, so the page may hold fewer products than `take` although `count`
         (the whole catalog's) says there are more; page on by `take`."""
-        from kalixo_cli.catalog import normalize_product_list
+        from kalixo_cli.domain.catalog import normalize_product_list
 
         path = "catalog/products"
         answer = self.transport.get(path, params={"skip": skip, "take": take})
@@ -117,7 +117,7 @@ class V1Client:
 
     def catalog_product(self, product_id: int) -> Product:
         """v1 has no product-by-id route: walk the product list until it turns up."""
-        from kalixo_cli.catalog import CatalogPages
+        from kalixo_cli.domain.catalog import CatalogPages
 
         pages = CatalogPages(self.catalog_page)
         found = next((product for product in pages if product.id == product_id), None)
@@ -144,7 +144,7 @@ class V1Client:
 
 
 def _one_product(data: Any, where: str) -> Product:
-    from kalixo_cli.catalog import normalize_product
+    from kalixo_cli.domain.catalog import normalize_product
 
     try:
         return normalize_product(data)

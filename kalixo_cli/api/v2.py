@@ -16,12 +16,12 @@ from urllib.parse import quote
 
 from kalixo_cli.api.http import Transport
 from kalixo_cli.api.v1 import OrderResult, Probe, _one_product, probe
-from kalixo_cli.errors import OrderExists, OutcomeUnknown, RequestRejected, TransportError
-from kalixo_cli.normalize import normalize_order, normalize_placed_order
+from kalixo_cli.domain.errors import OrderExists, OutcomeUnknown, RequestRejected, TransportError
+from kalixo_cli.domain.normalize import normalize_order, normalize_placed_order
 
 if TYPE_CHECKING:
-    from kalixo_cli.catalog import CatalogFilters, Product
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.catalog import CatalogFilters, Product
+    from kalixo_cli.domain.models import OrderRequest
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class V2Client:
     def catalog_page(self, skip: int, take: int,
                      filters: CatalogFilters | None = None) -> tuple[int, list[Product]]:
         """`catalog/products` with the filters as query parameters -> (count, products)."""
-        from kalixo_cli.catalog import normalize_product_list
+        from kalixo_cli.domain.catalog import normalize_product_list
 
         path = "catalog/products"
         params: dict[str, Any] = {"skip": skip, "take": take}
@@ -138,7 +138,7 @@ class V2Client:
                                 sku: str | None = None) -> Product:
         """v2 reads products by id only: search for the code (the search covers product
         codes), then keep the product whose EAN or SKU it is."""
-        from kalixo_cli.catalog import CatalogFilters, CatalogPages
+        from kalixo_cli.domain.catalog import CatalogFilters, CatalogPages
 
         code = (ean if ean is not None else sku) or ""
         locale = _LOCALE_SKU.fullmatch(code) if sku is not None else None

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.context import AppState, JqOption, OutputChoice, OutputOption, get_state
-from kalixo_cli.errors import (
+from kalixo_cli.commands.context import AppState, JqOption, OutputChoice, OutputOption, get_state
+from kalixo_cli.domain.errors import (
     AuthRejected,
     ConfigError,
     CredentialsMissing,
@@ -18,15 +18,15 @@ from kalixo_cli.errors import (
     RequestRejected,
     UsageError,
 )
-from kalixo_cli.output import note, print_json, print_view, warn
-from kalixo_cli.sanitize import clean
+from kalixo_cli.domain.sanitize import clean
+from kalixo_cli.terminal.output import note, print_json, print_view, warn
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from kalixo_cli.api.v1 import Probe
     from kalixo_cli.api.v2 import V2Client, Wallet
-    from kalixo_cli.config import Settings
+    from kalixo_cli.store.config import Settings
 
 CLOCK_SKEW_LIMIT = 30.0  # seconds; beyond it, signed requests and timestamps go wrong
 DOCTOR_DEADLINE = 10.0  # seconds of retrying a doctor may spend before it says "unreachable"
@@ -48,7 +48,7 @@ def _v2_client(state: AppState, what: str, hint: str) -> "V2Client":
 
 
 def _major(amount: float, currency: str) -> str:
-    from kalixo_cli.render import ZERO_DECIMAL_CURRENCIES
+    from kalixo_cli.terminal.views import ZERO_DECIMAL_CURRENCIES
 
     return f"{amount:,.0f}" if currency in ZERO_DECIMAL_CURRENCIES else f"{amount:,.2f}"
 
@@ -183,7 +183,7 @@ def doctor_exit_code(checks: list[Check]) -> ExitCode:
 
 def check_config_file(state: AppState) -> Check:
     """The config file: absent is fine; present, it must be readable TOML only we can read."""
-    from kalixo_cli.config import config_path
+    from kalixo_cli.store.config import config_path
 
     name = "config file"
     path = config_path()
@@ -212,7 +212,7 @@ JOURNAL_FREE_WARN = 50 * 1024 * 1024  # below this, a busy batch could fill the 
 def check_shared_journal(state: AppState) -> Check:
     """The shared journal (journal_url = postgresql://...): it answers, accepts the
     credentials, and has the schema this kalixo needs (`kalixo journal migrate` otherwise)."""
-    from kalixo_cli.errors import JournalUnusable
+    from kalixo_cli.domain.errors import JournalUnusable
 
     try:
         health = state.journal(readonly=True).health()
@@ -228,9 +228,9 @@ def check_shared_journal(state: AppState) -> Check:
 def check_journal(state: AppState) -> Check:
     """The journal: it opens, `PRAGMA integrity_check` passes, and its disk has room; or
     the shared one journal_url names answers with the right schema."""
-    from kalixo_cli.errors import JournalUnusable
-    from kalixo_cli.journal import Journal
-    from kalixo_cli.journal_url import locate
+    from kalixo_cli.domain.errors import JournalUnusable
+    from kalixo_cli.store.journal import Journal
+    from kalixo_cli.store.journal_url import locate
 
     name = "journal"
     try:
@@ -277,7 +277,7 @@ def check_profile(settings: "Settings", url: str) -> Check:
 
 
 def check_api_version(settings: "Settings", *, sandbox: bool) -> Check:
-    from kalixo_cli.config import version_from_url
+    from kalixo_cli.store.config import version_from_url
 
     name = "api version"
     version = settings.api_version.value
@@ -298,7 +298,7 @@ def check_api_version(settings: "Settings", *, sandbox: bool) -> Check:
 
 
 def check_credential(state: AppState, settings: "Settings") -> Check:
-    from kalixo_cli.config import mask_secret
+    from kalixo_cli.store.config import mask_secret
 
     name = "credential"
     if state.sandbox:

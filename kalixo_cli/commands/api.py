@@ -18,14 +18,14 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from kalixo_cli.context import AppState, JqOption, get_state
-from kalixo_cli.errors import UsageError
-from kalixo_cli.output import print_raw
+from kalixo_cli.commands.context import AppState, JqOption, get_state
+from kalixo_cli.domain.errors import UsageError
+from kalixo_cli.terminal.output import print_raw
 
 if TYPE_CHECKING:
     import requests
 
-    from kalixo_cli.context import ApiClient
+    from kalixo_cli.commands.context import ApiClient
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
@@ -111,7 +111,7 @@ def _client(state: AppState) -> "ApiClient":
     token refresh), with GET alone retried: other methods may not be safe to repeat."""
     from dataclasses import replace
 
-    from kalixo_cli.retry import NEVER, V1_RULES, V2_RULES
+    from kalixo_cli.api.retry import NEVER, V1_RULES, V2_RULES
 
     v2 = state.endpoint().version == "v2"
     return state.new_client(deadline=state.settings().deadline.value,

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from kalixo_cli.config import ENV_API_KEY, ENV_TOKEN, mask_secret
-from kalixo_cli.context import AppState, JqOption, OutputOption, get_state
-from kalixo_cli.errors import UsageError
-from kalixo_cli.output import note, print_json, print_renderable, warn
+from kalixo_cli.commands.context import AppState, JqOption, OutputOption, get_state
+from kalixo_cli.domain.errors import UsageError
+from kalixo_cli.store.config import ENV_API_KEY, ENV_TOKEN, mask_secret
+from kalixo_cli.terminal.output import note, print_json, print_renderable, warn
 
 app = typer.Typer(
     help="Manage credentials: log in (v1), or store a token (v1) or an API key (v2).\n\n"
@@ -75,7 +75,7 @@ def set_key(
     key = _read_secret("API key", with_key, "set-key --with-key < key.txt")
     if not key.startswith(("kal_live_", "kal_test_")):
         warn("Kalixo API keys start with kal_live_ (production) or kal_test_ (sandbox)")
-    from kalixo_cli.config import profile_values
+    from kalixo_cli.store.config import profile_values
 
     changes: dict[str, Any] = {"api_key": key}
     try:
@@ -141,7 +141,7 @@ def login(
 
 
 def _store(source: str) -> str:
-    from kalixo_cli.credstore import store_name
+    from kalixo_cli.store.credstore import store_name
 
     if source.startswith("env"):
         return "environment"
@@ -214,7 +214,7 @@ def logout(ctx: typer.Context) -> None:
     """
     state = get_state(ctx)
     config = state.config_file()
-    from kalixo_cli.config import profile_values
+    from kalixo_cli.store.config import profile_values
 
     try:
         present = [k for k in SECRET_KEYS if k in profile_values(config, state.profile_name())]

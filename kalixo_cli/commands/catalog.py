@@ -1,13 +1,13 @@
-"""catalog: list and show products, through the local catalog cache (see kalixo_cli.catalog)."""
+"""catalog: list and show products, through the local catalog cache (kalixo_cli.domain.catalog)."""
 
 import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.context import AppState, JqOption, OrderOutputChoice, get_state
-from kalixo_cli.errors import UsageError
-from kalixo_cli.output import (
+from kalixo_cli.commands.context import AppState, JqOption, OrderOutputChoice, get_state
+from kalixo_cli.domain.errors import UsageError
+from kalixo_cli.terminal.output import (
     OutputFormat,
     note,
     print_csv,
@@ -17,7 +17,7 @@ from kalixo_cli.output import (
 )
 
 if TYPE_CHECKING:
-    from kalixo_cli.catalog import CatalogSource, Product
+    from kalixo_cli.domain.catalog import CatalogSource, Product
 
 app = typer.Typer(
     help="Browse the catalog: products, prices and open-denomination ranges.\n\n"
@@ -53,7 +53,7 @@ def _filter_option(flag: str, what: str, example: str) -> Any:
 def catalog_source(state: AppState, *, refresh: bool = False) -> "CatalogSource":
     """The active API's catalog through the cache: also what place-order's --product uses
     (`request_from_products(..., lookup=catalog_source(state).product, ...)`)."""
-    from kalixo_cli.catalog import (
+    from kalixo_cli.domain.catalog import (
         CatalogCache,
         CatalogSource,
         cache_dir,
@@ -71,7 +71,7 @@ def catalog_source(state: AppState, *, refresh: bool = False) -> "CatalogSource"
 
 
 def _print_one(product: "Product", fmt: OutputFormat) -> None:
-    from kalixo_cli.catalog import CSV_FIELDS, csv_row, product_view
+    from kalixo_cli.domain.catalog import CSV_FIELDS, csv_row, product_view
 
     if fmt == "json":
         print_json(product.to_json())
@@ -118,7 +118,7 @@ def list_products(
 
     Example: kalixo catalog list --country GB,IE --brand Xbox -o csv
     """
-    from kalixo_cli.catalog import (
+    from kalixo_cli.domain.catalog import (
         CSV_FIELDS,
         CatalogFilters,
         catalog_view,
@@ -203,6 +203,6 @@ def show(
                                          sku=sku.strip() if sku else None)
     _print_one(product, fmt)
     if source.fetched == 0 and source.oldest is not None:
-        from kalixo_cli.catalog import cache_note
+        from kalixo_cli.domain.catalog import cache_note
 
         note(cache_note(source.oldest))

@@ -4,10 +4,10 @@ from typing import Annotated
 
 import typer
 
-from kalixo_cli.config import SECRET_KEYS, SETTABLE_KEYS, config_path
-from kalixo_cli.context import JqOption, OutputOption, get_state
-from kalixo_cli.errors import ConfigError, UsageError
-from kalixo_cli.output import note, print_json, print_view
+from kalixo_cli.commands.context import JqOption, OutputOption, get_state
+from kalixo_cli.domain.errors import ConfigError, UsageError
+from kalixo_cli.store.config import SECRET_KEYS, SETTABLE_KEYS, config_path
+from kalixo_cli.terminal.output import note, print_json, print_view
 
 app = typer.Typer(
     help="Show and change settings.\n\nExample: kalixo config set api_url https://api.kalixo.io/v1",
@@ -40,7 +40,7 @@ def show(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -
     if fmt == "json":
         print_json(described)
     else:
-        from kalixo_cli.render import settings_view
+        from kalixo_cli.terminal.views import settings_view
 
         print_view(lambda plain, _: settings_view(described, plain=plain))
 
@@ -86,7 +86,7 @@ def profiles(ctx: typer.Context, output: OutputOption = None, jq: JqOption = Non
 
     Example: kalixo config profiles -o json
     """
-    from kalixo_cli.config import mask_secret, profile_names, profile_values
+    from kalixo_cli.store.config import mask_secret, profile_names, profile_values
 
     state = get_state(ctx)
     fmt = state.choose_output(output)

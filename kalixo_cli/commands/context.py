@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.config import (
+from kalixo_cli.domain.errors import (
+    ConfigError,
+    CredentialsMalformed,
+    CredentialsMissing,
+    UsageError,
+)
+from kalixo_cli.domain.redact import Redactor
+from kalixo_cli.store.config import (
     JOURNAL_PASSWORD_KEY,
     ConfigFile,
     Settings,
@@ -23,10 +30,8 @@ from kalixo_cli.config import (
     load_config,
     resolve_settings,
 )
-from kalixo_cli.errors import ConfigError, CredentialsMalformed, CredentialsMissing, UsageError
-from kalixo_cli.output import OutputFormat, resolve_format, warn
-from kalixo_cli.output import configure as configure_output
-from kalixo_cli.redact import Redactor
+from kalixo_cli.terminal.output import OutputFormat, resolve_format, warn
+from kalixo_cli.terminal.output import configure as configure_output
 
 ENV_DEBUG = "KALIXO_DEBUG"
 ENV_ALLOW_INSECURE_HTTP = "KALIXO_ALLOW_INSECURE_HTTP"
@@ -34,7 +39,7 @@ ENV_ALLOW_INSECURE_HTTP = "KALIXO_ALLOW_INSECURE_HTTP"
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import V1Client
     from kalixo_cli.api.v2 import V2Client
-    from kalixo_cli.journal import JournalStore
+    from kalixo_cli.store.journal import JournalStore
 
     ApiClient = V1Client | V2Client
 
@@ -74,8 +79,8 @@ def _set_jq(value: str | None) -> str | None:
     """Compiled while the command line is parsed: a bad expression ends the command (exit 2)
     before anything is read, looked up or sent."""
     if value is not None:
-        from kalixo_cli.jqfilter import compile_jq
-        from kalixo_cli.output import settings as output_settings
+        from kalixo_cli.terminal.jqfilter import compile_jq
+        from kalixo_cli.terminal.output import settings as output_settings
 
         output_settings.jq = compile_jq(value)
     return value
@@ -120,7 +125,7 @@ class AppState:
                              hint="drop one of them")
         configure_output(quiet=self.quiet, no_color=self.no_color)
         if self.verbose or os.environ.get(ENV_DEBUG, "").strip() not in ("", "0"):
-            from kalixo_cli import verbose
+            from kalixo_cli.terminal import verbose
 
             self.verbose = True
             self.stack.callback(verbose.enable(self.redactor))
@@ -191,7 +196,7 @@ class AppState:
 
     def check_credentials(self, settings: Settings) -> None:
         """A malformed token or key is refused as such, before any request, never quoted."""
-        from kalixo_cli.config import credential_problem
+        from kalixo_cli.store.config import credential_problem
 
         used = [(settings.credential, "API key" if settings.api_version.value == "v2"
                  else "token")]
@@ -228,7 +233,7 @@ class AppState:
         """A client of its own (one per thread: a requests.Session is not shared). The
         API version's retry rules unless `rules=` says otherwise (`kalixo api`)."""
         from kalixo_cli.api.http import Transport
-        from kalixo_cli.retry import V1_RULES, V2_RULES
+        from kalixo_cli.api.retry import V1_RULES, V2_RULES
 
         endpoint = self.endpoint()
         settings = self.settings()
@@ -280,7 +285,7 @@ class AppState:
     def profile_name(self) -> str:
         """The active profile's name, which need not exist yet (commands that write
         settings create it)."""
-        from kalixo_cli.config import ENV_PROFILE, parse_profile_name
+        from kalixo_cli.store.config import ENV_PROFILE, parse_profile_name
 
         for raw, source in ((self.profile_flag, "--profile"),
                             (os.environ.get(ENV_PROFILE), f"env {ENV_PROFILE}"),
@@ -294,8 +299,8 @@ class AppState:
 
     def update_profile(self, changes: dict[str, Any], remove: tuple[str, ...] = ()) -> Path:
         """Set and remove keys of the active profile in the config file (0600, atomic)."""
-        from kalixo_cli import credstore
-        from kalixo_cli.config import (
+        from kalixo_cli.store import credstore
+        from kalixo_cli.store.config import (
             SECRET_KEYS,
             load_config,
             profile_values,
@@ -349,7 +354,7 @@ class AppState:
         A shared journal that cannot be reached is an error (exit 5), never a reason to use
         the local file instead: that one does not know the other machines' orders."""
         if self._journal is None or (self._journal.readonly and not readonly):
-            from kalixo_cli.journal_url import locate, open_journal
+            from kalixo_cli.store.journal_url import locate, open_journal
 
             location = locate(self.settings().journal_url.value)
             password = self.journal_password() if location.shared else None
@@ -364,7 +369,7 @@ class AppState:
         if os.environ.get("PGPASSWORD"):
             self.redactor.add(os.environ["PGPASSWORD"])
             return None
-        from kalixo_cli import credstore
+        from kalixo_cli.store import credstore
 
         password = credstore.get(self.profile_name(), JOURNAL_PASSWORD_KEY)
         if password:
@@ -425,7 +430,7 @@ def check_key_matches_url(credential: str, url: str) -> None:
 
 def filtered_format(fmt: OutputFormat, *, explicit: bool) -> OutputFormat:
     """--jq reads JSON: -o json unless -o jsonl was asked for (then each line is filtered)."""
-    from kalixo_cli.output import settings as output_settings
+    from kalixo_cli.terminal.output import settings as output_settings
 
     if output_settings.jq is None:
         return fmt

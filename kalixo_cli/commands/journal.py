@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.context import AppState, OutputOption, get_state
-from kalixo_cli.errors import ExitCode, KalixoError, UsageError
-from kalixo_cli.output import note, print_json, warn
+from kalixo_cli.commands.context import AppState, OutputOption, get_state
+from kalixo_cli.domain.errors import ExitCode, KalixoError, UsageError
+from kalixo_cli.terminal.output import note, print_json, warn
 
 if TYPE_CHECKING:
-    from kalixo_cli.journal_pg import PostgresJournal
+    from kalixo_cli.store.journal_pg import PostgresJournal
 
 app = typer.Typer(
     help="Set up the shared journal (PostgreSQL) that several machines use.\n\n"
@@ -34,7 +34,7 @@ class ImportConflicts(KalixoError):
 
 def _shared(state: AppState, *, check_schema: bool = True) -> "PostgresJournal":
     """The shared journal journal_url names; a usage error when it names a local file."""
-    from kalixo_cli.journal_url import locate
+    from kalixo_cli.store.journal_url import locate
 
     location = locate(state.settings().journal_url.value)
     if not location.shared:
@@ -43,7 +43,7 @@ def _shared(state: AppState, *, check_schema: bool = True) -> "PostgresJournal":
             hint="kalixo config set journal_url postgresql://USER@HOST:5432/DB (or set "
             "KALIXO_JOURNAL_URL)",
         )
-    from kalixo_cli.journal_pg import PostgresJournal
+    from kalixo_cli.store.journal_pg import PostgresJournal
 
     password = state.journal_password()
     journal = PostgresJournal(location.url, password=password, check_schema=check_schema)
@@ -88,7 +88,7 @@ def import_journal(
 
     Example: kalixo journal import ~/.local/share/kalixo/journal.sqlite3
     """
-    from kalixo_cli.journal import Journal
+    from kalixo_cli.store.journal import Journal
 
     state = get_state(ctx)
     fmt = state.choose_output(output)
@@ -142,8 +142,8 @@ def set_password(
 
     Example: kalixo journal set-password --with-password < pw.txt
     """
-    from kalixo_cli import credstore
-    from kalixo_cli.config import JOURNAL_PASSWORD_KEY
+    from kalixo_cli.store import credstore
+    from kalixo_cli.store.config import JOURNAL_PASSWORD_KEY
 
     state = get_state(ctx)
     if not credstore.available():

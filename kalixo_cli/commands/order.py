@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from kalixo_cli.context import AppState, JqOption, OrderOutputOption, RawOption, get_state
-from kalixo_cli.errors import (
+from kalixo_cli.commands.context import AppState, JqOption, OrderOutputOption, RawOption, get_state
+from kalixo_cli.domain.errors import (
     JournalUnusable,
     KalixoError,
     OrderUnsuccessful,
@@ -17,9 +17,10 @@ from kalixo_cli.errors import (
     PlacedNotRecorded,
     UsageError,
 )
-from kalixo_cli.normalize import complete_from_request
-from kalixo_cli.order import Order
-from kalixo_cli.output import (
+from kalixo_cli.domain.normalize import complete_from_request
+from kalixo_cli.domain.order import Order
+from kalixo_cli.domain.sanitize import clean
+from kalixo_cli.terminal.output import (
     OutputFormat,
     note,
     print_csv,
@@ -30,12 +31,11 @@ from kalixo_cli.output import (
     settings,
     warn,
 )
-from kalixo_cli.sanitize import clean
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import OrderResult
-    from kalixo_cli.context import ApiClient
-    from kalixo_cli.placement import Verdict
+    from kalixo_cli.commands.context import ApiClient
+    from kalixo_cli.workflows.placement import Verdict
 
 
 class InputFormat(StrEnum):
@@ -83,11 +83,11 @@ def _show_order(order: Order, raw_text: str | None, fmt: OutputFormat, *,
     elif fmt == "jsonl":
         print_jsonl([order.to_json()])
     elif fmt == "csv":
-        from kalixo_cli.render import ORDER_CSV_FIELDS, order_csv_rows
+        from kalixo_cli.terminal.views import ORDER_CSV_FIELDS, order_csv_rows
 
         print_csv(order_csv_rows(order), ORDER_CSV_FIELDS)
     else:
-        from kalixo_cli.render import order_view
+        from kalixo_cli.terminal.views import order_view
 
         print_view(lambda plain, width: order_view(order, mask_pins=mask_pins, plain=plain,
                                                     width=width))
@@ -96,8 +96,8 @@ def _show_order(order: Order, raw_text: str | None, fmt: OutputFormat, *,
 def _save_pins(order: Order, pins_out: Path | None, *, force: bool) -> None:
     if pins_out is None:
         return
-    from kalixo_cli.pinfile import write_pins
-    from kalixo_cli.render import pin_rows
+    from kalixo_cli.terminal.pinfile import write_pins
+    from kalixo_cli.terminal.views import pin_rows
 
     rows = pin_rows(order)
     write_pins(pins_out, rows, force=force)
@@ -106,7 +106,7 @@ def _save_pins(order: Order, pins_out: Path | None, *, force: bool) -> None:
 
 def _check_pins_out(pins_out: Path | None, *, force: bool) -> None:
     if pins_out is not None:
-        from kalixo_cli.pinfile import check_target
+        from kalixo_cli.terminal.pinfile import check_target
 
         check_target(pins_out, force=force)
 
@@ -174,7 +174,7 @@ def place_order(
 
     Example: kalixo place-order order.json -o json   (or: --product 2:1 --product 6:2)
     """
-    from kalixo_cli import inputs
+    from kalixo_cli.inputs import order_file as inputs
 
     state = get_state(ctx)
     fmt = state.choose_output(output, raw)
@@ -201,8 +201,8 @@ def place_order(
         )
         request, generated = parsed.request, parsed.generated_code
     else:
-        from kalixo_cli.catalog import request_from_products
         from kalixo_cli.commands.catalog import catalog_source
+        from kalixo_cli.domain.catalog import request_from_products
 
         generated = external_order_code is None
         code = external_order_code or inputs.generate_order_code()
@@ -222,7 +222,7 @@ def place_order(
                          hint="change the code in the file to buy the same again")
     if dry_run:
         if fmt == "table":
-            from kalixo_cli.render import request_view
+            from kalixo_cli.terminal.views import request_view
 
             print_view(lambda plain, _: request_view(request, plain=plain))
         elif fmt == "jsonl":
@@ -231,7 +231,7 @@ def place_order(
             print_json(request.body())
         note("dry run: the order is valid; nothing was sent")
         return
-    from kalixo_cli import placement
+    from kalixo_cli.workflows import placement
 
     journal = state.journal()
     api = state.endpoint().journal_key
@@ -308,8 +308,8 @@ def _print_skeleton(state: AppState, file: str | None, products: list[str] | Non
                     fmt: OutputFormat, *, code: str | None, currency: str | None) -> None:
     """An order file that place-order accepts as it is: the README's example, or with
     --product the catalog's products at today's prices. Sends nothing, records nothing."""
-    from kalixo_cli import inputs
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.models import OrderRequest
+    from kalixo_cli.inputs import order_file as inputs
 
     if file is not None:
         raise UsageError("--skeleton prints a new order file: it takes no FILE",
@@ -320,8 +320,8 @@ def _print_skeleton(state: AppState, file: str | None, products: list[str] | Non
                          "not fit it", hint="drop -o")
     chosen = code or inputs.generate_order_code()
     if products:
-        from kalixo_cli.catalog import request_from_products
         from kalixo_cli.commands.catalog import catalog_source
+        from kalixo_cli.domain.catalog import request_from_products
 
         request = request_from_products(products, lookup=catalog_source(state).product,
                                         currency=currency, code=chosen)
@@ -364,7 +364,7 @@ def _warn_low_balance(result: "OrderResult") -> None:
 def _wait(client: "ApiClient", result: "OrderResult", *, timeout: float,
           interval: float) -> "OrderResult":
     """Poll the order until it is no longer processing; a spinner at a terminal."""
-    from kalixo_cli.waiting import PENDING, wait_for_order
+    from kalixo_cli.workflows.waiting import PENDING, wait_for_order
 
     order = result.order
     if (order.status or "") not in PENDING:
@@ -393,7 +393,7 @@ class _Spinner:
     def __init__(self, text: str) -> None:
         self.status: Any = None
         if sys.stderr.isatty() and not settings.quiet:
-            from kalixo_cli.output import console
+            from kalixo_cli.terminal.output import console
 
             self.status = console(stderr=True).status(clean(text))
             self.status.start()
@@ -429,7 +429,7 @@ def _finish_order(result: "OrderResult", *, raw: bool, fmt: OutputFormat, mask_p
 def _refuse_known(known: "Verdict", code: str, fmt: OutputFormat) -> NoReturn:
     """The journal says this code may have been placed, or is taken: send nothing.
     (A code placed before is not refused: it is replayed.)"""
-    from kalixo_cli.placement import refusal
+    from kalixo_cli.workflows.placement import refusal
 
     raise refusal(known, code)
 
@@ -477,7 +477,7 @@ def _complete(state: "AppState", client: "ApiClient", order: Order) -> None:
     """Fill what a v2 answer leaves out (currency, total, SKUs; a failed order's lines)
     from the request this machine sent, else from the catalog, and journal the status.
     (v1's retrieve answer states them all, and its retrieve-order loads no SQLite.)"""
-    from kalixo_cli.normalize import complete_from_catalog, request_of
+    from kalixo_cli.domain.normalize import complete_from_catalog, request_of
 
     api = state.journal_key()
     journal = state.journal()

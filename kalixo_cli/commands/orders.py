@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from kalixo_cli.context import JqOption, OrderOutputOption, get_state
-from kalixo_cli.errors import ExitCode, UsageError
-from kalixo_cli.output import (
+from kalixo_cli.commands.context import JqOption, OrderOutputOption, get_state
+from kalixo_cli.domain.errors import ExitCode, UsageError
+from kalixo_cli.terminal.output import (
     note,
     print_csv,
     print_json,
@@ -71,7 +71,7 @@ COLUMNS = ("Code", "State", "Order", "Status", "Sent (UTC)", "Host", "Error")
 
 def _cells(record: dict[str, Any]) -> list[str]:
     """A row as shown: outside text cleaned here, so the widths are those of what is shown."""
-    from kalixo_cli.sanitize import clean
+    from kalixo_cli.domain.sanitize import clean
 
     return [clean(record["externalOrderCode"]), record["state"],
             "-" if record["orderId"] is None else str(record["orderId"]),
@@ -221,7 +221,7 @@ def show(
     else:
         print_view(lambda plain, _: _view([record], plain))
     if entry.effective_state == "unknown":
-        from kalixo_cli.placement import resolution_hint
+        from kalixo_cli.workflows.placement import resolution_hint
 
         note(f"outcome unknown: {resolution_hint(code)}")
 
@@ -326,8 +326,8 @@ def sync(
 
     Example: kalixo orders sync --since 2026-11-01 -o json
     """
-    from kalixo_cli.sync import exit_code as sync_exit
-    from kalixo_cli.sync import needs_sync, sync_entries
+    from kalixo_cli.workflows.sync import exit_code as sync_exit
+    from kalixo_cli.workflows.sync import needs_sync, sync_entries
 
     app_state = get_state(ctx)
     fmt = app_state.choose_output(output)
@@ -367,7 +367,7 @@ def sync(
          f"still unknown {unknown}" + (f", could not ask about {failed}" if failed else ""))
     code_ = sync_exit(changes)
     if code_ == ExitCode.OUTCOME_UNKNOWN:
-        from kalixo_cli.errors import OutcomeUnknown
+        from kalixo_cli.domain.errors import OutcomeUnknown
 
         raise OutcomeUnknown(
             f"{unknown} order{'s' if unknown != 1 else ''} still "

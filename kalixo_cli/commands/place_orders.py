@@ -10,9 +10,9 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.context import AppState, JqOption, filtered_format, get_state
-from kalixo_cli.errors import ExitCode, KalixoError, PinsNotSaved, UsageError
-from kalixo_cli.output import (
+from kalixo_cli.commands.context import AppState, JqOption, filtered_format, get_state
+from kalixo_cli.domain.errors import ExitCode, KalixoError, PinsNotSaved, UsageError
+from kalixo_cli.terminal.output import (
     OutputFormat,
     note,
     print_json,
@@ -23,9 +23,9 @@ from kalixo_cli.output import (
 )
 
 if TYPE_CHECKING:
-    from kalixo_cli.bulk import Plan, Result, Summary
-    from kalixo_cli.context import ApiClient
-    from kalixo_cli.pacing import Pace, RatePacer
+    from kalixo_cli.api.pacing import Pace, RatePacer
+    from kalixo_cli.commands.context import ApiClient
+    from kalixo_cli.workflows.bulk import Plan, Result, Summary
 
 DEFAULT_CONCURRENCY = 4
 MAX_CONCURRENCY = 32
@@ -186,8 +186,8 @@ def place_orders(
 
     Example: kalixo place-orders orders.csv --concurrency 8 -o jsonl > results.jsonl
     """
-    from kalixo_cli.bulk import plan_batch
-    from kalixo_cli.bulk_inputs import detect_bulk_format, iter_bulk_orders
+    from kalixo_cli.inputs.bulk_file import detect_bulk_format, iter_bulk_orders
+    from kalixo_cli.workflows.bulk import plan_batch
 
     state = get_state(ctx)
     fmt: OutputFormat = (("table" if sys.stdout.isatty() else "jsonl") if output is None
@@ -323,9 +323,9 @@ def _announce(plan: "Plan", *, dry_run: bool) -> None:
 def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int,
           results: _Results, look_up: bool) -> "Summary":
     """Send the plan with workers sharing one pacer and one retry budget."""
-    from kalixo_cli.bulk import Summary, send_plan
-    from kalixo_cli.pacing import RatePacer
-    from kalixo_cli.retry import RetryBudget
+    from kalixo_cli.api.pacing import RatePacer
+    from kalixo_cli.api.retry import RetryBudget
+    from kalixo_cli.workflows.bulk import Summary, send_plan
 
     budget = RetryBudget()
     stop = threading.Event()  # also cancels the requests still waiting for their turn
@@ -377,8 +377,8 @@ def _skipped_results(state: AppState, plan: "Plan", api: str, client: Any, *, lo
     up: the journal holds them until they are settled."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from kalixo_cli.bulk import Result
-    from kalixo_cli.normalize import complete_from_request, request_of
+    from kalixo_cli.domain.normalize import complete_from_request, request_of
+    from kalixo_cli.workflows.bulk import Result
 
     journal = state.journal()
     local = threading.local()

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kalixo_cli.errors import UsageError
+from kalixo_cli.domain.errors import UsageError
 
 app = typer.Typer(
     help="Run the offline emulator of the Kalixo API v1 and v2 (test credentials and API key, "

@@ -5,13 +5,13 @@ from typing import Annotated
 
 import typer
 
-from kalixo_cli.context import JqOption, OutputOption, get_state
-from kalixo_cli.errors import UsageError
-from kalixo_cli.output import print_json, print_view
+from kalixo_cli.commands.context import JqOption, OutputOption, get_state
+from kalixo_cli.domain.errors import UsageError
+from kalixo_cli.terminal.output import print_json, print_view
 
 
 class SchemaName(StrEnum):
-    """The names of `kalixo_cli.schemas.SCHEMAS` (a test keeps them equal), here so that
+    """The names of `kalixo_cli.domain.schemas.SCHEMAS` (a test keeps them equal), here so that
     --help and the completions list them without loading pydantic's schema machinery."""
 
     order_file = "order-file"
@@ -52,8 +52,8 @@ def schema(
 
     Example: kalixo schema order-file > order-file.schema.json
     """
-    from kalixo_cli.schemas import SCHEMAS
-    from kalixo_cli.schemas import schema as build
+    from kalixo_cli.domain.schemas import SCHEMAS
+    from kalixo_cli.domain.schemas import schema as build
 
     state = get_state(ctx)
     if list_names == (name is not None):

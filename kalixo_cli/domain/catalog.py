@@ -37,15 +37,15 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kalixo_cli.config import APP_NAME
-from kalixo_cli.errors import ConfigError, InputError, Problem, RequestRejected, UsageError
-from kalixo_cli.normalize import as_int
-from kalixo_cli.render import format_amount
+from kalixo_cli.domain.errors import ConfigError, InputError, Problem, RequestRejected, UsageError
+from kalixo_cli.domain.normalize import as_int
+from kalixo_cli.store.config import APP_NAME
+from kalixo_cli.terminal.views import format_amount
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.models import OrderRequest
 
 log = logging.getLogger("kalixo.catalog")
 
@@ -654,7 +654,7 @@ def request_from_products(specs: list[str], *, lookup: Callable[[int], Product],
     """
     from pydantic import ValidationError
 
-    from kalixo_cli.models import OrderLine, OrderRequest
+    from kalixo_cli.domain.models import OrderLine, OrderRequest
 
     if not specs:
         raise UsageError(f"no products: give {SPEC_FLAG} {_SPEC_SHAPE.split(',')[0]} "

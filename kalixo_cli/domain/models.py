@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from kalixo_cli.sanitize import invisible_characters
+from kalixo_cli.domain.sanitize import invisible_characters
 
 INT64_MAX = 2**63 - 1
 

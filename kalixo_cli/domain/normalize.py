@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kalixo_cli.order import Order, OrderProduct
+from kalixo_cli.domain.order import Order, OrderProduct
 
 if TYPE_CHECKING:
-    from kalixo_cli.catalog import Product
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.catalog import Product
+    from kalixo_cli.domain.models import OrderRequest
 
 _PIN_LISTS = ("pins", "pin", "codes", "PIN", "PINs")
 _PIN_KEYS = ("PIN", "pin", "code", "Pin")
@@ -154,7 +154,7 @@ def request_of(body: str) -> OrderRequest | None:
     """The request a journal row keeps, or None when it no longer parses."""
     from pydantic import ValidationError
 
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.models import OrderRequest
 
     try:
         return OrderRequest.model_validate_json(body)

@@ -14,7 +14,7 @@ something it is not. Every such string passes through here on its way out:
   formula (OWASP's advice for CSV injection).
 
 Rich markup is the other half of the rule: data never reach rich's markup parser (the
-consoles of `kalixo_cli.output` have markup off, views build `rich.text.Text`).
+consoles of `kalixo_cli.terminal.output` have markup off, views build `rich.text.Text`).
 """
 
 from __future__ import annotations

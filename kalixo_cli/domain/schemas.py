@@ -210,8 +210,8 @@ def _listed(model: type[BaseModel], what: str) -> Callable[[], dict[str, Any]]:
 
 def _order_request(required_code: bool) -> dict[str, Any]:
     """`OrderRequest`'s schema, loosened where inputs.py completes the order itself."""
-    from kalixo_cli.inputs import SCHEMA_KEY
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.models import OrderRequest
+    from kalixo_cli.inputs.order_file import SCHEMA_KEY
 
     schema = OrderRequest.model_json_schema(mode="validation")
     optional = [f for f in _OPTIONAL_ORDER_FIELDS
@@ -254,7 +254,7 @@ def _serialized(target: Any) -> dict[str, Any]:
 
 
 def _order() -> dict[str, Any]:
-    from kalixo_cli.order import Order
+    from kalixo_cli.domain.order import Order
 
     schema = _serialized(Order)
     schema["description"] = ("An order as kalixo prints it (place-order, retrieve-order, "
@@ -263,7 +263,7 @@ def _order() -> dict[str, Any]:
 
 
 def _product() -> dict[str, Any]:
-    from kalixo_cli.catalog import Product
+    from kalixo_cli.domain.catalog import Product
 
     schema = _serialized(Product)
     schema["description"] = "A catalog product as `kalixo catalog list/show` prints it"

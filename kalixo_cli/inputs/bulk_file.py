@@ -35,8 +35,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal, TextIO
 
-from kalixo_cli.errors import InputError, Problem, UsageError
-from kalixo_cli.inputs import (
+from kalixo_cli.domain.errors import InputError, Problem, UsageError
+from kalixo_cli.domain.models import OrderRequest
+from kalixo_cli.inputs.order_file import (
     JsonState,
     csv_columns,
     csv_delimiter,
@@ -45,7 +46,6 @@ from kalixo_cli.inputs import (
     parse_batch_csv_order,
     parse_batch_json_order,
 )
-from kalixo_cli.models import OrderRequest
 
 BulkFormat = Literal["json", "jsonl", "csv"]
 BULK_FORMATS: tuple[BulkFormat, ...] = ("json", "jsonl", "csv")

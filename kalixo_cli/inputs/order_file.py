@@ -35,9 +35,9 @@ from typing import Any, BinaryIO, Literal, TypeGuard
 
 from pydantic import ValidationError
 
-from kalixo_cli.errors import InputError, Problem, UsageError
-from kalixo_cli.jsonpos import JsonIndex, Path, deepest_nesting, index_json, position
-from kalixo_cli.models import INT64_MAX, OrderRequest
+from kalixo_cli.domain.errors import InputError, Problem, UsageError
+from kalixo_cli.domain.models import INT64_MAX, OrderRequest
+from kalixo_cli.inputs.jsonpos import JsonIndex, Path, deepest_nesting, index_json, position
 
 OrderFormat = Literal["json", "csv"]
 FORMATS: tuple[OrderFormat, ...] = ("json", "csv")

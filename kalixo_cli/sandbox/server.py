@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
-from kalixo_cli.errors import UsageError
+from kalixo_cli.domain.errors import UsageError
 
 from .auth import SANDBOX_API_KEY
 from .catalog import PRODUCTS, READY_SECONDS, SLOW_SECONDS

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kalixo_cli.errors import ConfigError
+from kalixo_cli.domain.errors import ConfigError
 
 APP_NAME = "kalixo"
 DEFAULT_API_URL = "https://api.kalixo.io/v1"
@@ -116,7 +116,7 @@ def parse_retries(value: str | int) -> int:
 
 
 def parse_journal_url(value: str) -> str:
-    from kalixo_cli.journal_url import parse_journal_url as parse
+    from kalixo_cli.store.journal_url import parse_journal_url as parse
 
     return parse(value)
 
@@ -290,7 +290,7 @@ class Settings:
 
 
 def _shown_journal_url(url: str | None) -> str:
-    from kalixo_cli.journal_url import locate, mask_url
+    from kalixo_cli.store.journal_url import locate, mask_url
 
     return mask_url(url) if url else locate(None).url
 
@@ -363,7 +363,7 @@ def _secret(key: str, env_name: str, env: Mapping[str, str], section: Mapping[st
     value = section.get(key)
     if not isinstance(value, str) or not value.strip():
         return None
-    from kalixo_cli import credstore
+    from kalixo_cli.store import credstore
 
     if value.strip() == credstore.MARKER:
         secret = credstore.get(profile, key)

@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from kalixo_cli.errors import JournalUnusable
-from kalixo_cli.verdict import Verdict, verdict
+from kalixo_cli.domain.errors import JournalUnusable
+from kalixo_cli.store.verdict import Verdict, verdict
 
 STATES = ("sending", "placed", "rejected", "failed", "unknown")
 SCHEMA_VERSION = 2
@@ -103,7 +103,7 @@ def request_hash(body: Mapping[str, Any]) -> str:
 
 
 def default_journal_path() -> Path:
-    from kalixo_cli.config import data_dir
+    from kalixo_cli.store.config import data_dir
 
     return data_dir() / "journal.sqlite3"
 

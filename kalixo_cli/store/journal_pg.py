@@ -31,8 +31,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from kalixo_cli.errors import JournalUnreachable, JournalUnusable
-from kalixo_cli.journal import (
+from kalixo_cli.domain.errors import JournalUnreachable, JournalUnusable
+from kalixo_cli.store.journal import (
     COLUMNS,
     HEARTBEAT_SECONDS,
     LEASE_SECONDS,
@@ -45,8 +45,8 @@ from kalixo_cli.journal import (
     owner_alive,
     request_hash,
 )
-from kalixo_cli.journal_url import PASSWORD_HINT, mask_url
-from kalixo_cli.verdict import verdict
+from kalixo_cli.store.journal_url import PASSWORD_HINT, mask_url
+from kalixo_cli.store.verdict import verdict
 
 if TYPE_CHECKING:
     import psycopg

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from kalixo_cli.journal import JournalStore
+    from kalixo_cli.store.journal import JournalStore
 
 SCHEMES = ("sqlite", "postgresql", "postgres")
 PASSWORD_HINT = ("put the password in ~/.pgpass or PGPASSWORD, or store it in the OS keyring "
@@ -94,7 +94,7 @@ class JournalLocation:
 def locate(url: str | None) -> JournalLocation:
     """The journal a (validated) `journal_url` names; None means the local default file."""
     if url is None:
-        from kalixo_cli.journal import default_journal_path
+        from kalixo_cli.store.journal import default_journal_path
 
         path = default_journal_path()
         return JournalLocation("sqlite", f"sqlite://{path}", path)
@@ -109,10 +109,10 @@ def open_journal(location: JournalLocation, *, readonly: bool = False,
     """The backend for `location`. A shared journal that cannot be reached raises
     JournalUnreachable (exit 5): there is never a fall-back to the local file."""
     if location.kind == "sqlite":
-        from kalixo_cli.journal import Journal
+        from kalixo_cli.store.journal import Journal
 
         assert location.path is not None
         return Journal(location.path, readonly=readonly)
-    from kalixo_cli.journal_pg import PostgresJournal
+    from kalixo_cli.store.journal_pg import PostgresJournal
 
     return PostgresJournal(location.url, readonly=readonly, password=password)

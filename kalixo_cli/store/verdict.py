@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from kalixo_cli.journal import Entry
+    from kalixo_cli.store.journal import Entry
 
 VerdictKind = Literal["send", "placed", "unknown", "conflict", "reconcile", "busy"]
 

@@ -2,7 +2,7 @@
 
 The `jq` package (libjq) is imported only when `--jq` is given, so no other command pays
 for it at start-up. Results follow gh's rules: a string is printed raw, every other value
-as compact JSON, one result a line; both pass through kalixo_cli.sanitize.
+as compact JSON, one result a line; both pass through kalixo_cli.domain.sanitize.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kalixo_cli.errors import UsageError
+from kalixo_cli.domain.errors import UsageError
 
 
 class JqProgram:
@@ -30,8 +30,8 @@ class JqProgram:
 
 def result_line(value: Any) -> str:
     """A result holds outside text: a raw string shows its controls and invisible characters
-    as escapes (line breaks stay), JSON carries them as \\u escapes (kalixo_cli.sanitize)."""
-    from kalixo_cli.sanitize import clean_lines, json_safe
+    as escapes (line breaks stay), JSON carries them as \\u escapes (kalixo_cli.domain.sanitize)."""
+    from kalixo_cli.domain.sanitize import clean_lines, json_safe
 
     if isinstance(value, str):
         return clean_lines(value)
@@ -64,6 +64,6 @@ def describe_jq_error(exc: ValueError) -> str:
     for prefix in ("jq: error: ", "jq: error (at <unknown>): "):
         if first.startswith(prefix):
             first = first[len(prefix):]
-    from kalixo_cli.sanitize import clean
+    from kalixo_cli.domain.sanitize import clean
 
     return clean(first.rstrip(":"))  # may quote the data, which came from outside

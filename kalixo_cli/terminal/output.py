@@ -5,7 +5,7 @@ it; notes, warnings and errors go to stderr. Consoles are made per call because 
 callers swap sys.stdout. Colour follows rich's rules (NO_COLOR, FORCE_COLOR, a terminal or
 not) plus --no-color; nothing is ever paged.
 
-This is also where outside text is made safe (`kalixo_cli.sanitize`): consoles never parse
+This is also where outside text is made safe (`kalixo_cli.domain.sanitize`): consoles never parse
 rich markup or emoji codes and show control characters as escapes, JSON escapes them,
 CSV cells are cleaned and defused, and every line on stderr is cleaned.
 """
@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from kalixo_cli.sanitize import clean, clean_lines, csv_cell, json_safe
+from kalixo_cli.domain.sanitize import clean, clean_lines, csv_cell, json_safe
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from kalixo_cli.jqfilter import JqProgram
+    from kalixo_cli.terminal.jqfilter import JqProgram
 
 OutputFormat = Literal["table", "json", "jsonl", "csv"]
 PROG = "kalixo"
@@ -56,7 +56,7 @@ def _filtered(data: Any = None, *, text: str | None = None) -> bool:
     program = settings.jq
     if program is None:
         return False
-    from kalixo_cli.jqfilter import describe_jq_error
+    from kalixo_cli.terminal.jqfilter import describe_jq_error
 
     try:
         lines = program.apply(data, text=text)
@@ -74,7 +74,7 @@ def resolve_format(
     requested: str | None, raw: bool, allowed: Sequence[str] = ("table", "json")
 ) -> OutputFormat:
     """Table for people at a terminal, JSON for pipes, unless asked otherwise."""
-    from kalixo_cli.errors import UsageError
+    from kalixo_cli.domain.errors import UsageError
 
     if raw and requested not in (None, "json"):
         raise UsageError(f"--raw prints the server's JSON, so it cannot go with -o {requested}")

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kalixo_cli.errors import PinsNotSaved, UsageError
-from kalixo_cli.render import PIN_FIELDS
+from kalixo_cli.domain.errors import PinsNotSaved, UsageError
+from kalixo_cli.terminal.views import PIN_FIELDS
 
 
 def check_target(path: Path, *, force: bool) -> None:
@@ -46,8 +46,8 @@ def check_target(path: Path, *, force: bool) -> None:
 def render_pins(rows: Sequence[dict[str, Any]], path: Path) -> bytes:
     """JSON with unsafe characters as \\u escapes; CSV with every cell cleaned and a
     would-be formula defused (`sanitize`), since this file is opened in spreadsheets."""
-    from kalixo_cli.output import csv_rows
-    from kalixo_cli.sanitize import json_safe
+    from kalixo_cli.domain.sanitize import json_safe
+    from kalixo_cli.terminal.output import csv_rows
 
     if path.suffix.lower() == ".json":
         return (json_safe(json.dumps(list(rows), indent=2, ensure_ascii=False)) + "\n").encode()

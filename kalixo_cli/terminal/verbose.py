@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from kalixo_cli.redact import Redactor
+from kalixo_cli.domain.redact import Redactor
 
 
 class _StderrHandler(logging.Handler):
@@ -19,7 +19,7 @@ class _StderrHandler(logging.Handler):
         self.redact = redact
 
     def emit(self, record: logging.LogRecord) -> None:
-        from kalixo_cli.sanitize import clean
+        from kalixo_cli.domain.sanitize import clean
 
         sys.stderr.write(f"kalixo: {clean(self.redact(self.format(record)))}\n")
 

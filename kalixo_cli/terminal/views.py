@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kalixo_cli.order import Order
-from kalixo_cli.redact import mask_pin
-from kalixo_cli.sanitize import clean
+from kalixo_cli.domain.order import Order
+from kalixo_cli.domain.redact import mask_pin
+from kalixo_cli.domain.sanitize import clean
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.models import OrderRequest
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD", "UGX"})
 STATUS_STYLES = {

@@ -8,7 +8,7 @@ Two passes, both in constant memory:
    order). Any invalid order stops the run here: nothing has been sent.
 2. send: workers take the orders to send in file order; each POST is journaled before and
    after (`placement.place`), paced from the server's X-RateLimit-* headers
-   (`kalixo_cli.pacing`), and bounded by a shared retry budget.
+   (`kalixo_cli.api.pacing`), and bounded by a shared retry budget.
 
 Ctrl-C stops handing out orders; requests in flight finish (or are journaled unknown).
 A kill -9 leaves at most the in-flight rows in `sending`, which the next run reads as unknown.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from kalixo_cli.errors import (
+from kalixo_cli.domain.errors import (
     AuthRejected,
     CodeTaken,
     ExitCode,
@@ -43,14 +43,14 @@ from kalixo_cli.errors import (
     RequestRejected,
     SendCancelled,
 )
-from kalixo_cli.journal import JournalStore, request_hash
-from kalixo_cli.verdict import verdict
+from kalixo_cli.store.journal import JournalStore, request_hash
+from kalixo_cli.store.verdict import verdict
 
 if TYPE_CHECKING:
-    from kalixo_cli.bulk_inputs import BulkOrder
-    from kalixo_cli.context import ApiClient
-    from kalixo_cli.models import OrderRequest
-    from kalixo_cli.order import Order
+    from kalixo_cli.commands.context import ApiClient
+    from kalixo_cli.domain.models import OrderRequest
+    from kalixo_cli.domain.order import Order
+    from kalixo_cli.inputs.bulk_file import BulkOrder
 
 OutcomeKind = Literal["placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown",
                       "skipped_busy"]
@@ -129,14 +129,14 @@ STALE_PLAN_SECONDS = 7 * 24 * 3600
 
 
 def plan_folder() -> Path:
-    from kalixo_cli.config import data_dir
+    from kalixo_cli.store.config import data_dir
 
     return data_dir() / "plans"
 
 
 def _plan_name_prefix() -> str:
     """batch_HOST_PID_START_: whose plan it is, so a later run can tell it is stale."""
-    from kalixo_cli.journal import process_start
+    from kalixo_cli.store.journal import process_start
 
     host = socket.gethostname().replace("_", "-")
     return f"{PLAN_PREFIX}{host}_{os.getpid()}_{process_start(os.getpid()) or 0}_"
@@ -148,7 +148,7 @@ def clean_stale_plans(folder: Path, *, now: float | None = None) -> list[Path]:
     A plan of this host is stale when its process is gone (or its pid now belongs to a
     process that started later); one of another host, when it is a week old.
     """
-    from kalixo_cli.journal import pid_alive, process_start
+    from kalixo_cli.store.journal import pid_alive, process_start
 
     host = socket.gethostname().replace("_", "-")
     removed: list[Path] = []
@@ -358,7 +358,7 @@ class Summary:
 def _place_one(journal: JournalStore, api: str, client: ApiClient,
                request: OrderRequest) -> Result | None:
     """The order's result line; None for one the run stopped before it was sent."""
-    from kalixo_cli.placement import Refused, place, refusal
+    from kalixo_cli.workflows.placement import Refused, place, refusal
 
     code = request.externalOrderCode
     try:
@@ -425,7 +425,7 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
     out, or the retry budget did) get further rounds: each is looked up by code, and sent
     again only if the API has no order under it. Their result is reported once, at the end.
     """
-    from kalixo_cli.models import OrderRequest
+    from kalixo_cli.domain.models import OrderRequest
 
     summary = Summary()
     started = time.monotonic()

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from kalixo_cli.errors import (
+from kalixo_cli.domain.errors import (
     AlreadyPlaced,
     AuthRejected,
     CodeBusy,
@@ -28,15 +28,15 @@ from kalixo_cli.errors import (
     TransportError,
     UsageError,
 )
-from kalixo_cli.journal import request_hash
-from kalixo_cli.verdict import Verdict, VerdictKind, verdict
+from kalixo_cli.store.journal import request_hash
+from kalixo_cli.store.verdict import Verdict, VerdictKind, verdict
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import OrderResult
-    from kalixo_cli.context import ApiClient
-    from kalixo_cli.journal import JournalStore
-    from kalixo_cli.models import OrderRequest
-    from kalixo_cli.order import Order
+    from kalixo_cli.commands.context import ApiClient
+    from kalixo_cli.domain.models import OrderRequest
+    from kalixo_cli.domain.order import Order
+    from kalixo_cli.store.journal import JournalStore
 
 __all__ = ["Refused", "Verdict", "VerdictKind", "check", "order_difference", "place", "refusal",
            "resolution_hint", "verdict"]

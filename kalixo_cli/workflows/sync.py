@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kalixo_cli.errors import ExitCode, KalixoError
+from kalixo_cli.domain.errors import ExitCode, KalixoError
 
 if TYPE_CHECKING:
     from kalixo_cli.api.v1 import OrderResult
-    from kalixo_cli.journal import Entry, JournalStore
+    from kalixo_cli.store.journal import Entry, JournalStore
 
 PENDING_STATUSES = frozenset({"processing", "requested"})
 SYNCED = "synced"
@@ -77,7 +77,7 @@ class SyncChange:
 
 
 def _look_up(client: OrderReader, code: str) -> OrderResult | None:
-    from kalixo_cli.errors import RequestRejected
+    from kalixo_cli.domain.errors import RequestRejected
 
     try:
         return client.retrieve_order(code)

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from kalixo_cli.errors import StillProcessing
-from kalixo_cli.order import Order
+from kalixo_cli.domain.errors import StillProcessing
+from kalixo_cli.domain.order import Order
 
 PENDING = frozenset({"processing", "requested"})
 MIN_INTERVAL = 1.0
