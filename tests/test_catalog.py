@@ -17,20 +17,19 @@ import pytest
 
 import kalixo_cli.domain.catalog as catalog
 from kalixo_cli.domain.catalog import (
-    CatalogCache,
     CatalogFilters,
     CatalogPages,
     Product,
-    catalog_ttl,
     normalize_product,
     normalize_product_list,
-    price_label,
-    request_from_products,
 )
 from kalixo_cli.domain.errors import ConfigError, ExitCode, InputError, RequestRejected, UsageError
+from kalixo_cli.inputs.product_spec import request_from_products
 from kalixo_cli.sandbox import KTEST_OPEN_ID
 from kalixo_cli.sandbox.catalog import PRODUCTS
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.store.catalog_cache import CatalogCache, catalog_ttl
+from kalixo_cli.terminal.views import CSV_FIELDS, price_label
 from tests.conftest import run
 
 V1_LIST = "/v1/catalog/products"
@@ -411,7 +410,7 @@ def test_the_table_shows_major_units_and_open_ranges(sandbox: RunningSandbox) ->
 def test_csv_has_a_header_and_a_row_a_product(sandbox: RunningSandbox) -> None:
     result = run(["catalog", "list", "--brand", "xbox", "-o", "csv"])
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == list(catalog.CSV_FIELDS)
+    assert list(rows[0]) == list(CSV_FIELDS)
     assert rows == [{**rows[0], "id": "2", "price": "3299", "tags": "bestseller gaming"}]
 
 
@@ -642,8 +641,8 @@ def test_the_sandbox_catalog_source_is_a_lookup(sandbox: RunningSandbox) -> None
     """What place-order's --product will pass: the cached catalog of the API in force."""
     from kalixo_cli.api.http import Transport
     from kalixo_cli.api.v1 import V1Client
-    from kalixo_cli.domain.catalog import CatalogSource
     from kalixo_cli.sandbox import SANDBOX_TOKEN
+    from kalixo_cli.workflows.catalog_source import CatalogSource
 
     client = V1Client(Transport(sandbox.v1_url, SANDBOX_TOKEN, timeout=5, retries=0))
     source = CatalogSource(client, api=sandbox.v1_url, version="v1", account="a", cache=None)

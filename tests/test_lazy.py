@@ -62,7 +62,7 @@ HELP_MODULES = ["kalixo_cli", "kalixo_cli.cli", "kalixo_cli.domain", "kalixo_cli
                 "kalixo_cli.lazy"]
 RETRIEVE_MODULES = sorted([
     *HELP_MODULES,
-    "kalixo_cli.api", "kalixo_cli.api.http", "kalixo_cli.api.v1",
+    "kalixo_cli.api", "kalixo_cli.api.base", "kalixo_cli.api.http", "kalixo_cli.api.v1",
     # every request is bounded in time and size, and every output is sanitised
     "kalixo_cli.api.limits", "kalixo_cli.domain.sanitize",
     "kalixo_cli.commands", "kalixo_cli.commands.order", "kalixo_cli.commands.context",

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kalixo_cli.api.base import OrderResult
 from kalixo_cli.api.http import Transport
-from kalixo_cli.api.v1 import OrderResult, V1Client
+from kalixo_cli.api.v1 import V1Client
 from kalixo_cli.domain.errors import AuthRejected, TransportError
 
 if TYPE_CHECKING:

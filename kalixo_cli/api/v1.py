@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from kalixo_cli.api.http import Answer, Transport
+from kalixo_cli.api.base import OrderResult, Probe, one_product, probe
+from kalixo_cli.api.http import Transport
 from kalixo_cli.domain.errors import (
-    APIError,
     KalixoError,
     OutcomeUnknown,
     RequestRejected,
@@ -18,22 +15,11 @@ from kalixo_cli.domain.errors import (
     UsageError,
 )
 from kalixo_cli.domain.normalize import normalize_order, normalize_placed_order
-from kalixo_cli.domain.order import Order
 
 if TYPE_CHECKING:
-    import requests
 
-    from kalixo_cli.domain.catalog import (
-        CatalogFilters,
-        Product,
-    )
+    from kalixo_cli.domain.catalog import CatalogFilters, Product
     from kalixo_cli.domain.models import OrderRequest
-
-
-@dataclass(frozen=True)
-class OrderResult:
-    order: Order
-    answer: Answer
 
 
 class V1Client:
@@ -68,19 +54,21 @@ class V1Client:
         try:
             fresh = self.retrieve_order(order.orderId).order
         except KalixoError as exc:
-            from kalixo_cli.terminal.output import warn
-
-            warn(f"order {order.orderId} was placed without every PIN, and its status could "
-                 f"not be read ({exc.message}); see it with `kalixo retrieve-order "
-                 f"{order.orderId}`")
             order.status = None
-            return placed
+            return OrderResult(order, placed.answer, notes=(
+                f"order {order.orderId} was placed without every PIN, and its status could "
+                f"not be read ({exc.message}); see it with `kalixo retrieve-order "
+                f"{order.orderId}`",))
         fresh.externalOrderCode = fresh.externalOrderCode or order.externalOrderCode
         fresh.currency = fresh.currency or order.currency
         fresh.price = fresh.price if fresh.price is not None else order.price
         if not fresh.products:
             fresh.products = order.products
         return OrderResult(fresh, placed.answer)
+
+    def look_up(self, code: str) -> OrderResult | None:
+        raise UsageError(f"API v1 cannot look an order up by its code ({code}): only by its id",
+                         hint="retrieve it by its orderId")
 
     def retrieve_order(self, order_id: int | str) -> OrderResult:
         if isinstance(order_id, str) and not order_id.isdigit():
@@ -134,7 +122,7 @@ class V1Client:
         params = {"ean": ean} if ean is not None else {"sku": sku}
         path = "catalog/product"
         answer = self.transport.get(path, params=params)
-        return _one_product(answer.data, self.transport.url(path))
+        return one_product(answer.data, self.transport.url(path))
 
     # -- diagnosis ---------------------------------------------------------------------
 
@@ -143,77 +131,3 @@ class V1Client:
         return probe(self.transport, "catalog/products", {"skip": 0, "take": 1})
 
 
-def _one_product(data: Any, where: str) -> Product:
-    from kalixo_cli.domain.catalog import normalize_product
-
-    try:
-        return normalize_product(data)
-    except ValueError as exc:
-        raise TransportError(f"the API's answer is not a product ({exc})", where=where) from exc
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One GET made to see whether the API answers, lets us in, and agrees on the time.
-
-    `status` is the last HTTP status (None when nothing answered); `round_trip_ms` the last
-    attempt's time to the answer's headers; `server_time` the server's clock (unix seconds,
-    from the Date header, or better when the body carries one) and `received_at` ours when
-    the answer came; `error` what the request raised, if anything.
-    """
-
-    url: str
-    status: int | None
-    round_trip_ms: float | None
-    server_time: float | None
-    received_at: float | None
-    data: Any
-    error: KalixoError | None
-
-    @property
-    def clock_skew(self) -> float | None:
-        """Seconds the server's clock is ahead of ours (negative: behind)."""
-        if self.server_time is None or self.received_at is None:
-            return None
-        half_trip = (self.round_trip_ms or 0.0) / 2000
-        return self.server_time - (self.received_at - half_trip)
-
-
-def http_date(value: str | None) -> float | None:
-    """An HTTP Date header -> unix seconds; None when absent or not a date."""
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
-def probe(transport: Transport, path: str,
-          params: Mapping[str, Any] | None = None) -> Probe:
-    """GET `path` through the usual seam, watching the raw answers for their headers."""
-    seen: list[tuple[requests.Response, float]] = []
-
-    def remember(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        seen.append((response, time.time()))
-
-    # `Answer` carries no headers; a response hook on the GET session sees them all.
-    hooks = transport._get.hooks["response"]
-    hooks.append(remember)
-    data: Any = None
-    error: KalixoError | None = None
-    try:
-        data = transport.get(path, params).data
-    except (APIError, TransportError) as exc:
-        error = exc
-    finally:
-        hooks.remove(remember)
-    if not seen:
-        return Probe(transport.url(path), None, None, None, None, None, error)
-    response, received_at = seen[-1]
-    return Probe(
-        url=transport.url(path), status=response.status_code,
-        round_trip_ms=response.elapsed.total_seconds() * 1000,
-        server_time=http_date(response.headers.get("date")), received_at=received_at,
-        data=data, error=error,
-    )

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from kalixo_cli.api.base import OrderResult, Probe, one_product, probe
 from kalixo_cli.api.http import Transport
-from kalixo_cli.api.v1 import OrderResult, Probe, _one_product, probe
 from kalixo_cli.domain.errors import OrderExists, OutcomeUnknown, RequestRejected, TransportError
 from kalixo_cli.domain.normalize import normalize_order, normalize_placed_order
 
@@ -77,6 +77,9 @@ class V2Client:
             ) from exc
         return OrderResult(order, answer)
 
+    def confirm_status(self, placed: OrderResult) -> OrderResult:
+        return placed  # v2's answer states the status
+
     def retrieve_order(self, reference: int | str) -> OrderResult:
         path = f"orders/{quote(str(reference), safe='')}"
         answer = self.transport.get(path)
@@ -132,7 +135,7 @@ class V2Client:
     def catalog_product(self, product_id: int) -> Product:
         path = f"catalog/products/{int(product_id)}"
         answer = self.transport.get(path)
-        return _one_product(answer.data, self.transport.url(path))
+        return one_product(answer.data, self.transport.url(path))
 
     def catalog_product_by_code(self, *, ean: str | None = None,
                                 sku: str | None = None) -> Product:

@@ -24,7 +24,7 @@ from kalixo_cli.terminal.output import note, print_json, print_view, warn
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from kalixo_cli.api.v1 import Probe
+    from kalixo_cli.api.base import Probe
     from kalixo_cli.api.v2 import V2Client, Wallet
     from kalixo_cli.store.config import Settings
 
@@ -34,13 +34,13 @@ DOCTOR_DEADLINE = 10.0  # seconds of retrying a doctor may spend before it says 
 
 def _v2_client(state: AppState, what: str, hint: str) -> "V2Client":
     """The client, when the API in force is v2; else a UsageError (exit 2) saying so."""
-    if state.settings().api_version.value != "v2":
-        raise UsageError(f"API v1 has no {what} endpoint; {what} needs API v2", hint=hint)
-    from kalixo_cli.api.v2 import V2Client
+    if state.settings().api_version.value == "v2":  # before a client is built (credentials)
+        from kalixo_cli.api.v2 import V2Client
 
-    client = state.client()
-    assert isinstance(client, V2Client)
-    return client
+        client = state.client()
+        if isinstance(client, V2Client):
+            return client
+    raise UsageError(f"API v1 has no {what} endpoint; {what} needs API v2", hint=hint)
 
 
 # --------------------------------------------------------------------------------------
@@ -48,7 +48,7 @@ def _v2_client(state: AppState, what: str, hint: str) -> "V2Client":
 
 
 def _major(amount: float, currency: str) -> str:
-    from kalixo_cli.terminal.views import ZERO_DECIMAL_CURRENCIES
+    from kalixo_cli.domain.money import ZERO_DECIMAL_CURRENCIES
 
     return f"{amount:,.0f}" if currency in ZERO_DECIMAL_CURRENCIES else f"{amount:,.2f}"
 

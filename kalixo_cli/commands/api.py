@@ -25,7 +25,7 @@ from kalixo_cli.terminal.output import print_raw
 if TYPE_CHECKING:
     import requests
 
-    from kalixo_cli.commands.context import ApiClient
+    from kalixo_cli.api.base import OrderClient
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
@@ -106,7 +106,7 @@ def _read_input(name: str) -> bytes:
     return data
 
 
-def _client(state: AppState) -> "ApiClient":
+def _client(state: AppState) -> "OrderClient":
     """The profile's client (endpoint, credential, timeouts, deadline, plain-HTTP rule, v1
     token refresh), with GET alone retried: other methods may not be safe to repeat."""
     from dataclasses import replace
@@ -118,7 +118,7 @@ def _client(state: AppState) -> "ApiClient":
                             rules=replace(V2_RULES if v2 else V1_RULES, post=NEVER))
 
 
-def _send(client: "ApiClient", method: str, path: str, **options: Any) -> "requests.Response":
+def _send(client: "OrderClient", method: str, path: str, **options: Any) -> "requests.Response":
     """One request; on v1 with a stored refresh token, a 401 refreshes the token (saved, as
     every command does) and the request is sent once more."""
     from kalixo_cli.api.auth import RefreshingV1Client

@@ -17,7 +17,8 @@ from kalixo_cli.terminal.output import (
 )
 
 if TYPE_CHECKING:
-    from kalixo_cli.domain.catalog import CatalogSource, Product
+    from kalixo_cli.domain.catalog import Product
+    from kalixo_cli.workflows.catalog_source import CatalogSource
 
 app = typer.Typer(
     help="Browse the catalog: products, prices and open-denomination ranges.\n\n"
@@ -53,13 +54,13 @@ def _filter_option(flag: str, what: str, example: str) -> Any:
 def catalog_source(state: AppState, *, refresh: bool = False) -> "CatalogSource":
     """The active API's catalog through the cache: also what place-order's --product uses
     (`request_from_products(..., lookup=catalog_source(state).product, ...)`)."""
-    from kalixo_cli.domain.catalog import (
+    from kalixo_cli.store.catalog_cache import (
         CatalogCache,
-        CatalogSource,
         cache_dir,
         catalog_ttl,
         credential_fingerprint,
     )
+    from kalixo_cli.workflows.catalog_source import CatalogSource
 
     ttl = catalog_ttl(os.environ)
     endpoint = state.endpoint()
@@ -71,7 +72,7 @@ def catalog_source(state: AppState, *, refresh: bool = False) -> "CatalogSource"
 
 
 def _print_one(product: "Product", fmt: OutputFormat) -> None:
-    from kalixo_cli.domain.catalog import CSV_FIELDS, csv_row, product_view
+    from kalixo_cli.terminal.views import CSV_FIELDS, csv_row, product_view
 
     if fmt == "json":
         print_json(product.to_json())
@@ -118,13 +119,8 @@ def list_products(
 
     Example: kalixo catalog list --country GB,IE --brand Xbox -o csv
     """
-    from kalixo_cli.domain.catalog import (
-        CSV_FIELDS,
-        CatalogFilters,
-        catalog_view,
-        csv_row,
-        summary_lines,
-    )
+    from kalixo_cli.domain.catalog import CatalogFilters
+    from kalixo_cli.terminal.views import CSV_FIELDS, catalog_view, csv_row, summary_lines
 
     state = get_state(ctx)
     fmt = state.choose_output(output)
@@ -203,6 +199,6 @@ def show(
                                          sku=sku.strip() if sku else None)
     _print_one(product, fmt)
     if source.fetched == 0 and source.oldest is not None:
-        from kalixo_cli.domain.catalog import cache_note
+        from kalixo_cli.terminal.views import cache_note
 
         note(cache_note(source.oldest))

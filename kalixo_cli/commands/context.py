@@ -37,11 +37,9 @@ ENV_DEBUG = "KALIXO_DEBUG"
 ENV_ALLOW_INSECURE_HTTP = "KALIXO_ALLOW_INSECURE_HTTP"
 
 if TYPE_CHECKING:
-    from kalixo_cli.api.v1 import V1Client
-    from kalixo_cli.api.v2 import V2Client
+    from kalixo_cli.api.base import OrderClient
     from kalixo_cli.store.journal import JournalStore
 
-    ApiClient = V1Client | V2Client
 
 
 class OutputChoice(StrEnum):
@@ -115,7 +113,7 @@ class AppState:
     _config: ConfigFile | None = None
     _settings: Settings | None = None
     _endpoint: Endpoint | None = None
-    _client: ApiClient | None = None
+    _client: OrderClient | None = None
     _journal: JournalStore | None = None
     _warned_insecure: bool = False
 
@@ -229,7 +227,7 @@ class AppState:
                  f"unencrypted ({ENV_ALLOW_INSECURE_HTTP} is set)")
         return True
 
-    def new_client(self, **transport_options: Any) -> ApiClient:
+    def new_client(self, **transport_options: Any) -> OrderClient:
         """A client of its own (one per thread: a requests.Session is not shared). The
         API version's retry rules unless `rules=` says otherwise (`kalixo api`)."""
         from kalixo_cli.api.http import Transport
@@ -324,7 +322,7 @@ class AppState:
         self._config = None
         return file.path
 
-    def client(self) -> ApiClient:
+    def client(self) -> OrderClient:
         """The client of a single-order command: its retries end at the command's deadline.
 
         (A bulk run makes its own clients, bounded by a retry budget instead.)"""

@@ -33,8 +33,7 @@ from kalixo_cli.terminal.output import (
 )
 
 if TYPE_CHECKING:
-    from kalixo_cli.api.v1 import OrderResult
-    from kalixo_cli.commands.context import ApiClient
+    from kalixo_cli.api.base import OrderClient, OrderResult
     from kalixo_cli.workflows.placement import Verdict
 
 
@@ -202,7 +201,7 @@ def place_order(
         request, generated = parsed.request, parsed.generated_code
     else:
         from kalixo_cli.commands.catalog import catalog_source
-        from kalixo_cli.domain.catalog import request_from_products
+        from kalixo_cli.inputs.product_spec import request_from_products
 
         generated = external_order_code is None
         code = external_order_code or inputs.generate_order_code()
@@ -278,7 +277,7 @@ def _status_problem(order: Order) -> KalixoError | None:
     return None
 
 
-def _replay(client: "ApiClient", known: "Verdict", code: str) -> "OrderResult":
+def _replay(client: "OrderClient", known: "Verdict", code: str) -> "OrderResult":
     """An idempotent replay, as a Stripe idempotency key gives: the order placed earlier
     under this code, fresh from the API with its PINs; nothing is sent."""
     entry = known.entry
@@ -321,7 +320,7 @@ def _print_skeleton(state: AppState, file: str | None, products: list[str] | Non
     chosen = code or inputs.generate_order_code()
     if products:
         from kalixo_cli.commands.catalog import catalog_source
-        from kalixo_cli.domain.catalog import request_from_products
+        from kalixo_cli.inputs.product_spec import request_from_products
 
         request = request_from_products(products, lookup=catalog_source(state).product,
                                         currency=currency, code=chosen)
@@ -361,7 +360,7 @@ def _warn_low_balance(result: "OrderResult") -> None:
              "(`kalixo wallet` shows it)")
 
 
-def _wait(client: "ApiClient", result: "OrderResult", *, timeout: float,
+def _wait(client: "OrderClient", result: "OrderResult", *, timeout: float,
           interval: float) -> "OrderResult":
     """Poll the order until it is no longer processing; a spinner at a terminal."""
     from kalixo_cli.workflows.waiting import PENDING, wait_for_order
@@ -473,7 +472,7 @@ def retrieve_order(
                   force=force, exit_on_status=exit_status)
 
 
-def _complete(state: "AppState", client: "ApiClient", order: Order) -> None:
+def _complete(state: "AppState", client: "OrderClient", order: Order) -> None:
     """Fill what a v2 answer leaves out (currency, total, SKUs; a failed order's lines)
     from the request this machine sent, else from the catalog, and journal the status.
     (v1's retrieve answer states them all, and its retrieve-order loads no SQLite.)"""

@@ -23,8 +23,8 @@ from kalixo_cli.terminal.output import (
 )
 
 if TYPE_CHECKING:
+    from kalixo_cli.api.base import OrderClient
     from kalixo_cli.api.pacing import Pace, RatePacer
-    from kalixo_cli.commands.context import ApiClient
     from kalixo_cli.workflows.bulk import Plan, Result, Summary
 
 DEFAULT_CONCURRENCY = 4
@@ -333,7 +333,7 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
     if plan.to_send or (look_up and plan.skipped):
         state.endpoint()  # no credentials: fail before any worker starts
 
-    def client() -> "ApiClient":
+    def client() -> "OrderClient":
         return state.new_client(pacer=pacer, budget=budget)
 
     def emit(result: "Result") -> None:

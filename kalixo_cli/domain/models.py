@@ -34,6 +34,8 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 PRICE_FIELDS = ("price",)
 
+SCHEMA_KEY = "$schema"  # ignored at the top of an order: editors read it, the API never sees it
+
 
 def minor_units_hint(value: Any) -> str | None:
     """For a decimal amount such as 32.99, the integer the user most likely meant."""

@@ -210,8 +210,7 @@ def _listed(model: type[BaseModel], what: str) -> Callable[[], dict[str, Any]]:
 
 def _order_request(required_code: bool) -> dict[str, Any]:
     """`OrderRequest`'s schema, loosened where inputs.py completes the order itself."""
-    from kalixo_cli.domain.models import OrderRequest
-    from kalixo_cli.inputs.order_file import SCHEMA_KEY
+    from kalixo_cli.domain.models import SCHEMA_KEY, OrderRequest
 
     schema = OrderRequest.model_json_schema(mode="validation")
     optional = [f for f in _OPTIONAL_ORDER_FIELDS

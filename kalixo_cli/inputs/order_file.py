@@ -36,7 +36,7 @@ from typing import Any, BinaryIO, Literal, TypeGuard
 from pydantic import ValidationError
 
 from kalixo_cli.domain.errors import InputError, Problem, UsageError
-from kalixo_cli.domain.models import INT64_MAX, OrderRequest
+from kalixo_cli.domain.models import INT64_MAX, SCHEMA_KEY, OrderRequest
 from kalixo_cli.inputs.jsonpos import JsonIndex, Path, deepest_nesting, index_json, position
 
 OrderFormat = Literal["json", "csv"]
@@ -46,7 +46,6 @@ MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_PROBLEMS = 50
 FORMAT_HINT = "--format json|csv"
 
-SCHEMA_KEY = "$schema"  # ignored at the top of an order: editors read it, the API never sees it
 ORDER_FIELDS = ("externalOrderCode", "price", "currency", "orderProducts")
 LINE_FIELDS = ("productId", "price", "sku", "currency", "quantity")
 CSV_COLUMNS = ("productId", "quantity", "price", "sku", "currency")

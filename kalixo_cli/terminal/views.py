@@ -6,8 +6,10 @@ through) or as `Text` of `sanitize.clean`ed strings; kalixo's own styles are Tex
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from kalixo_cli.domain.money import format_amount
 from kalixo_cli.domain.order import Order
 from kalixo_cli.domain.redact import mask_pin
 from kalixo_cli.domain.sanitize import clean
@@ -15,9 +17,9 @@ from kalixo_cli.domain.sanitize import clean
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from kalixo_cli.domain.catalog import CatalogPages, Product
     from kalixo_cli.domain.models import OrderRequest
 
-ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD", "UGX"})
 STATUS_STYLES = {
     "completed": "green",
     "processing": "yellow",
@@ -27,18 +29,6 @@ STATUS_STYLES = {
     "cancelled": "red",
     "error": "red",
 }
-
-
-def format_amount(minor: int | None, currency: str | None) -> str:
-    """4138 GBP -> '41.38 GBP': amounts travel in minor units, people read major ones."""
-    if minor is None:
-        return "-"
-    unit = currency or ""
-    if currency in ZERO_DECIMAL_CURRENCIES:
-        return f"{minor:,} {unit}".strip()
-    sign = "-" if minor < 0 else ""
-    whole, cents = divmod(abs(minor), 100)
-    return f"{sign}{whole:,}.{cents:02d} {unit}".strip()
 
 
 def _status_text(status: str | None) -> Any:
@@ -177,3 +167,116 @@ def settings_view(described: dict[str, Any], *, plain: bool = False) -> Renderab
             value = entry.get("value")
             table.add_row(key, "-" if value is None else str(value), entry.get("source") or "-")
     return table
+
+
+# --------------------------------------------------------------------------------------
+# The catalog: CSV rows, a product list, one product, paging notes.
+
+CSV_FIELDS = ("id", "sku", "productCode", "name", "brand", "country", "category",
+              "languages", "tags", "denominationType", "price", "currency",
+              "denominationMin", "denominationMax", "denominationStep", "buyingPrice", "status")
+
+
+def csv_row(product: Product) -> dict[str, Any]:
+    """One CSV row: lists joined by spaces, amounts in minor units as everywhere."""
+    data = product.to_json()
+    row = {name: data[name] for name in CSV_FIELDS}
+    for name in ("languages", "tags"):
+        row[name] = " ".join(data[name])
+    return row
+
+
+def price_label(product: Product) -> str:
+    """'32.99 GBP', or for an open denomination '5.00-100.00 GBP, step 1.00'."""
+    if not product.is_open:
+        return format_amount(product.price, product.currency)
+    unit = f" {product.currency}" if product.currency else ""
+    low = format_amount(product.denominationMin, product.currency).removesuffix(unit)
+    high = format_amount(product.denominationMax, product.currency)
+    label = f"{low}-{high}"
+    if product.denominationStep:
+        step = format_amount(product.denominationStep, product.currency).removesuffix(unit)
+        label += f", step {step}"
+    return label
+
+
+def _box(plain: bool) -> Any:
+    from rich import box
+
+    return None if plain else box.SIMPLE_HEAD
+
+
+def catalog_view(products: Sequence[Product], *, plain: bool = False) -> RenderableType:
+    """One row a product; the price column shows open-denomination ranges."""
+    from rich.table import Table
+
+    table = Table(box=_box(plain), show_edge=False, pad_edge=False)
+    table.add_column("ID", justify="right", no_wrap=True)
+    table.add_column("SKU", overflow="fold")
+    table.add_column("Name", overflow="fold")
+    table.add_column("Brand", overflow="fold")
+    table.add_column("Country", no_wrap=True)
+    table.add_column("Price", justify="right", no_wrap=True)
+    for product in products:
+        table.add_row(str(product.id), product.sku or "-", product.name or "-",
+                      product.brand or "-", product.country or "-", price_label(product))
+    return table
+
+
+def product_view(product: Product) -> RenderableType:
+    """Every field of one product, a line each."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    rows: list[tuple[str, str | None]] = [
+        ("ID", str(product.id)),
+        ("Name", product.name),
+        ("SKU", product.sku),
+        ("Product code", product.productCode),
+        ("Brand", product.brand),
+        ("Country", product.country),
+        ("Category", " / ".join(product.categories) or None),
+        ("Languages", ", ".join(product.languages) or None),
+        ("Tags", ", ".join(product.tags) or None),
+        ("Denomination", product.denominationType),
+        ("Price" if not product.is_open else "Range", price_label(product)),
+    ]
+    if product.is_open and product.price is not None:
+        rows.append(("Default amount", format_amount(product.price, product.currency)))
+    rows.append(("Buying price", format_amount(product.buyingPrice, product.currency)
+                 if product.buyingPrice is not None else None))
+    rows.append(("Status", product.status))
+    for label, value in rows:
+        grid.add_row(label, value if value else "-")
+    return grid
+
+
+def summary_lines(pages: CatalogPages, *, filtered_here: bool,
+                  cache_age: float | None) -> list[str]:
+    """What a listing says on stderr once it is printed: what was left out, and whether
+    the answer came from the cache."""
+    lines: list[str] = []
+    if pages.more:
+        if filtered_here:
+            lines.append(f"showing the first {pages.listed} matches; more may match: "
+                         "--all lists every one")
+        else:
+            lines.append(f"showing {pages.listed} of {pages.count} products: --all lists "
+                         "every one, --limit N another number")
+    if cache_age is not None:
+        lines.append(cache_note(cache_age))
+    return lines
+
+
+def cache_note(age: float) -> str:
+    return f"from the local catalog cache ({_age_text(age)} old); --refresh fetches it again"
+
+
+def _age_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

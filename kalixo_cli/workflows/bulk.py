@@ -47,7 +47,7 @@ from kalixo_cli.store.journal import JournalStore, request_hash
 from kalixo_cli.store.verdict import verdict
 
 if TYPE_CHECKING:
-    from kalixo_cli.commands.context import ApiClient
+    from kalixo_cli.api.base import OrderClient
     from kalixo_cli.domain.models import OrderRequest
     from kalixo_cli.domain.order import Order
     from kalixo_cli.inputs.bulk_file import BulkOrder
@@ -355,7 +355,7 @@ class Summary:
                 "sendSeconds": round(self.send_seconds, 3)}
 
 
-def _place_one(journal: JournalStore, api: str, client: ApiClient,
+def _place_one(journal: JournalStore, api: str, client: OrderClient,
                request: OrderRequest) -> Result | None:
     """The order's result line; None for one the run stopped before it was sent."""
     from kalixo_cli.workflows.placement import Refused, place, refusal
@@ -416,7 +416,7 @@ def _first_ctrl_c_stops(stop: threading.Event) -> Iterator[threading.Event]:
 
 
 def send_plan(plan: Plan, *, journal: JournalStore, api: str,
-              client_factory: Callable[[], ApiClient], concurrency: int,
+              client_factory: Callable[[], OrderClient], concurrency: int,
               on_result: Callable[[Result], None], stop: threading.Event,
               can_look_up: bool = False) -> Summary:
     """Send what the plan says, `concurrency` at a time, in file order; report each result.

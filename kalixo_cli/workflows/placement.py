@@ -32,8 +32,7 @@ from kalixo_cli.store.journal import request_hash
 from kalixo_cli.store.verdict import Verdict, VerdictKind, verdict
 
 if TYPE_CHECKING:
-    from kalixo_cli.api.v1 import OrderResult
-    from kalixo_cli.commands.context import ApiClient
+    from kalixo_cli.api.base import OrderClient, OrderResult
     from kalixo_cli.domain.models import OrderRequest
     from kalixo_cli.domain.order import Order
     from kalixo_cli.store.journal import JournalStore
@@ -153,7 +152,7 @@ def _check_same(journal: JournalStore, api: str, result: OrderResult,
         raise error
 
 
-def place(journal: JournalStore, api: str, client: ApiClient,
+def place(journal: JournalStore, api: str, client: OrderClient,
           request: OrderRequest) -> OrderResult:
     """Claim the code, POST once, record the outcome whatever it is.
 
@@ -182,7 +181,7 @@ def place(journal: JournalStore, api: str, client: ApiClient,
     if known.kind == "reconcile" and client.can_look_up:
         take()
         try:
-            found = client.look_up(code)  # type: ignore[union-attr]
+            found = client.look_up(code)
         except KalixoError as exc:  # could not ask: the outcome stays unknown
             _record(journal, api, code, "unknown", error_kind=_error_kind(exc),
                     error=exc.message)
@@ -211,11 +210,16 @@ def place(journal: JournalStore, api: str, client: ApiClient,
         raise
     _check_same(journal, api, result, request, where=None)
     result = _placed(journal, api, result, request)
-    confirm = getattr(client, "confirm_status", None)
-    if confirm is not None:  # v1 states no status when placing: ask the server once
-        result = confirm(result)
+    confirmed = client.confirm_status(result)  # v1 states no status when placing: asks once
+    if confirmed is not result:
+        result = confirmed
         with contextlib.suppress(JournalUnusable):  # the order is recorded; only its status
             journal.record_status(api, code, result.order.status)
+    if result.notes:
+        from kalixo_cli.terminal.output import warn
+
+        for note in result.notes:
+            warn(note)
     return result
 
 

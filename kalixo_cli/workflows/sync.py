@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kalixo_cli.domain.errors import ExitCode, KalixoError
 
 if TYPE_CHECKING:
-    from kalixo_cli.api.v1 import OrderResult
+    from kalixo_cli.api.base import OrderResult
     from kalixo_cli.store.journal import Entry, JournalStore
 
 PENDING_STATUSES = frozenset({"processing", "requested"})
