@@ -69,6 +69,7 @@ RETRIEVE_MODULES = sorted([
     "kalixo_cli.store", "kalixo_cli.store.config",
     "kalixo_cli.domain.normalize", "kalixo_cli.domain.order", "kalixo_cli.domain.redact",
     "kalixo_cli.terminal", "kalixo_cli.terminal.output", "kalixo_cli.api.retry",
+    "kalixo_cli.workflows", "kalixo_cli.workflows.session",
 ])
 # Standard modules that only some branches need: never on these paths. (requests brings csv
 # and zipfile through importlib.metadata, so those count only for --help.)

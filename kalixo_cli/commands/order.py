@@ -3,7 +3,7 @@
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,7 +12,6 @@ from kalixo_cli.domain.errors import (
     JournalUnusable,
     KalixoError,
     OrderUnsuccessful,
-    OutcomeUnknown,
     PartiallyCompleted,
     PlacedNotRecorded,
     UsageError,
@@ -34,7 +33,6 @@ from kalixo_cli.terminal.output import (
 
 if TYPE_CHECKING:
     from kalixo_cli.api.base import OrderClient, OrderResult
-    from kalixo_cli.workflows.placement import Verdict
 
 
 class InputFormat(StrEnum):
@@ -236,17 +234,13 @@ def place_order(
     api = state.endpoint().journal_key
     client = state.client()
     try:
-        result = placement.place(journal, api, client, request)
-    except placement.Refused as refused:
-        if refused.verdict.kind != "placed":
-            _refuse_known(refused.verdict, request.externalOrderCode, fmt)
-        result = _replay(client, refused.verdict, request.externalOrderCode)
+        result, replayed = placement.place_or_replay(journal, api, client, request, note=note)
     except PlacedNotRecorded as exc:  # the answer in hand is printed before the exit 10
         if exc.result is not None:
             _finish_order(exc.result, raw=raw, fmt=fmt, mask_pins=mask_pins,
                           pins_out=pins_out, force=force, exit_on_status=False)
         raise
-    else:
+    if not replayed:
         _warn_low_balance(result)
     if wait:
         result = _wait(client, result, timeout=timeout, interval=poll_interval)
@@ -275,27 +269,6 @@ def _status_problem(order: Order) -> KalixoError | None:
             hint="keep every delivered PIN and do not re-order the missing units: contact "
             "Kalixo support")
     return None
-
-
-def _replay(client: "OrderClient", known: "Verdict", code: str) -> "OrderResult":
-    """An idempotent replay, as a Stripe idempotency key gives: the order placed earlier
-    under this code, fresh from the API with its PINs; nothing is sent."""
-    entry = known.entry
-    assert entry is not None
-    when = entry.to_json()["createdAt"]
-    reference: int | str | None = entry.order_id
-    if reference is None and client.can_look_up:
-        reference = code
-    if reference is None:
-        raise OutcomeUnknown(
-            f"order {code} was placed on {when} but the journal has no orderId for it; "
-            "it was not sent again",
-            hint=f"find its orderId with Kalixo support and record it with `kalixo orders "
-            f"resolve {code} --order-id ORDER_ID --force`",
-        )
-    note(f"order {code} was placed on {when} as order {reference}; not sent again "
-         "(shown as the API has it now)")
-    return client.retrieve_order(reference)
 
 
 # The README's example order (productId, unit price, SKU, quantity): what --skeleton
@@ -425,14 +398,6 @@ def _finish_order(result: "OrderResult", *, raw: bool, fmt: OutputFormat, mask_p
     warn(problem.message + (f". {problem.hint}" if problem.hint else ""))
 
 
-def _refuse_known(known: "Verdict", code: str, fmt: OutputFormat) -> NoReturn:
-    """The journal says this code may have been placed, or is taken: send nothing.
-    (A code placed before is not refused: it is replayed.)"""
-    from kalixo_cli.workflows.placement import refusal
-
-    raise refusal(known, code)
-
-
 def retrieve_order(
     ctx: typer.Context,
     reference: Annotated[
@@ -467,37 +432,11 @@ def retrieve_order(
     if wait:
         result = _wait(client, result, timeout=timeout, interval=poll_interval)
     if client.can_look_up:  # v2 leaves out what the journal and the catalog know
-        _complete(state, client, result.order)
+        from kalixo_cli.workflows.placement import complete_retrieved
+
+        complete_retrieved(state.journal(), state.journal_key(), client, result.order)
     _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
                   force=force, exit_on_status=exit_status)
-
-
-def _complete(state: "AppState", client: "OrderClient", order: Order) -> None:
-    """Fill what a v2 answer leaves out (currency, total, SKUs; a failed order's lines)
-    from the request this machine sent, else from the catalog, and journal the status.
-    (v1's retrieve answer states them all, and its retrieve-order loads no SQLite.)"""
-    from kalixo_cli.domain.normalize import complete_from_catalog, request_of
-
-    api = state.journal_key()
-    journal = state.journal()
-    entry = None
-    if order.externalOrderCode is not None:
-        entry = journal.get(api, order.externalOrderCode)
-    elif order.orderId is not None:
-        entry = journal.by_order_id(api, order.orderId)
-    if entry is not None and entry.state == "placed" and entry.order_id in (None, order.orderId):
-        request = request_of(entry.body)
-        if request is not None:
-            complete_from_request(order, request)
-        journal.record_status(api, entry.code, order.status)
-    if order.currency is None or any(p.sku is None for p in order.products):
-        def lookup(product_id: int) -> Any:
-            try:
-                return client.catalog_product(product_id)
-            except KalixoError:
-                return None
-
-        complete_from_catalog(order, lookup)
 
 
 def _reference(text: str, version: str) -> int | str:

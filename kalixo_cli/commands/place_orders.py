@@ -3,7 +3,6 @@
 import os
 import sys
 import threading
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
@@ -325,7 +324,7 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
     """Send the plan with workers sharing one pacer and one retry budget."""
     from kalixo_cli.api.pacing import RatePacer
     from kalixo_cli.api.retry import RetryBudget
-    from kalixo_cli.workflows.bulk import Summary, send_plan
+    from kalixo_cli.workflows.bulk import Summary, send_plan, skipped_results
 
     budget = RetryBudget()
     stop = threading.Event()  # also cancels the requests still waiting for their turn
@@ -346,8 +345,8 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
             results.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
     skipped = Summary()
-    for result in _skipped_results(state, plan, api, client, look_up=look_up,
-                                   concurrency=concurrency):
+    for result in skipped_results(plan, journal=state.journal(), api=api, client_factory=client,
+                                  look_up=look_up, concurrency=concurrency):
         skipped.add(result)
         emit(result)
     progress = _Progress(plan.to_send, pacer)
@@ -367,55 +366,6 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
     summary.not_sent = max(0, plan.to_send - reported[0])
     summary.merge(skipped)
     return summary
-
-
-def _skipped_results(state: AppState, plan: "Plan", api: str, client: Any, *, look_up: bool,
-                     concurrency: int) -> Iterator["Result"]:
-    """The result lines of orders placed by an earlier run, as that run printed them: the
-    order looked up from the API, with its PINs and its status now (a few at a time, a
-    chunk of the plan in memory at once). Orders with an unknown outcome are not looked
-    up: the journal holds them until they are settled."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from kalixo_cli.domain.normalize import complete_from_request, request_of
-    from kalixo_cli.workflows.bulk import Result
-
-    journal = state.journal()
-    local = threading.local()
-
-    def one(row: tuple[str, str, int | None, str | None]) -> Result:
-        code, kind, order_id, error = row
-        if kind != "skipped":  # unknown, or busy in another process: not looked up
-            outcome = "skipped_busy" if kind == "skipped_busy" else "skipped_unknown"
-            return Result(code, outcome, order_id=order_id,  # type: ignore[arg-type]
-                          detail=error)
-        entry = journal.get(api, code)
-        status = entry.status if entry is not None else None
-        if not look_up:
-            return Result(code, "skipped", order_id=order_id, status=status)
-        made = getattr(local, "client", None)
-        if made is None:
-            made = local.client = client()
-        reference = order_id if order_id is not None else (code if made.can_look_up else None)
-        if reference is None:
-            return Result(code, "skipped", status=status,
-                          detail="placed before; the journal has no orderId to look it up by")
-        try:
-            order = made.retrieve_order(reference).order
-        except KalixoError as exc:
-            return Result(code, "skipped", order_id=order_id, status=status,
-                          detail=f"placed before; could not look it up: {exc.message}")
-        request = request_of(entry.body) if entry is not None else None
-        if request is not None:
-            complete_from_request(order, request)
-        journal.record_status(api, code, order.status)
-        return Result(code, "skipped", order=order)
-
-    rows = plan.skipped_rows()
-    with ThreadPoolExecutor(max_workers=concurrency if look_up else 1,
-                            thread_name_prefix="kalixo-look-up") as pool:
-        while chunk := [row for _, row in zip(range(256), rows, strict=False)]:
-            yield from pool.map(one, chunk)
 
 
 def _finish(summary: "Summary", fmt: str, *, results: _Results) -> None:

@@ -513,3 +513,51 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
             on_result(result)
     summary.send_seconds = time.monotonic() - started
     return summary
+
+
+def skipped_results(plan: Plan, *, journal: JournalStore, api: str,
+                    client_factory: Callable[[], OrderClient], look_up: bool,
+                    concurrency: int) -> Iterator[Result]:
+    """The result lines of orders placed by an earlier run, as that run printed them: the
+    order looked up from the API, with its PINs and its status now (a few at a time, a
+    chunk of the plan in memory at once). Orders with an unknown outcome are not looked
+    up: the journal holds them until they are settled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kalixo_cli.domain.normalize import complete_from_request, request_of
+
+    local = threading.local()
+
+    def one(row: tuple[str, str, int | None, str | None]) -> Result:
+        code, kind, order_id, error = row
+        if kind != "skipped":  # unknown, or busy in another process: not looked up
+            outcome = "skipped_busy" if kind == "skipped_busy" else "skipped_unknown"
+            return Result(code, outcome, order_id=order_id,  # type: ignore[arg-type]
+                          detail=error)
+        entry = journal.get(api, code)
+        status = entry.status if entry is not None else None
+        if not look_up:
+            return Result(code, "skipped", order_id=order_id, status=status)
+        made = getattr(local, "client", None)
+        if made is None:
+            made = local.client = client_factory()
+        reference = order_id if order_id is not None else (code if made.can_look_up else None)
+        if reference is None:
+            return Result(code, "skipped", status=status,
+                          detail="placed before; the journal has no orderId to look it up by")
+        try:
+            order = made.retrieve_order(reference).order
+        except KalixoError as exc:
+            return Result(code, "skipped", order_id=order_id, status=status,
+                          detail=f"placed before; could not look it up: {exc.message}")
+        request = request_of(entry.body) if entry is not None else None
+        if request is not None:
+            complete_from_request(order, request)
+        journal.record_status(api, code, order.status)
+        return Result(code, "skipped", order=order)
+
+    rows = plan.skipped_rows()
+    with ThreadPoolExecutor(max_workers=concurrency if look_up else 1,
+                            thread_name_prefix="kalixo-look-up") as pool:
+        while chunk := [row for _, row in zip(range(256), rows, strict=False)]:
+            yield from pool.map(one, chunk)

@@ -10,7 +10,7 @@ this request) from a conflict (it is another order, whose PINs are not ours to s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from kalixo_cli.domain.errors import (
@@ -33,12 +33,13 @@ from kalixo_cli.store.verdict import Verdict, VerdictKind, verdict
 
 if TYPE_CHECKING:
     from kalixo_cli.api.base import OrderClient, OrderResult
+    from kalixo_cli.domain.catalog import Product
     from kalixo_cli.domain.models import OrderRequest
     from kalixo_cli.domain.order import Order
     from kalixo_cli.store.journal import JournalStore
 
-__all__ = ["Refused", "Verdict", "VerdictKind", "check", "order_difference", "place", "refusal",
-           "resolution_hint", "verdict"]
+__all__ = ["Refused", "Verdict", "VerdictKind", "check", "order_difference", "place",
+           "place_or_replay", "refusal", "replay", "resolution_hint", "verdict"]
 
 
 def check(journal: JournalStore, api: str, request: OrderRequest, *,
@@ -245,3 +246,70 @@ def resolution_hint(code: str) -> str:
         f"`kalixo orders resolve {code} --order-id ORDER_ID`. If it was not placed, "
         f"`kalixo orders resolve {code} --not-placed` lets it be sent again"
     )
+
+
+def place_or_replay(journal: JournalStore, api: str, client: OrderClient,
+                    request: OrderRequest, *,
+                    note: Callable[[str], None]) -> tuple[OrderResult, bool]:
+    """`place`, except that a code the journal knows as placed is an idempotent replay
+    (the order as the API has it now; nothing is sent). Any other refusal raises its
+    error. Returns the result and whether it was a replay."""
+    try:
+        return place(journal, api, client, request), False
+    except Refused as refused:
+        if refused.verdict.kind != "placed":
+            raise refusal(refused.verdict, request.externalOrderCode) from None
+        return replay(client, refused.verdict, request.externalOrderCode, note=note), True
+
+
+def replay(client: OrderClient, known: Verdict, code: str, *,
+           note: Callable[[str], None]) -> OrderResult:
+    """An idempotent replay, as a Stripe idempotency key gives: the order placed earlier
+    under this code, fresh from the API with its PINs; nothing is sent."""
+    entry = known.entry
+    assert entry is not None
+    when = entry.to_json()["createdAt"]
+    reference: int | str | None = entry.order_id
+    if reference is None and client.can_look_up:
+        reference = code
+    if reference is None:
+        raise OutcomeUnknown(
+            f"order {code} was placed on {when} but the journal has no orderId for it; "
+            "it was not sent again",
+            hint=f"find its orderId with Kalixo support and record it with `kalixo orders "
+            f"resolve {code} --order-id ORDER_ID --force`",
+        )
+    note(f"order {code} was placed on {when} as order {reference}; not sent again "
+         "(shown as the API has it now)")
+    return client.retrieve_order(reference)
+
+
+def complete_retrieved(journal: JournalStore, api: str, client: OrderClient,
+                       order: Order) -> None:
+    """Fill what a v2 answer leaves out (currency, total, SKUs; a failed order's lines)
+    from the request this machine sent, else from the catalog, and journal the status.
+    (v1's retrieve answer states them all, and its retrieve-order loads no SQLite.)"""
+    from kalixo_cli.domain.normalize import (
+        complete_from_catalog,
+        complete_from_request,
+        request_of,
+    )
+
+    entry = None
+    if order.externalOrderCode is not None:
+        entry = journal.get(api, order.externalOrderCode)
+    elif order.orderId is not None:
+        entry = journal.by_order_id(api, order.orderId)
+    if entry is not None and entry.state == "placed" and entry.order_id in (None, order.orderId):
+        request = request_of(entry.body)
+        if request is not None:
+            complete_from_request(order, request)
+        journal.record_status(api, entry.code, order.status)
+    if order.currency is None or any(p.sku is None for p in order.products):
+        def lookup(product_id: int) -> Product | None:
+            try:
+                return client.catalog_product(product_id)
+            except KalixoError:
+                return None
+
+        complete_from_catalog(order, lookup)
