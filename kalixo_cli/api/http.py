@@ -122,15 +122,27 @@ def _retry_after(response: requests.Response) -> str | None:
     return value.strip() if value else None
 
 
-@dataclass
-class _Outcome:
-    """How a request's attempts ended: the last response or exception, and what was decided."""
+@dataclass(frozen=True)
+class _Answered:
+    """The attempts ended with an answer: below 400, or a status not (or no more) retried."""
 
-    response: requests.Response | None
-    error: requests.exceptions.RequestException | None
-    failure: Failure | None  # None when the last attempt got an answer below 400
-    decision: Decision | None
+    response: requests.Response
+    failure: Failure | None  # None when the status is below 400
+    decision: Decision | None  # why a failing status was not retried
     doubt: Failure | None  # an earlier, retried failure after which a POST may have landed
+
+
+@dataclass(frozen=True)
+class _Unanswered:
+    """The attempts ended with no answer to read: the last one raised."""
+
+    error: requests.exceptions.RequestException
+    failure: Failure
+    decision: Decision
+    doubt: Failure | None
+
+
+_Outcome = _Answered | _Unanswered
 
 
 API_KEY_HEADER = "x-api-key"
@@ -285,10 +297,9 @@ class Transport:
             "GET", url, lambda: self._get.get(url, params=params, timeout=self._timeout,
                                               stream=True)
         )
-        if isinstance(outcome.error, BodyTooLarge):
-            raise self._too_large(outcome.error, url) from outcome.error
-        if outcome.error is not None:
-            assert outcome.failure is not None
+        if isinstance(outcome, _Unanswered):
+            if isinstance(outcome.error, BodyTooLarge):
+                raise self._too_large(outcome.error, url) from outcome.error
             if outcome.failure.kind is FailureKind.TIMEOUT:
                 raise TransportError(
                     f"the API did not answer within {self._timeout[1]:g} s", where=url,
@@ -300,7 +311,6 @@ class Transport:
                 hint="check the network and --api-url",
             ) from outcome.error
         response = outcome.response
-        assert response is not None
         log.debug("GET took %.0f ms in all", (self._clock() - started) * 1000)
         if response.status_code >= 400:
             raise self._status_error(response, url=url, placing=False)
@@ -332,10 +342,9 @@ class Transport:
             url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False,
             stream=True,
         ))
-        if isinstance(outcome.error, BodyTooLarge):
-            raise self._too_large(outcome.error, url) from outcome.error
-        if outcome.error is not None:
-            assert outcome.failure is not None
+        if isinstance(outcome, _Unanswered):
+            if isinstance(outcome.error, BodyTooLarge):
+                raise self._too_large(outcome.error, url) from outcome.error
             if outcome.failure.kind is FailureKind.TIMEOUT:
                 raise TransportError(f"the API did not answer within {self._timeout[1]:g} s",
                                      where=url, hint="try again, or allow more time with "
@@ -344,7 +353,6 @@ class Transport:
                                  where=url, hint="check the network and --api-url"
                                  ) from outcome.error
         response = outcome.response
-        assert response is not None
         if 300 <= response.status_code < 400:
             raise self._redirect_error(response, url, "kalixo did not follow it")
         if response.status_code >= 400:
@@ -374,10 +382,11 @@ class Transport:
             url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False,
             stream=True,
         ), on_send=on_send)
-        response = outcome.response
+        response = outcome.response if isinstance(outcome, _Answered) else None
+        cause = outcome.error if isinstance(outcome, _Unanswered) else None
         key = response.headers.get(CORRELATION_HEADER) if response is not None else None
-        if outcome.decision is not None and outcome.decision.action is Action.LOOK_UP:
-            assert response is not None
+        if (response is not None and outcome.decision is not None
+                and outcome.decision.action is Action.LOOK_UP):
             raise OrderExists(code, status=response.status_code, where=url,
                               server_message=_server_message(response), correlation_key=key)
         if outcome.doubt is not None and (response is None or response.status_code >= 300):
@@ -387,16 +396,14 @@ class Transport:
                 f"an earlier attempt ended with {outcome.doubt.describe()}, the last with {last}",
                 code=code, url=url, correlation_key=key,
                 status=response.status_code if response is not None else None,
-            ) from outcome.error
-        if isinstance(outcome.error, BodyTooLarge):
-            raise _unknown(
-                f"the API's answer was not read: {outcome.error}; kalixo keeps at most "
-                f"{describe_size(outcome.error.limit)} of one answer",
-                code=code, url=url, correlation_key=key,
-                status=response.status_code if response is not None else None,
-            ) from outcome.error
-        if outcome.error is not None:
-            assert outcome.failure is not None
+            ) from cause
+        if isinstance(outcome, _Unanswered):
+            if isinstance(outcome.error, BodyTooLarge):
+                raise _unknown(
+                    f"the API's answer was not read: {outcome.error}; kalixo keeps at most "
+                    f"{describe_size(outcome.error.limit)} of one answer",
+                    code=code, url=url, correlation_key=key, status=None,
+                ) from outcome.error
             reason = outcome.failure.reason
             if outcome.failure.kind is FailureKind.CONNECT:
                 raise TransportError(
@@ -409,7 +416,7 @@ class Transport:
                                url=url) from outcome.error
             raise _unknown(f"the connection broke before an answer ({reason})",
                            code=code, url=url) from outcome.error
-        assert response is not None
+        response = outcome.response
         if 300 <= response.status_code < 400:
             raise self._redirect_error(response, url, "nothing was placed")
         if response.status_code >= 500:
@@ -442,15 +449,14 @@ class Transport:
             method, url, params=params, data=body, headers=dict(headers or {}),
             timeout=self._timeout, allow_redirects=method == "GET", stream=True,
         ))
-        if isinstance(outcome.error, BodyTooLarge):
-            raise self._too_large(outcome.error, url) from outcome.error
-        if outcome.response is not None:
+        if isinstance(outcome, _Answered):
             sent = outcome.response.request
             for name, value in sent.headers.items():
                 secret = name.lower() in ("authorization", API_KEY_HEADER, "cookie")
                 log.debug("> %s: %s", name, "[REDACTED]" if secret else value)
             return outcome.response
-        assert outcome.failure is not None
+        if isinstance(outcome.error, BodyTooLarge):
+            raise self._too_large(outcome.error, url) from outcome.error
         maybe = "" if method in ("GET", "HEAD") or outcome.failure.kind is FailureKind.CONNECT \
             else "; the server may have acted on it"
         raise TransportError(
@@ -499,7 +505,7 @@ class Transport:
                 if self._pacer is not None:
                     self._pacer.after_response(response.status_code, response.headers)
                 if response.status_code < 400:
-                    return _Outcome(response, None, None, None, doubt)
+                    return _Answered(response, None, None, doubt)
                 failure = Failure.http(response.status_code, response.headers)
             if error is not None and not isinstance(error, _TRANSIENT_ERRORS):
                 decision = Decision(Action.GIVE_UP, reason="it would fail the same way again")
@@ -513,7 +519,10 @@ class Transport:
                 log.log(logging.INFO if rule.retries(failure) else logging.DEBUG,
                         "not retrying %s %s after %s: %s", method, url, failure.describe(),
                         decision.reason)
-                return _Outcome(response, error, failure, decision, doubt)
+                if error is not None:
+                    return _Unanswered(error, failure, decision, doubt)
+                assert response is not None  # an attempt either answers or raises
+                return _Answered(response, failure, decision, doubt)
             if doubt is None and method == "POST" and failure.doubtful:
                 doubt = failure
             log.info("retrying %s %s after %s in %.1f s (attempt %d of %d)", method, url,
