@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import kalixo_cli.domain.catalog as catalog
+from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.catalog import (
     CatalogFilters,
     CatalogPages,
@@ -645,7 +646,8 @@ def test_the_sandbox_catalog_source_is_a_lookup(sandbox: RunningSandbox) -> None
     from kalixo_cli.workflows.catalog_source import CatalogSource
 
     client = V1Client(Transport(sandbox.v1_url, SANDBOX_TOKEN, timeout=5, retries=0))
-    source = CatalogSource(client, api=sandbox.v1_url, version="v1", account="a", cache=None)
+    source = CatalogSource(client, api=sandbox.v1_url, version=ApiVersion.V1, account="a",
+                           cache=None)
     request = request_from_products([f"{KTEST_OPEN_ID}:2:2500", "2:1"], lookup=source.product,
                                     currency=None, code="O-2")
     assert request.price == 2 * 2500 + 3299 and request.orderProducts[0].sku == "KTEST-OPEN"

@@ -67,7 +67,8 @@ RETRIEVE_MODULES = sorted([
     "kalixo_cli.api.limits", "kalixo_cli.domain.sanitize",
     "kalixo_cli.commands", "kalixo_cli.commands.order", "kalixo_cli.commands.context",
     "kalixo_cli.store", "kalixo_cli.store.config",
-    "kalixo_cli.domain.normalize", "kalixo_cli.domain.order", "kalixo_cli.domain.redact",
+    "kalixo_cli.domain.api_version", "kalixo_cli.domain.normalize", "kalixo_cli.domain.order",
+    "kalixo_cli.domain.redact",
     "kalixo_cli.terminal", "kalixo_cli.terminal.output", "kalixo_cli.api.retry",
     "kalixo_cli.workflows", "kalixo_cli.workflows.session",
 ])

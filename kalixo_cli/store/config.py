@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import ConfigError
 
 APP_NAME = "kalixo"
 DEFAULT_API_URL = "https://api.kalixo.io/v1"
 DEFAULT_API_URLS = {"v1": DEFAULT_API_URL, "v2": "https://api.kalixo.io/v2"}
-API_VERSIONS = ("v1", "v2")
+API_VERSIONS = tuple(version.value for version in ApiVersion)
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 
@@ -72,17 +73,17 @@ def parse_api_url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
-def parse_api_version(value: str) -> str:
+def parse_api_version(value: str) -> ApiVersion:
     text = str(value).strip().lower()
     if text not in API_VERSIONS:
         raise ValueError(f"must be one of {', '.join(API_VERSIONS)}")
-    return text
+    return ApiVersion(text)
 
 
-def version_from_url(url: str) -> str | None:
+def version_from_url(url: str) -> ApiVersion | None:
     """Kalixo writes the version into the base URL: .../v1 or .../v2."""
     last = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1].lower()
-    return last if last in API_VERSIONS else None
+    return ApiVersion(last) if last in API_VERSIONS else None
 
 
 def parse_profile_name(value: str) -> str:
@@ -259,9 +260,13 @@ class Settings:
     """None: this machine's journal file in the user data folder."""
 
     @property
+    def version(self) -> ApiVersion:
+        return ApiVersion(self.api_version.value)
+
+    @property
     def credential(self) -> Setting | None:
         """What authenticates requests for this API generation."""
-        return self.api_key if self.api_version.value == "v2" else self.token
+        return self.api_key if self.version is ApiVersion.V2 else self.token
 
     def describe(self) -> dict[str, Any]:
         """The settings as `config show` prints them: secrets masked, sources named."""

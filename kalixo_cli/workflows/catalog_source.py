@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import RequestRejected
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class CatalogSource:
     `oldest` is the age in seconds of the oldest cached answer used.
     """
 
-    def __init__(self, client: CatalogClient, *, api: str, version: str, account: str,
+    def __init__(self, client: CatalogClient, *, api: str, version: ApiVersion, account: str,
                  cache: CatalogCache | None, refresh: bool = False) -> None:
         self.client = client
         self.api = api
@@ -57,7 +58,7 @@ class CatalogSource:
 
     @property
     def filters_on_server(self) -> bool:
-        return self.version != "v1"
+        return self.version is not ApiVersion.V1
 
     def _key(self, **what: Any) -> dict[str, Any]:
         return {"api": self.api, "version": self.version, "account": self.account, **what}
@@ -99,7 +100,7 @@ class CatalogSource:
 
     def product(self, product_id: int) -> Product:
         """One product by id: what `request_from_products` takes as its `lookup`."""
-        if self.version == "v1":
+        if self.version is ApiVersion.V1:
             return self._scan_for(product_id)
         key = self._key(product=product_id)
         hit = self._cached(key)

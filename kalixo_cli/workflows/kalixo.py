@@ -171,7 +171,7 @@ class Kalixo:
         lines = BytesIO(b"".join(json.dumps(_as_body(order)).encode("utf-8") + b"\n"
                                  for order in orders))
         api, journal = session.journal_key(), session.journal()
-        can_look_up = session.settings().api_version.value == "v2"
+        can_look_up = session.settings().version.finds_orders_by_code
         plan = plan_batch(iter_bulk_orders(lines, name="<orders>", fmt="jsonl"),
                           journal=journal, api=api, max_problems=max_problems,
                           can_look_up=can_look_up)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import (
     ConfigError,
     CredentialsMalformed,
@@ -93,7 +94,7 @@ class Session:
         for secret in (settings.token, settings.api_key, settings.refresh_token):
             if secret is not None:
                 self.redactor.add(secret.value)
-        version = settings.api_version.value
+        version = settings.version
         if not self.sandbox:
             self.check_credentials(settings)
             self.allow_plain_http(settings.api_url.value)
@@ -103,11 +104,11 @@ class Session:
             credential = settings.credential
             if credential is None:
                 raise CredentialsMissing(
-                    f"no API {'key' if version == 'v2' else 'token'} "
+                    f"no API {'key' if version is ApiVersion.V2 else 'token'} "
                     f"for profile {settings.profile.value}",
                     where=f"api {settings.api_url.value}",
                     hint=("run `kalixo auth set-key` or set KALIXO_API_KEY"
-                          if version == "v2" else
+                          if version is ApiVersion.V2 else
                           "run `kalixo auth login` or `kalixo auth set-token`, or set "
                           "KALIXO_TOKEN")
                     + "; or try the offline sandbox with `kalixo --sandbox ...`",
@@ -122,9 +123,8 @@ class Session:
         """A malformed token or key is refused as such, before any request, never quoted."""
         from kalixo_cli.store.config import credential_problem
 
-        used = [(settings.credential, "API key" if settings.api_version.value == "v2"
-                 else "token")]
-        if settings.api_version.value == "v1":
+        used = [(settings.credential, settings.version.credential_name)]
+        if settings.version is ApiVersion.V1:
             used.append((settings.refresh_token, "refresh token"))
         for secret, label in used:
             problem = credential_problem(secret.value) if secret is not None else None
@@ -161,7 +161,7 @@ class Session:
 
         endpoint = self.endpoint()
         settings = self.settings()
-        v2 = endpoint.version == "v2"
+        v2 = endpoint.version is ApiVersion.V2
         rules = transport_options.pop("rules", None) or (V2_RULES if v2 else V1_RULES)
         transport = Transport(
             endpoint.base_url, None if v2 else endpoint.token,
@@ -300,7 +300,7 @@ class Session:
             self.redactor.add(password)
         return password
 
-    def _start_sandbox(self, version: str) -> Endpoint:
+    def _start_sandbox(self, version: ApiVersion) -> Endpoint:
         """The emulator, in-process on an ephemeral loopback port, for this command only.
 
         Its journal key is its database, not its URL: the port changes with every run.
@@ -315,11 +315,11 @@ class Session:
         self.redactor.add(SANDBOX_TOKEN)
         self.redactor.add(SANDBOX_API_KEY)
         running = self.stack.enter_context(running_sandbox(default_db_path()))
-        url = running.v2_url if version == "v2" else running.v1_url
+        url = running.v2_url if version is ApiVersion.V2 else running.v1_url
         import logging
 
         logging.getLogger("kalixo.sandbox").info("sandbox serving at %s", url)
-        credential = SANDBOX_API_KEY if version == "v2" else SANDBOX_TOKEN
+        credential = SANDBOX_API_KEY if version is ApiVersion.V2 else SANDBOX_TOKEN
         return Endpoint(url, credential, journal_key=self.journal_key(), version=version)
 
 
@@ -328,7 +328,7 @@ class Endpoint:
     base_url: str
     token: str  # the credential: a v1 bearer token or a v2 API key
     journal_key: str
-    version: str = "v1"
+    version: ApiVersion = ApiVersion.V1
 
 
 def is_sandbox_url(url: str) -> bool:
