@@ -4,7 +4,7 @@ import math
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import typer
 
@@ -154,7 +154,8 @@ def _skew_text(skew: float) -> str:
 # --------------------------------------------------------------------------------------
 # doctor
 
-STATUSES = ("ok", "warn", "fail", "skip")
+CheckStatus = Literal["ok", "warn", "fail", "skip"]
+STATUSES: tuple[CheckStatus, ...] = get_args(CheckStatus)
 _STATUS_STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 # When checks fail for several reasons, the exit code of the first reason here wins.
 _EXIT_PRIORITY = (ExitCode.TEMPORARY, ExitCode.AUTH, ExitCode.JOURNAL_UNUSABLE, ExitCode.USAGE)
@@ -165,7 +166,7 @@ class Check:
     """One line of `kalixo doctor`: ok, warn, fail, or skip (not checkable after a fail)."""
 
     name: str
-    status: str
+    status: CheckStatus
     detail: str
     hint: str | None = None
     exit_code: ExitCode | None = None  # a fail's reason, for the command's exit status

@@ -41,13 +41,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 from urllib.parse import quote
 
 from kalixo_cli.domain.errors import JournalUnusable
 from kalixo_cli.store.verdict import Verdict, verdict
 
-STATES = ("sending", "placed", "rejected", "failed", "unknown")
+# A row's life: sending (claimed, its request may be in flight), then one outcome.
+JournalState = Literal["sending", "placed", "rejected", "failed", "unknown"]
+STATES: tuple[JournalState, ...] = get_args(JournalState)
 SCHEMA_VERSION = 2
 LEASE_SECONDS = 60.0
 """A claim from another machine is trusted this long after its owner last renewed it."""
@@ -196,7 +198,7 @@ class Entry:
     code: str
     hash: str
     body: str
-    state: str
+    state: JournalState
     order_id: int | None
     status: str | None
     error_kind: str | None
@@ -316,7 +318,7 @@ class JournalStore(Protocol):
     def claim(self, api: str, code: str, body: Mapping[str, Any], *,
               can_look_up: bool = False) -> Claim: ...
 
-    def finish(self, api: str, code: str, state: str, *, order_id: int | None = None,
+    def finish(self, api: str, code: str, state: JournalState, *, order_id: int | None = None,
                status: str | None = None, error_kind: str | None = None,
                error: str | None = None, expected_rev: int | None = None) -> bool: ...
 
@@ -718,7 +720,7 @@ class Journal:
         raise JournalUnusable(f"the journal {self.path} kept changing under the claim of "
                               f"{code}", hint="run the same command again")
 
-    def finish(self, api: str, code: str, state: str, *, order_id: int | None = None,
+    def finish(self, api: str, code: str, state: JournalState, *, order_id: int | None = None,
                status: str | None = None, error_kind: str | None = None,
                error: str | None = None, expected_rev: int | None = None) -> bool:
         """Record an outcome; False when the row was not this writer's to change.
@@ -746,7 +748,7 @@ class Journal:
             )
             return cursor.rowcount == 1
 
-    def _set_by_hand(self, api: str, code: str, state: str, *, order_id: int | None,
+    def _set_by_hand(self, api: str, code: str, state: JournalState, *, order_id: int | None,
                      status: str | None, error: str | None) -> None:
         with self._guard("write"), self._write() as db:
             db.execute(

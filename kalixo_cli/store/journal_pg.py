@@ -40,6 +40,7 @@ from kalixo_cli.store.journal import (
     Claim,
     Entry,
     Health,
+    JournalState,
     Owner,
     entry_filters,
     owner_alive,
@@ -460,7 +461,7 @@ class PostgresJournal:
         raise JournalUnusable(f"the shared journal {self.where} kept changing under the "
                               f"claim of {code}", hint="run the same command again")
 
-    def finish(self, api: str, code: str, state: str, *, order_id: int | None = None,
+    def finish(self, api: str, code: str, state: JournalState, *, order_id: int | None = None,
                status: str | None = None, error_kind: str | None = None,
                error: str | None = None, expected_rev: int | None = None) -> bool:
         """Record an outcome; False when the row was not this writer's to change.
@@ -487,7 +488,7 @@ class PostgresJournal:
                  expected_rev, self.owner.token))
         return cursor.rowcount == 1
 
-    def _set_by_hand(self, api: str, code: str, state: str, *, order_id: int | None,
+    def _set_by_hand(self, api: str, code: str, state: JournalState, *, order_id: int | None,
                      status: str | None, error: str | None) -> None:
         self._writable()
         with self._guard("record a resolution in") as conn:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from kalixo_cli.domain.catalog import Product
     from kalixo_cli.domain.models import OrderRequest
     from kalixo_cli.domain.order import Order
-    from kalixo_cli.store.journal import JournalStore
+    from kalixo_cli.store.journal import JournalState, JournalStore
 
 __all__ = ["Refused", "Verdict", "VerdictKind", "check", "order_difference", "place",
            "place_or_replay", "refusal", "replay", "resolution_hint", "verdict"]
@@ -118,7 +118,7 @@ def refusal(known: Verdict, code: str) -> KalixoError:
     )
 
 
-def _record(journal: JournalStore, api: str, code: str, state: str, *,
+def _record(journal: JournalStore, api: str, code: str, state: JournalState, *,
             error_kind: str | None, error: str | None) -> None:
     """Record a failed attempt's outcome; if the journal cannot, the claim stays `sending`,
     which reads as unknown once this process ends: never sent again unchecked."""
