@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kalixo_cli.api.base import Probe
+from kalixo_cli.api.probe import Probe
 from kalixo_cli.commands.account import Check, doctor_exit_code, network_checks
 from kalixo_cli.domain.errors import AuthRejected, ExitCode, TransportError
 from kalixo_cli.sandbox import SANDBOX_TOKEN

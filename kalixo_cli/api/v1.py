@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kalixo_cli.api.base import OrderResult, Probe, one_product, probe
+from kalixo_cli.api.base import OrderResult, one_product
 from kalixo_cli.api.http import Transport
 from kalixo_cli.domain.errors import (
     KalixoError,
@@ -17,7 +17,7 @@ from kalixo_cli.domain.errors import (
 from kalixo_cli.domain.normalize import normalize_order, normalize_placed_order
 
 if TYPE_CHECKING:
-
+    from kalixo_cli.api.probe import Probe
     from kalixo_cli.domain.catalog import CatalogFilters, Product
     from kalixo_cli.domain.models import OrderRequest
 
@@ -128,6 +128,8 @@ class V1Client:
 
     def probe(self) -> Probe:
         """The cheapest authenticated GET (one catalog product), for `kalixo doctor`."""
+        from kalixo_cli.api.probe import probe
+
         return probe(self.transport, "catalog/products", {"skip": 0, "take": 1})
 
 

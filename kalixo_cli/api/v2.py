@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from kalixo_cli.api.base import OrderResult, Probe, one_product, probe
+from kalixo_cli.api.base import OrderResult, one_product
 from kalixo_cli.api.http import Transport
 from kalixo_cli.domain.errors import OrderExists, OutcomeUnknown, RequestRejected, TransportError
 from kalixo_cli.domain.normalize import normalize_order, normalize_placed_order
 
 if TYPE_CHECKING:
+    from kalixo_cli.api.probe import Probe
     from kalixo_cli.domain.catalog import CatalogFilters, Product
     from kalixo_cli.domain.models import OrderRequest
 
@@ -162,6 +163,8 @@ class V2Client:
 
     def probe(self) -> Probe:
         """`GET /ping`, timed, with the server's clock from its timestamp, for `doctor`."""
+        from kalixo_cli.api.probe import probe
+
         result = probe(self.transport, "ping")
         stamp = result.data.get("timestamp") if isinstance(result.data, dict) else None
         server_time = iso_timestamp(stamp)

@@ -24,7 +24,7 @@ from kalixo_cli.terminal.output import note, print_json, print_view, warn
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from kalixo_cli.api.base import Probe
+    from kalixo_cli.api.probe import Probe
     from kalixo_cli.api.v2 import V2Client, Wallet
     from kalixo_cli.store.config import Settings
 
