@@ -9,7 +9,8 @@ A block is written as
     <!-- /usage -->
 
 Run `.venv/bin/python scripts/gen_readme.py` after changing commands or help;
-`--check` exits 1 when README.md is out of date (tests/test_docs.py runs it).
+`--check` exits 1 when README.md is out of date; tests/test_cli.py's
+`test_readme_usage_blocks_are_fresh` fails the suite until it is regenerated.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Every failure kalixo expects, and the exit code each one ends the process with.
 
-Commands raise these; `cli.main` is the one place that turns them into a line on stderr
-(plus a JSON object with ``-o json``) and an exit code. Foreign exceptions (requests,
-OSError, pydantic) are translated where they arise, never leaked to the user.
+Commands raise these; `KalixoGroup.invoke` in kalixo_cli/cli.py is the one place that turns
+them into a line on stderr (plus a JSON object with ``-o json``) and an exit code. Foreign
+exceptions (requests, OSError, pydantic) are translated where they arise, never leaked to the
+user.
 
     KalixoError
     ├── UsageError            2  bad flag, file or value; nothing was sent

@@ -2,7 +2,7 @@
 
 Request models are strict (pydantic v2): an int is an int, never a bool, a float or a
 numeric string, and unknown fields are refused because in an order file they are typos.
-`inputs.py` turns files into these; this module holds only the rules themselves.
+`kalixo_cli/inputs/` turns files into these; this module holds only the rules themselves.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """JSON Schemas (2020-12) of what kalixo reads and prints, for `kalixo schema NAME`.
 
 Generated, never written by hand: the order file and a bulk order from the pydantic model
-that validates them (`models.OrderRequest`, with the parts `inputs.py` fills in made
+that validates them (`models.OrderRequest`, with the parts `inputs/order_file.py` fills in made
 optional), the printed order and product from the dataclasses that print them (through
 pydantic's `TypeAdapter`), and the other outputs from the small models below, which the
 tests hold to the real outputs of every command (no field missing, none extra).
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-# Filled in by inputs.py when absent or null (see README, "JSON is the request body").
+# Filled in by inputs/order_file.py when absent or null (see README, "JSON is the request body").
 _OPTIONAL_ORDER_FIELDS = ("externalOrderCode", "price", "currency")
 _OPTIONAL_LINE_FIELDS = ("currency",)
 
@@ -209,7 +209,7 @@ def _listed(model: type[BaseModel], what: str) -> Callable[[], dict[str, Any]]:
 
 
 def _order_request(required_code: bool) -> dict[str, Any]:
-    """`OrderRequest`'s schema, loosened where inputs.py completes the order itself."""
+    """`OrderRequest`'s schema, loosened where inputs/order_file.py completes the order."""
     from kalixo_cli.domain.models import SCHEMA_KEY, OrderRequest
 
     schema = OrderRequest.model_json_schema(mode="validation")

@@ -9,7 +9,7 @@ it already placed by it, so a batch never gets generated codes):
   consecutive rows with the same code form one order. A code that comes back later, after
   other orders, starts a second order with that code; the caller refuses it as a duplicate.
 
-Every order is checked by the rules of a single order (`inputs.py`, which does the work):
+Every order is checked by the rules of a single order (`order_file.py`, which does the work):
 computed or checked total, inherited line currency, one currency per order, 64-bit
 amounts, typo suggestions and the minor-units hint. `iter_bulk_orders` yields, in file
 order, a `BulkOrder` for each valid order and an `InputError` with every located problem

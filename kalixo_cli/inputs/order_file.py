@@ -1,6 +1,6 @@
 """Order files (JSON or CSV, from a path or stdin) -> a validated `OrderRequest`.
 
-The rules live in `models.py`; this module gets bytes into their shape and, when they do
+The rules live in `domain/models.py`; this module gets bytes into their shape and, when they do
 not fit, says where. Every problem found is reported at once (up to `MAX_PROBLEMS`), each
 with a place (``orders.json:7:18`` or ``orders.csv:4, row 3``) and a field
 (``orderProducts[1].price`` or ``row 3 price``), because fixing an order file one error
@@ -12,7 +12,7 @@ the lines), each line's ``currency`` (the order's), and ``externalOrderCode`` (f
 command line, else generated). A JSON ``null`` in one of those fields counts as absent.
 Nothing here touches the network, and nothing but `InputError` / `UsageError` escapes.
 
-`bulk_inputs.py` streams batches of orders and hands each one, with where it starts in
+`bulk_file.py` streams batches of orders and hands each one, with where it starts in
 the file, to `parse_batch_json_order` / `parse_batch_csv_order`: the same completion,
 validation and wording, except that a batch order must carry its own externalOrderCode.
 """
@@ -77,7 +77,7 @@ _ORDER_LEVEL = {
     "total": "the order total is computed from the rows",
 }
 
-# Batches (`bulk_inputs`): each order states its own code, and a CSV row names its order.
+# Batches (`bulk_file`): each order states its own code, and a CSV row names its order.
 CODE_REQUIRED = (
     "every order in a batch needs an externalOrderCode, "
     "so that a re-run can recognise what it already placed"
