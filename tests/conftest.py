@@ -1,20 +1,18 @@
-"""Isolation for every test, a live sandbox on 127.0.0.1, and a CLI runner."""
+"""Fixtures: isolation for every test, a live sandbox on 127.0.0.1, fault and PostgreSQL servers.
+
+Helpers that tests import (`run`, clocks, `JournalBackend`, ...) live in tests/helpers.py."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from kalixo_cli.cli import app
 from kalixo_cli.sandbox import SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox, running_sandbox
 from tests.faultserver import FaultServer, fault_server
+from tests.helpers import Clock, JournalBackend
 from tests.pgserver import ENV_BIN as PG_BIN_ENV
 from tests.pgserver import PostgresServer, missing_reason, running_postgres
 
@@ -37,35 +35,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KALIXO_NO_KEYRING", "1")  # never touch the developer's keyring
     monkeypatch.setenv("COLUMNS", "200")
     return tmp_path
-
-
-@dataclass
-class Clock:
-    """The sandbox's time, which tests move forward instead of sleeping."""
-
-    offset: float = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
-class FakeClock:
-    """A sandbox's time standing still at `start` until a test moves it."""
-
-    def __init__(self, start: float) -> None:
-        self.start = self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def at(self, seconds_after_start: float) -> None:
-        self.now = self.start + seconds_after_start
 
 
 @pytest.fixture(scope="session")
@@ -146,33 +115,6 @@ def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> 
     postgres_server.drop_database(name)
 
 
-@dataclass
-class JournalBackend:
-    """One journal backend under test: its `journal_url`, and fresh handles on it (each one
-    is what another process, or another machine, would have)."""
-
-    kind: str
-    url: str
-
-    def open(self, *, readonly: bool = False) -> Any:
-        from kalixo_cli.store.journal_url import locate, open_journal
-
-        return open_journal(locate(self.url), readonly=readonly)
-
-    def sql(self, statement: str, params: Sequence[Any] = ()) -> None:
-        """Change rows behind kalixo's back (`{orders}` names the table, `?` a value)."""
-        if self.kind == "sqlite":
-            import sqlite3
-
-            with sqlite3.connect(self.url.removeprefix("sqlite://")) as db:
-                db.execute(statement.format(orders="orders"), params)
-        else:
-            import psycopg
-
-            with psycopg.connect(self.url, autocommit=True) as db:
-                db.execute(statement.format(orders="kalixo_orders").replace("?", "%s"), params)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def journal_backend(request: pytest.FixtureRequest, tmp_path: Path) -> JournalBackend:
     """Each journal test runs on both backends: the local SQLite file and a shared
@@ -185,47 +127,3 @@ def journal_backend(request: pytest.FixtureRequest, tmp_path: Path) -> JournalBa
     with PostgresJournal(url, check_schema=False) as fresh:
         fresh.migrate()
     return JournalBackend("postgresql", url)
-
-
-_runner = CliRunner()
-
-# Every exit code a test saw kalixo end with; tests/test_zz_exit_codes.py checks that each
-# code of the README's table is among them once the whole suite has run.
-EXIT_CODES_SEEN: set[int] = set()
-
-
-def record_exit(code: int | None) -> int | None:
-    """Note the exit code of a kalixo run in a subprocess (`run` notes its own)."""
-    if code is not None:
-        EXIT_CODES_SEEN.add(code)
-    return code
-
-
-def run(args: Sequence[str], *, input: str | bytes | None = None) -> Result:
-    """Run kalixo in-process, as a user would type it."""
-    result = _runner.invoke(app, list(args), input=input, catch_exceptions=False)
-    record_exit(result.exit_code)
-    return result
-
-
-def kill_repeatedly(command: Sequence[str], env: dict[str, str], *, seed: int, kills: int = 3,
-                    tries: int = 8) -> int:
-    """Start `command` and SIGKILL it at a random moment, until it has been killed `kills`
-    times (or `tries` runs went by); returns how many runs were killed."""
-    import random
-    import signal
-    import subprocess
-
-    rng = random.Random(seed)
-    killed = 0
-    for _ in range(tries):
-        process = subprocess.Popen(list(command), env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 1.2))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            killed += 1
-        process.wait(timeout=30)
-        if killed == kills:
-            break
-    return killed

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import Result
 
 from kalixo_cli.api.probe import Probe
 from kalixo_cli.commands.account import Check, doctor_exit_code, network_checks
 from kalixo_cli.domain.errors import AuthRejected, ExitCode, TransportError
 from kalixo_cli.sandbox import SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox
-from tests.conftest import Clock, run
+from tests.helpers import Clock, run
 
 CHECK_NAMES = ["config file", "journal", "profile", "api version", "credential", "connectivity",
                "credential accepted", "clock"]
@@ -37,13 +38,13 @@ def closed_port() -> int:
     return port
 
 
-def checks_of(result: Any) -> dict[str, dict[str, Any]]:
+def checks_of(result: Result) -> dict[str, dict[str, Any]]:
     data = json.loads(result.stdout)
     assert [check["check"] for check in data] == CHECK_NAMES or data[0]["status"] == "fail"
     return {check["check"]: check for check in data}
 
 
-def statuses(result: Any) -> dict[str, str]:
+def statuses(result: Result) -> dict[str, str]:
     return {name: check["status"] for name, check in checks_of(result).items()}
 
 

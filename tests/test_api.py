@@ -12,8 +12,8 @@ from kalixo_cli.commands.api import api_path, writes_orders
 from kalixo_cli.domain.errors import UsageError
 from kalixo_cli.sandbox import SANDBOX_API_KEY, SANDBOX_EMAIL, SANDBOX_PASSWORD, SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox
-from tests.conftest import Clock, run
 from tests.faultserver import FaultServer, Reply
+from tests.helpers import Clock, run
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "order.json"
 # catalog, up one, orders: spelt with join, as tests/test_hermetic.py flags a literal climb.

@@ -19,7 +19,7 @@ from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.journal import Journal, default_journal_path
-from tests.conftest import kill_repeatedly, record_exit, run
+from tests.helpers import kill_repeatedly, record_exit, run
 
 PLACE = "/v1/orders/place-order"
 LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1}

@@ -25,13 +25,14 @@ from kalixo_cli.domain.catalog import (
     normalize_product_list,
 )
 from kalixo_cli.domain.errors import ConfigError, ExitCode, InputError, RequestRejected, UsageError
+from kalixo_cli.domain.models import OrderRequest
 from kalixo_cli.inputs.product_spec import request_from_products
 from kalixo_cli.sandbox import KTEST_OPEN_ID
 from kalixo_cli.sandbox.catalog import PRODUCTS
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.catalog_cache import CatalogCache, catalog_ttl
 from kalixo_cli.terminal.views import CSV_FIELDS, price_label
-from tests.conftest import run
+from tests.helpers import run
 
 V1_LIST = "/v1/catalog/products"
 V2_LIST = "/v2/catalog/products"
@@ -537,7 +538,7 @@ def lookup(product_id: int) -> Product:
     return CATALOG[product_id]
 
 
-def order(*specs: str, currency: str | None = None, code: str = "O-1") -> Any:
+def order(*specs: str, currency: str | None = None, code: str = "O-1") -> OrderRequest:
     return request_from_products(list(specs), lookup=lookup, currency=currency, code=code)
 
 

@@ -16,8 +16,8 @@ import typer
 
 from kalixo_cli.cli import app, hoist_global_options
 from kalixo_cli.domain.errors import EXIT_CODE_MEANINGS, ExitCode
-from tests.conftest import record_exit, run
 from tests.faultserver import FaultServer, Reply
+from tests.helpers import record_exit, run
 
 ROOT = Path(__file__).parent.parent
 

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.store.config import config_path
-from tests.conftest import run
+from tests.helpers import run
 
 TOKEN = "tok_live_5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
@@ -30,7 +31,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def set_token(token: str = TOKEN):  # type: ignore[no-untyped-def]
+def set_token(token: str = TOKEN) -> Result:
     return run(["auth", "set-token", "--with-token"], input=token + "\n")
 
 

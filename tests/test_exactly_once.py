@@ -21,8 +21,8 @@ import pytest
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.journal import Journal, default_journal_path
-from tests.conftest import run
 from tests.faultserver import Reply, Seen, fault_server
+from tests.helpers import run
 from tests.test_journal import claim_and_die
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

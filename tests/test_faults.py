@@ -7,10 +7,11 @@ import socket
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from kalixo_cli.domain.errors import ExitCode
-from tests.conftest import run
 from tests.faultserver import FaultServer, Reply, fault_server
+from tests.helpers import run
 
 ORDER = str(Path(__file__).parent.parent / "examples" / "order.json")
 PLACE = "/v1/orders/place-order"
@@ -35,15 +36,15 @@ def error_of(kind: int, message: str) -> dict[str, object]:
     return {"statusCode": kind, "error": "Error", "message": message}
 
 
-def place(*extra: str):  # type: ignore[no-untyped-def]
+def place(*extra: str) -> Result:
     return run(["place-order", ORDER, "--external-order-code", "O-FAULT-1", "-o", "json", *extra])
 
 
-def retrieve(*extra: str):  # type: ignore[no-untyped-def]
+def retrieve(*extra: str) -> Result:
     return run(["retrieve-order", "59400", "-o", "json", *extra])
 
 
-def assert_clean_error(result, code: ExitCode) -> None:  # type: ignore[no-untyped-def]
+def assert_clean_error(result: Result, code: ExitCode) -> None:
     assert result.exit_code == code, result.stderr
     assert result.stdout == ""
     assert "Traceback" not in result.stderr

@@ -12,10 +12,12 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.domain.sanitize import clean, csv_cell, json_safe
-from tests.conftest import run
 from tests.faultserver import FaultServer, Reply
+from tests.helpers import run
 
 RETRIEVE = "/v1/orders/retrieve-order"
 PLACE = "/v1/orders/place-order"
@@ -89,10 +91,7 @@ def test_table_shows_escape_sequences_visibly(faults: FaultServer) -> None:
 
 
 def test_stacked_table_on_a_narrow_terminal_is_clean(faults: FaultServer,
-                                                     monkeypatch: object) -> None:
-    import pytest
-
-    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "40")
     faults.on(RETRIEVE, Reply(200, hostile_order()))
     result = run(["retrieve-order", "59400", "-o", "table"])

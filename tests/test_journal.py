@@ -13,7 +13,7 @@ import pytest
 
 from kalixo_cli.store.journal import Journal, request_hash
 from kalixo_cli.workflows.placement import verdict
-from tests.conftest import run
+from tests.helpers import run
 
 API = "https://api.example/v1"
 BODY = {"externalOrderCode": "J-1", "price": 1, "currency": "GBP", "orderProducts": []}

@@ -16,9 +16,9 @@ import threading
 
 import pytest
 
-from kalixo_cli.store.journal import LEASE_SECONDS, Owner, request_hash
+from kalixo_cli.store.journal import LEASE_SECONDS, JournalStore, Owner, request_hash
 from kalixo_cli.store.verdict import verdict
-from tests.conftest import JournalBackend
+from tests.helpers import JournalBackend
 
 API = "https://api.example/v1"
 BODY = {"externalOrderCode": "J-1", "price": 1, "currency": "GBP", "orderProducts": []}
@@ -95,9 +95,9 @@ def test_of_many_handles_claiming_one_code_at_once_exactly_one_wins(
     start = threading.Barrier(len(handles))
     wins: list[bool] = []
 
-    def race(handle: object) -> None:
+    def race(handle: JournalStore) -> None:
         start.wait()
-        wins.append(handle.claim(API, "RACE-1", BODY).won)  # type: ignore[attr-defined]
+        wins.append(handle.claim(API, "RACE-1", BODY).won)
 
     threads = [threading.Thread(target=race, args=(h,)) for h in handles]
     for thread in threads:
@@ -124,8 +124,7 @@ def test_two_processes_claiming_the_same_codes_win_each_exactly_once(
 
 def test_another_machines_claim_holds_while_its_lease_runs(
         journal_backend: JournalBackend) -> None:
-    other_machine = journal_backend.open()
-    other_machine.owner = Owner("t" * 32, "machine-b", 4242, "boot-of-b", None)
+    other_machine = journal_backend.open_as(Owner("t" * 32, "machine-b", 4242, "boot-of-b", None))
     assert other_machine.claim(API, "M-1", BODY).won
     here = journal_backend.open()
     entry = here.get(API, "M-1")

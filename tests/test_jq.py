@@ -9,7 +9,7 @@ import pytest
 
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.terminal.jqfilter import compile_jq, result_line
-from tests.conftest import run
+from tests.helpers import run
 
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import keyring
 import pytest
@@ -11,16 +12,16 @@ from keyring.backend import KeyringBackend
 
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.store.config import config_path
-from tests.conftest import run
+from tests.helpers import run
 
 TOKEN = "keyring-token-0123456789abcdefghij"
 
 
 class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring leaves it unannotated
         self.secrets: dict[tuple[str, str], str] = {}
 
     def set_password(self, service: str, username: str, password: str) -> None:
@@ -60,7 +61,7 @@ def test_a_token_goes_to_the_keyring_and_only_a_marker_to_the_file(
     assert memory_keyring.secrets == {}
 
 
-def test_without_a_keyring_the_file_holds_it_0600(isolated: object) -> None:
+def test_without_a_keyring_the_file_holds_it_0600(isolated: Path) -> None:
     run(["auth", "set-token", "--with-token"], input=TOKEN)
     assert TOKEN in config_path().read_text()
     status = json.loads(run(["auth", "status", "-o", "json"]).stdout)

@@ -130,10 +130,12 @@ def test_root_help_is_the_same_whether_commands_are_loaded_or_not(width: int) ->
 
 def test_commands_and_groups_are_registered_as_typer_would() -> None:
     group = typer.main.get_command(app)
+    assert isinstance(group, KalixoGroup)
     assert list(group.commands) == list(COMMANDS)
-    assert isinstance(group.commands["orders"], typer.core.TyperGroup)
+    orders = group.commands["orders"]
+    assert isinstance(orders, typer.core.TyperGroup)
     assert isinstance(group.commands["retrieve-order"], typer.core.TyperCommand)
-    assert "list" in group.commands["orders"].commands  # type: ignore[attr-defined]
+    assert "list" in orders.commands
 
 
 def test_a_mistyped_command_is_suggested_without_loading_commands() -> None:

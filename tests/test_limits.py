@@ -14,8 +14,8 @@ import pytest
 
 from kalixo_cli.api.limits import MAX_BODY_BYTES
 from kalixo_cli.domain.errors import ExitCode
-from tests.conftest import run
 from tests.faultserver import FaultServer, Reply
+from tests.helpers import run
 
 RETRIEVE = "/v1/orders/retrieve-order"
 PLACE = "/v1/orders/place-order"

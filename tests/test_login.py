@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox import SANDBOX_EMAIL, SANDBOX_PASSWORD
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.config import config_path
-from tests.conftest import Clock, run
+from tests.helpers import Clock, run
 
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")
 
@@ -22,7 +23,7 @@ def signed_out(sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> Runn
     return sandbox
 
 
-def login(password: str = SANDBOX_PASSWORD):  # type: ignore[no-untyped-def]
+def login(password: str = SANDBOX_PASSWORD) -> Result:
     return run(["auth", "login", "--email", SANDBOX_EMAIL, "--password-stdin"],
                input=password + "\n")
 

@@ -50,7 +50,7 @@ def test_status_comes_from_status_or_orderStatus() -> None:
 
 
 def test_place_order_status_is_derived_from_delivered_pins() -> None:
-    full = {"orderId": "9", "products": [
+    full: dict[str, Any] = {"orderId": "9", "products": [
         {"productId": 2, "price": 3299, "quantity": 1, "pin": [{"PIN": "A"}]},
         {"productId": 6, "price": 839, "quantity": 1, "pin": [{"PIN": "B"}]}]}
     order = normalize_placed_order(full, REQUEST)

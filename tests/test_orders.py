@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import Result
 
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox import (
@@ -20,8 +21,9 @@ from kalixo_cli.sandbox import (
     KTEST_SLOW_ID,
     SANDBOX_TOKEN,
 )
+from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.journal import Journal, default_journal_path
-from tests.conftest import Clock, run
+from tests.helpers import Clock, run
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 PLACE = "/v1/orders/place-order"
@@ -48,13 +50,13 @@ def test_order(product_id: int, price: int = 1000, quantity: int = 1) -> dict[st
 test_order.__test__ = False  # type: ignore[attr-defined]
 
 
-def placed(result: Any) -> dict[str, Any]:
+def placed(result: Result) -> dict[str, Any]:
     assert result.exit_code == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data
 
 
-def test_place_order_from_json_prints_normalized_order(sandbox: Any) -> None:
+def test_place_order_from_json_prints_normalized_order(sandbox: RunningSandbox) -> None:
     result = run(["place-order", str(EXAMPLES / "order.json"), "-o", "json"])
     order = placed(result)
     assert set(order) == {"orderId", "externalOrderCode", "status", "currency", "price",
@@ -73,7 +75,7 @@ def test_place_order_from_json_prints_normalized_order(sandbox: Any) -> None:
     assert sandbox.request_count("POST", PLACE) == 1
 
 
-def test_place_order_from_csv(sandbox: Any) -> None:
+def test_place_order_from_csv(sandbox: RunningSandbox) -> None:
     order = placed(run(["place-order", str(EXAMPLES / "order.csv"), "-o", "json",
                         "--external-order-code", "CSV-1"]))
     assert order["externalOrderCode"] == "CSV-1"
@@ -81,21 +83,23 @@ def test_place_order_from_csv(sandbox: Any) -> None:
     assert len(order["products"][1]["pins"]) == 2
 
 
-def test_place_order_from_stdin(sandbox: Any) -> None:
+def test_place_order_from_stdin(sandbox: RunningSandbox) -> None:
     text = (EXAMPLES / "order.json").read_text()
     order = placed(run(["place-order", "-", "--format", "json", "-o", "json"], input=text))
     assert order["price"] == 4138
 
 
 @pytest.mark.parametrize("example", ["order.json", "order.csv"])
-def test_stdin_is_json_or_csv_by_its_first_character(sandbox: Any, example: str) -> None:
+def test_stdin_is_json_or_csv_by_its_first_character(sandbox: RunningSandbox, example: str) -> None:
     """A first non-blank { or [ is JSON, anything else CSV; no --format needed."""
     text = "\ufeff \n" + (EXAMPLES / example).read_text()  # a BOM and blank lines first
     order = placed(run(["place-order", "-", "-o", "json"], input=text))
     assert order["orderId"] is not None and order["status"] == "completed"
 
 
-def test_stdin_sniffing_names_the_format_it_chose_when_the_input_is_bad(sandbox: Any) -> None:
+def test_stdin_sniffing_names_the_format_it_chose_when_the_input_is_bad(
+    sandbox: RunningSandbox
+) -> None:
     result = run(["place-order", "-"], input="{}")
     assert result.exit_code == ExitCode.USAGE
     assert "<stdin>:1:1" in result.stderr and "orderProducts: missing" in result.stderr
@@ -105,18 +109,18 @@ def test_stdin_sniffing_names_the_format_it_chose_when_the_input_is_bad(sandbox:
     assert sandbox.request_count() == 0
 
 
-def test_retrieve_order_matches_what_was_placed(sandbox: Any) -> None:
+def test_retrieve_order_matches_what_was_placed(sandbox: RunningSandbox) -> None:
     order = placed(run(["place-order", str(EXAMPLES / "order.json"), "-o", "json"]))
     again = placed(run(["retrieve-order", str(order["orderId"]), "-o", "json"]))
     assert again == order
 
 
-def test_output_is_json_when_piped_by_default(sandbox: Any) -> None:
+def test_output_is_json_when_piped_by_default(sandbox: RunningSandbox) -> None:
     order = placed(run(["place-order", str(EXAMPLES / "order.json")]))
     assert order["status"] == "completed"
 
 
-def test_table_output_shows_every_pin_uncut(sandbox: Any) -> None:
+def test_table_output_shows_every_pin_uncut(sandbox: RunningSandbox) -> None:
     order = placed(run(["place-order", str(EXAMPLES / "order.csv"), "-o", "json"]))
     table = run(["retrieve-order", str(order["orderId"]), "-o", "table"])
     assert table.exit_code == 0
@@ -128,7 +132,7 @@ def test_table_output_shows_every_pin_uncut(sandbox: Any) -> None:
     assert "\x1b[" not in table.stdout
 
 
-def test_raw_prints_the_server_body_unchanged(sandbox: Any) -> None:
+def test_raw_prints_the_server_body_unchanged(sandbox: RunningSandbox) -> None:
     order = placed(run(["place-order", str(EXAMPLES / "order.json"), "-o", "json"]))
     raw = run(["retrieve-order", str(order["orderId"]), "--raw"])
     body = json.loads(raw.stdout)
@@ -138,13 +142,13 @@ def test_raw_prints_the_server_body_unchanged(sandbox: Any) -> None:
     assert isinstance(json.loads(placed_raw.stdout)["orderId"], str)
 
 
-def test_raw_and_table_conflict(sandbox: Any) -> None:
+def test_raw_and_table_conflict(sandbox: RunningSandbox) -> None:
     result = run(["retrieve-order", "1", "--raw", "-o", "table"])
     assert result.exit_code == ExitCode.USAGE
     assert sandbox.request_count() == 0
 
 
-def test_dry_run_prints_the_request_and_sends_nothing(sandbox: Any) -> None:
+def test_dry_run_prints_the_request_and_sends_nothing(sandbox: RunningSandbox) -> None:
     result = run(["place-order", str(EXAMPLES / "order.json"), "--dry-run", "-o", "json",
                   "--external-order-code", "DRY-1"])
     assert result.exit_code == 0
@@ -162,7 +166,7 @@ def test_dry_run_prints_the_request_and_sends_nothing(sandbox: Any) -> None:
     assert sandbox.request_count() == 0
 
 
-def test_a_placed_code_is_replayed_not_sent_again(sandbox: Any) -> None:
+def test_a_placed_code_is_replayed_not_sent_again(sandbox: RunningSandbox) -> None:
     """As a Stripe idempotency key: the same order, fresh from the API, exit 0; no POST."""
     args = ["place-order", str(EXAMPLES / "order.json"), "--external-order-code", "DUP-0"]
     first = placed(run([*args, "-o", "json"]))
@@ -183,7 +187,7 @@ def test_a_placed_code_is_replayed_not_sent_again(sandbox: Any) -> None:
 
 
 def test_reused_code_is_refused_with_409_and_nothing_new_placed(
-    sandbox: Any, isolated: Path
+    sandbox: RunningSandbox, isolated: Path
 ) -> None:
     """Another machine (no journal here) reusing a code: the API's 409 stops it."""
     args = ["place-order", str(EXAMPLES / "order.json"), "--external-order-code", "DUP-1",
@@ -203,7 +207,7 @@ def test_reused_code_is_refused_with_409_and_nothing_new_placed(
     (KTEST_CANCEL_ID, "cancelled"),
     (KTEST_ERROR_ID, "error"),
 ])
-def test_every_final_status_is_rendered(sandbox: Any, tmp_path: Path, product_id: int,
+def test_every_final_status_is_rendered(sandbox: RunningSandbox, tmp_path: Path, product_id: int,
                                         status: str) -> None:
     """place-order exits 7 for an order that ended failed, cancelled or in error (v1 states
     no status when placing: one retrieve tells it), and prints what retrieve-order prints."""
@@ -229,7 +233,7 @@ def test_every_final_status_is_rendered(sandbox: Any, tmp_path: Path, product_id
 
 
 def test_place_order_without_pins_asks_the_server_once_and_says_how_to_fetch(
-    sandbox: Any, tmp_path: Path
+    sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     result = run(["place-order", order_file(tmp_path, test_order(KTEST_SLOW_ID)), "-o", "json"])
     order = placed(result)
@@ -239,7 +243,7 @@ def test_place_order_without_pins_asks_the_server_once_and_says_how_to_fetch(
 
 
 def test_a_v1_status_that_cannot_be_read_is_null_not_a_guess(
-    sandbox: Any, tmp_path: Path
+    sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     from kalixo_cli.sandbox.faults import Faults
 
@@ -252,7 +256,7 @@ def test_a_v1_status_that_cannot_be_read_is_null_not_a_guess(
 
 
 def test_slow_order_goes_requested_processing_completed(
-    sandbox: Any, sandbox_clock: Clock, tmp_path: Path
+    sandbox: RunningSandbox, sandbox_clock: Clock, tmp_path: Path
 ) -> None:
     order = placed(run(["place-order", order_file(tmp_path, test_order(KTEST_SLOW_ID, quantity=2)),
                         "-o", "json"]))
@@ -264,7 +268,7 @@ def test_slow_order_goes_requested_processing_completed(
     assert seen == [("requested", 0), ("processing", 0), ("completed", 2)]
 
 
-def test_open_denomination_takes_the_chosen_amount(sandbox: Any, tmp_path: Path) -> None:
+def test_open_denomination_takes_the_chosen_amount(sandbox: RunningSandbox, tmp_path: Path) -> None:
     order = placed(run(["place-order", order_file(tmp_path, test_order(KTEST_OPEN_ID, 2500)),
                         "-o", "json"]))
     assert order["price"] == 2500
@@ -274,27 +278,29 @@ def test_open_denomination_takes_the_chosen_amount(sandbox: Any, tmp_path: Path)
     assert "range" in outside.stderr
 
 
-def test_sandbox_price_mismatch_is_the_servers_message(sandbox: Any, tmp_path: Path) -> None:
+def test_sandbox_price_mismatch_is_the_servers_message(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     body = test_order(KTEST_OK_ID, price=999)
     result = run(["place-order", order_file(tmp_path, body), "-o", "json"])
     assert result.exit_code == ExitCode.REJECTED
     assert "price mismatch: expected 1000" in result.stderr
 
 
-def test_unknown_order_is_404_exit_3(sandbox: Any) -> None:
+def test_unknown_order_is_404_exit_3(sandbox: RunningSandbox) -> None:
     result = run(["retrieve-order", "999999999"])
     assert result.exit_code == ExitCode.REJECTED
     assert "not found" in result.stderr
 
 
-def test_bad_token_is_exit_4(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_token_is_exit_4(sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KALIXO_TOKEN", "not-the-sandbox-token-at-all")
     result = run(["retrieve-order", "59401"])
     assert result.exit_code == ExitCode.AUTH
     assert "not-the-sandbox-token-at-all" not in result.stderr
 
 
-def test_order_id_must_be_a_positive_integer(sandbox: Any) -> None:
+def test_order_id_must_be_a_positive_integer(sandbox: RunningSandbox) -> None:
     for bad in ("abc", "0", "-5"):
         result = run(["retrieve-order", "--", bad])
         assert result.exit_code == ExitCode.USAGE, bad
@@ -324,7 +330,7 @@ def test_sandbox_and_api_url_conflict() -> None:
     assert "cannot be used together" in result.stderr
 
 
-def test_orders_from_the_command_line_take_prices_from_the_catalog(sandbox: Any) -> None:
+def test_orders_from_the_command_line_take_prices_from_the_catalog(sandbox: RunningSandbox) -> None:
     order = placed(run(["place-order", "--product", "2:1", "-p", "6:2", "-o", "json"]))
     assert order["price"] == 3299 + 2 * 839
     assert [p["sku"] for p in order["products"]] == ["GB-EN-4251604177278",

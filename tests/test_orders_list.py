@@ -19,7 +19,7 @@ import pytest
 from kalixo_cli.commands.orders import TABLE_PAGE
 from kalixo_cli.store.journal import Journal, default_journal_path
 from kalixo_cli.terminal.output import print_json_array
-from tests.conftest import run
+from tests.helpers import run
 
 API = "https://api.kalixo.io/v1"
 

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import Result
 
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.domain.redact import Redactor, mask_pin
 from kalixo_cli.sandbox.server import RunningSandbox
-from tests.conftest import run
 from tests.faultserver import FaultServer, Reply
+from tests.helpers import run
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 ORDER_CSV = str(EXAMPLES / "order.csv")
@@ -32,7 +33,7 @@ def umask_000() -> Iterator[None]:
         os.umask(previous)
 
 
-def place(*extra: str) -> Any:
+def place(*extra: str) -> Result:
     result = run(["place-order", ORDER_CSV, "--new-code", *extra])  # a new order each time
     assert result.exit_code == 0, result.stderr
     return result

@@ -28,7 +28,7 @@ from kalixo_cli.sandbox.faults import Window as Window_
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.journal import Journal
 from kalixo_cli.workflows.placement import place
-from tests.conftest import run
+from tests.helpers import run
 
 LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1,
         "currency": "GBP"}

@@ -13,7 +13,7 @@ import pytest
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.inputs.order_file import JsonState, parse_batch_json_order
 from kalixo_cli.store.journal import Journal, default_journal_path
-from tests.conftest import run
+from tests.helpers import run
 
 API = "https://api.kalixo.io/v1"
 LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1}

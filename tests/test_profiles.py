@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from kalixo_cli.domain.errors import ExitCode
-from tests.conftest import run
 from tests.faultserver import FaultServer
+from tests.helpers import run
 
 LIVE_KEY = "kal_live_0123456789abcdef0123"
 TEST_KEY = "kal_test_0123456789abcdef0123"
 
 
-def shown(*args: str) -> dict[str, dict[str, str]]:
+def shown(*args: str) -> dict[str, dict[str, Any]]:
     return dict(json.loads(run([*args, "config", "show", "-o", "json"]).stdout))
 
 

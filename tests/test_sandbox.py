@@ -38,7 +38,7 @@ from kalixo_cli.sandbox import (
 )
 from kalixo_cli.sandbox.server import RunningSandbox, require_sandbox_stack, running_sandbox
 from kalixo_cli.sandbox.store import DuplicateOrder, NewLine, NewOrder, Store
-from tests.conftest import FakeClock
+from tests.helpers import FakeClock
 
 START = 1_800_000_000.0
 PIN = re.compile(r"SANDBOX(-[A-Z0-9]{5}){4}")

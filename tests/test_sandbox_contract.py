@@ -51,7 +51,7 @@ from kalixo_cli.sandbox import (
     SANDBOX_API_KEY,
 )
 from kalixo_cli.sandbox.server import RunningSandbox, running_sandbox
-from tests.conftest import FakeClock
+from tests.helpers import FakeClock
 
 SPEC_PATH = Path(__file__).resolve().parent / "data" / "kalixo-openapi-v2.json"
 SPEC_URI = "urn:kalixo:openapi-v2"

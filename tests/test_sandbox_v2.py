@@ -31,7 +31,7 @@ from kalixo_cli.sandbox import (
 from kalixo_cli.sandbox.catalog import PRODUCTS, SCENARIOS
 from kalixo_cli.sandbox.server import RunningSandbox, _announce, running_sandbox
 from kalixo_cli.sandbox.store import Store
-from tests.conftest import FakeClock
+from tests.helpers import FakeClock
 
 START = 1_800_000_000.0
 START_ISO = "2027-01-15T08:00:00.000Z"

@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from kalixo_cli.commands.schema import SchemaName
 from kalixo_cli.domain.schemas import schema_names
 from kalixo_cli.sandbox.server import RunningSandbox
-from tests.conftest import run
+from tests.helpers import run
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "order.json"
 

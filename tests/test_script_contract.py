@@ -28,8 +28,8 @@ from kalixo_cli.cli import app
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.journal import Journal, default_journal_path
-from tests.conftest import record_exit, run
 from tests.faultserver import FaultServer, Reply
+from tests.helpers import Clock, record_exit, run
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "order.json"
@@ -255,7 +255,7 @@ def test_orders_csv_has_the_json_fields(sandbox: RunningSandbox) -> None:
 
 
 def test_a_wrong_token_in_the_environment_is_exit_4_naming_it_never_the_saved_one(
-    sandbox: RunningSandbox, sandbox_clock: Any, monkeypatch: pytest.MonkeyPatch,
+    sandbox: RunningSandbox, sandbox_clock: Clock, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A script meant for one account never acts as the account saved on the machine."""
     from kalixo_cli.sandbox import SANDBOX_EMAIL, SANDBOX_PASSWORD

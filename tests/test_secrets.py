@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kalixo_cli.domain.errors import ExitCode
-from tests.conftest import run
 from tests.faultserver import FaultServer, Reply, fault_server
+from tests.helpers import run
 
 RETRIEVE = "/v1/orders/retrieve-order"
 PLACE = "/v1/orders/place-order"

@@ -20,7 +20,7 @@ from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.journal_pg import SCHEMA_VERSION, PostgresJournal
 from kalixo_cli.store.journal_url import mask_url, parse_journal_url
-from tests.conftest import run
+from tests.helpers import run
 from tests.pgserver import PostgresServer, free_port
 from tests.test_exactly_once import LaxServer, order, wait_until, write_jsonl
 
@@ -187,7 +187,10 @@ def test_a_connection_lost_after_the_post_keeps_the_answer_and_says_unknown(
     from tests.faultserver import fault_server
 
     lax = LaxServer("v1")
-    lax.on_post = lambda: postgres_server.terminate_clients(database(shared)) and None
+    def cut_connections() -> None:
+        postgres_server.terminate_clients(database(shared))
+
+    lax.on_post = cut_connections
     lax.gate.set()
     with fault_server() as faults:
         faults.respond("/v1/orders/place-order", lax)

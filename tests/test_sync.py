@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from typer.testing import Result
 
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.journal import Journal, default_journal_path
-from tests.conftest import Clock, run
+from tests.helpers import Clock, run
 from tests.test_journal import claim_and_die
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "order.json"
@@ -51,12 +54,13 @@ def make_unknown(code: str, api: str, *, sending: bool = False, age: float = 360
             assert journal.claim(api, code, body(code, *lines)).won
             journal.finish(api, code, "unknown", order_id=order_id, error_kind="OutcomeUnknown",
                            error="no answer within 30 s")
-        stamp = time.time() - age
-        journal._db.execute("UPDATE orders SET created_at = ?, updated_at = ? "
-                            "WHERE api = ? AND code = ?", (stamp, stamp, api, code))
+    stamp = time.time() - age
+    with closing(sqlite3.connect(default_journal_path())) as db, db:
+        db.execute("UPDATE orders SET created_at = ?, updated_at = ? "
+                   "WHERE api = ? AND code = ?", (stamp, stamp, api, code))
 
 
-def rows(result: Any) -> dict[str, dict[str, Any]]:
+def rows(result: Result) -> dict[str, dict[str, Any]]:
     return {record["externalOrderCode"]: record for record in json.loads(result.stdout)}
 
 

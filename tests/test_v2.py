@@ -23,7 +23,7 @@ from kalixo_cli.sandbox import (
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.journal import Journal, default_journal_path
-from tests.conftest import kill_repeatedly, run
+from tests.helpers import kill_repeatedly, run
 
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")
 POST_V2 = "/v2/orders"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
-from tests.conftest import run
+from tests.helpers import run
 
 INT64_MAX = 2**63 - 1
 LINE_2 = {"productId": 2, "price": 3299, "sku": "GB-EN-4251604177278", "currency": "GBP",

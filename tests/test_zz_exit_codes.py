@@ -1,6 +1,6 @@
 """Every exit code in the README's table is produced by some test of the suite.
 
-Named to run last: it reads what the other tests saw (`tests.conftest.EXIT_CODES_SEEN`,
+Named to run last: it reads what the other tests saw (`tests.helpers.EXIT_CODES_SEEN`,
 filled by `run` and by `record_exit` for subprocesses). It only judges a run of the whole
 suite; on a partial run (-k, one file) there is nothing to judge and it says so.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXIT_CODES_SEEN
+from tests.helpers import EXIT_CODES_SEEN
 
 ROOT = Path(__file__).resolve().parent.parent
 
