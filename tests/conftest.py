@@ -116,14 +116,18 @@ def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def journal_backend(request: pytest.FixtureRequest, tmp_path: Path) -> JournalBackend:
+def journal_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JournalBackend]:
     """Each journal test runs on both backends: the local SQLite file and a shared
-    PostgreSQL (a fresh, migrated database of the tests' own server)."""
+    PostgreSQL (a fresh, migrated database of the tests' own server). Every handle the test
+    opened is closed after it."""
     if request.param == "sqlite":
-        return JournalBackend("sqlite", f"sqlite://{tmp_path / 'data' / 'journal.sqlite3'}")
-    url = request.getfixturevalue("pg_url")
-    from kalixo_cli.store.journal_pg import PostgresJournal
+        backend = JournalBackend("sqlite", f"sqlite://{tmp_path / 'data' / 'journal.sqlite3'}")
+    else:
+        url = request.getfixturevalue("pg_url")
+        from kalixo_cli.store.journal_pg import PostgresJournal
 
-    with PostgresJournal(url, check_schema=False) as fresh:
-        fresh.migrate()
-    return JournalBackend("postgresql", url)
+        with PostgresJournal(url, check_schema=False) as fresh:
+            fresh.migrate()
+        backend = JournalBackend("postgresql", url)
+    yield backend
+    backend.close()

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from typer.testing import CliRunner, Result
@@ -54,11 +55,19 @@ class JournalBackend:
 
     kind: str
     url: str
+    opened: list[JournalStore] = field(default_factory=list)
 
     def open(self, *, readonly: bool = False) -> JournalStore:
+        """A new handle; the fixture closes it after the test."""
         from kalixo_cli.store.journal_url import locate, open_journal
 
-        return open_journal(locate(self.url), readonly=readonly)
+        journal = open_journal(locate(self.url), readonly=readonly)
+        self.opened.append(journal)
+        return journal
+
+    def close(self) -> None:
+        for journal in self.opened:
+            journal.close()
 
     def open_as(self, owner: Owner) -> JournalStore:
         """A handle whose claims are `owner`'s (a process of another machine, say)."""
@@ -75,13 +84,14 @@ class JournalBackend:
         if self.kind == "sqlite":
             import sqlite3
 
-            with sqlite3.connect(self.url.removeprefix("sqlite://")) as db:
+            path = self.url.removeprefix("sqlite://")
+            with closing(sqlite3.connect(path)) as db, db:
                 db.execute(statement.format(orders="orders"), params)
         else:
             import psycopg
 
-            with psycopg.connect(self.url, autocommit=True) as db:
-                db.execute(statement.format(orders="kalixo_orders").replace("?", "%s"), params)
+            with psycopg.connect(self.url, autocommit=True) as pg:
+                pg.execute(statement.format(orders="kalixo_orders").replace("?", "%s"), params)
 
 
 _runner = CliRunner()

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -41,7 +42,8 @@ def claim_in_a_process(backend: JournalBackend, codes: list[str], *, die: bool) 
     done = subprocess.run(
         [sys.executable, "-c", script, backend.url, json.dumps(codes), API, json.dumps(BODY),
          "die" if die else "live"],
-        check=True, timeout=120, capture_output=True, text=True, env=os.environ.copy())
+        timeout=120, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
     return list(json.loads(done.stdout))
 
 
@@ -93,32 +95,26 @@ def test_of_many_handles_claiming_one_code_at_once_exactly_one_wins(
         journal_backend: JournalBackend) -> None:
     handles = [journal_backend.open() for _ in range(8)]
     start = threading.Barrier(len(handles))
-    wins: list[bool] = []
 
-    def race(handle: JournalStore) -> None:
-        start.wait()
-        wins.append(handle.claim(API, "RACE-1", BODY).won)
+    def race(handle: JournalStore) -> bool:
+        start.wait(timeout=120)
+        return handle.claim(API, "RACE-1", BODY).won
 
-    threads = [threading.Thread(target=race, args=(h,)) for h in handles]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    # Futures hand a thread's failure to the test (a bare Thread would only print it).
+    with ThreadPoolExecutor(max_workers=len(handles)) as pool:
+        wins = [future.result(timeout=120) for future in
+                [pool.submit(race, handle) for handle in handles]]
     assert sorted(wins) == [False] * 7 + [True]
 
 
 def test_two_processes_claiming_the_same_codes_win_each_exactly_once(
         journal_backend: JournalBackend) -> None:
     codes = [f"P-{n}" for n in range(40)]
-    results: list[list[str]] = []
-    threads = [threading.Thread(
-        target=lambda: results.append(claim_in_a_process(journal_backend, codes, die=False)))
-        for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
-    assert len(results) == 2
+    # Futures hand a failed process's stderr to the test (a bare Thread would only print it).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(claim_in_a_process, journal_backend, codes, die=False)
+                   for _ in range(2)]
+        results = [future.result(timeout=180) for future in futures]
     assert sorted(results[0] + results[1]) == sorted(codes)  # each won by exactly one
 
 

@@ -112,9 +112,8 @@ def _at_a_terminal(args: list[str]) -> tuple[int, str, str]:
             break
         chunks.append(data)
     os.close(leader)
-    assert process.stderr is not None
-    stderr = process.stderr.read().decode()
-    return process.wait(timeout=60), b"".join(chunks).decode(), stderr
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, b"".join(chunks).decode(), stderr.decode()
 
 
 def test_a_table_at_a_terminal_shows_the_newest_page_and_says_how_to_see_more(

@@ -124,7 +124,7 @@ def test_pins_out_csv_is_0600_under_umask_000(sandbox: RunningSandbox, tmp_path:
     target = tmp_path / "pins.csv"
     order = json.loads(place("-o", "json", "--pins-out", str(target)).stdout)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    rows = list(csv.DictReader(target.open()))
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert list(rows[0]) == ["orderId", "productId", "sku", "pin"]
     assert [row["pin"] for row in rows] == all_pins(order)
     assert {row["orderId"] for row in rows} == {str(order["orderId"])}
