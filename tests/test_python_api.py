@@ -17,7 +17,7 @@ from kalixo_cli.domain.errors import ExitCode, InputError, UsageError
 from kalixo_cli.sandbox.server import RunningSandbox
 from kalixo_cli.store.journal import default_journal_path
 from kalixo_cli.store.journal_url import locate, open_journal
-from tests.conftest import Clock, run
+from tests.helpers import Clock, run
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "order.json"
 
