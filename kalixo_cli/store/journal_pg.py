@@ -142,7 +142,11 @@ class PostgresJournal:
         with self._lock:
             self._connection()
         if check_schema:
-            self._check_schema()
+            try:
+                self._check_schema()
+            except BaseException:  # no journal to hand back: nothing may stay open
+                self.close()
+                raise
 
     # -- connection and failures --------------------------------------------------------
 
