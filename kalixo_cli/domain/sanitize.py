@@ -31,6 +31,7 @@ _INVISIBLES = (
     "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
     "\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f"
 )
+INVISIBLES = _INVISIBLES  # a character class's contents, for other modules' patterns
 _UNSAFE = re.compile(f"[\t\n{_CONTROLS}{_INVISIBLES}]")
 _UNSAFE_KEEP_NEWLINE = re.compile(f"[\t{_CONTROLS}{_INVISIBLES}]")
 # Refused outright in an order code: two codes that look the same must not be two orders.

@@ -37,6 +37,13 @@ from typing import Any, BinaryIO, Literal, TextIO
 
 from kalixo_cli.domain.errors import InputError, Problem, UsageError
 from kalixo_cli.domain.models import OrderRequest
+from kalixo_cli.inputs.fast_orders import (
+    CsvLayout,
+    csv_layout,
+    fast_csv_order,
+    fast_json_order,
+    fast_order,
+)
 from kalixo_cli.inputs.order_file import (
     JsonState,
     csv_columns,
@@ -81,11 +88,23 @@ _TRUNCATED = "the file looks truncated; check that it was written or copied comp
 
 @dataclass(frozen=True, slots=True)
 class BulkOrder:
-    """A valid order of a batch, where it starts in the file, and its 0-based position."""
+    """A valid order of a batch: its code, its request body (JSON, as
+    ``OrderRequest.model_dump_json()`` writes it), where it starts in the file, and its
+    0-based position."""
 
-    request: OrderRequest
+    code: str
+    body: str
     where: str
     index: int
+
+    @property
+    def request(self) -> OrderRequest:
+        """The request as a model (validated again from `body`: for callers that need one)."""
+        return OrderRequest.model_validate_json(self.body)
+
+    @classmethod
+    def of(cls, request: OrderRequest, where: str, index: int) -> BulkOrder:
+        return cls(request.externalOrderCode, request.model_dump_json(), where, index)
 
 
 def detect_bulk_format(name: str, explicit: BulkFormat | None) -> BulkFormat:
@@ -227,9 +246,15 @@ def _json_lines(text: TextIO, name: str, currency: str | None) -> Iterator[BulkO
             blank = True
             continue
         item: BulkOrder | InputError
+        order_text = line.rstrip("\r\n")
+        fast = fast_json_order(order_text, currency)
+        if fast is not None:
+            yield BulkOrder(fast[0], fast[1], f"{name}:{number}", index)
+            index += 1
+            continue
         try:
             request = parse_batch_json_order(
-                line.rstrip("\r\n"),
+                order_text,
                 name=name,
                 line=number,
                 column=1,
@@ -240,7 +265,7 @@ def _json_lines(text: TextIO, name: str, currency: str | None) -> Iterator[BulkO
             item = exc
             exc.hint = _jsonl_hint(line) or exc.hint
         else:
-            item = BulkOrder(request, f"{name}:{number}", index)
+            item = BulkOrder.of(request, f"{name}:{number}", index)
         yield item
         index += 1
     if index == 0:
@@ -456,6 +481,11 @@ class _JsonArray:
         line, col = self.position(self.pos)
         text = self.buf[self.pos : end]
         self.advance(end)
+        state = self.state
+        if not (state.odd or state.duplicates or "\\" in text):
+            fast = fast_order(value, self.currency)
+            if fast is not None:
+                return BulkOrder(fast[0], fast[1], f"{self.name}:{line}:{col}", index)
         try:
             request = parse_batch_json_order(
                 text,
@@ -468,7 +498,7 @@ class _JsonArray:
             )
         except InputError as exc:
             return exc
-        return BulkOrder(request, f"{self.name}:{line}:{col}", index)
+        return BulkOrder.of(request, f"{self.name}:{line}:{col}", index)
 
     def after_the_array(self) -> Iterator[InputError]:
         char = self.peek()
@@ -558,6 +588,7 @@ def _csv_orders(text: TextIO, name: str, currency: str | None) -> Iterator[BulkO
             None if at == code_at else column for at, column in enumerate(columns)
         ]
         header_line = start
+        layout = csv_layout(line_columns)
 
         group: list[tuple[int, int, list[str]]] = []
         code = ""
@@ -573,7 +604,9 @@ def _csv_orders(text: TextIO, name: str, currency: str | None) -> Iterator[BulkO
             row_code = row[code_at] if code_at < len(row) else ""
             if not group or row_code != code:
                 if group:
-                    yield _csv_order(group, extra, line_columns, name, code, currency, index)
+                    yield _csv_order(
+                        group, extra, line_columns, layout, name, code, currency, index
+                    )
                     index += 1
                 group, code, extra = [(row_number, start, row)], row_code, 0
             elif len(group) < MAX_ORDER_ROWS:
@@ -591,13 +624,14 @@ def _csv_orders(text: TextIO, name: str, currency: str | None) -> Iterator[BulkO
             _EXAMPLES["csv"],
         )
         return
-    yield _csv_order(group, extra, line_columns, name, code, currency, index)
+    yield _csv_order(group, extra, line_columns, layout, name, code, currency, index)
 
 
 def _csv_order(
     group: list[tuple[int, int, list[str]]],
     extra: int,
     columns: list[str | None],
+    layout: CsvLayout | None,
     name: str,
     code: str,
     currency: str | None,
@@ -617,11 +651,14 @@ def _csv_order(
             ],
             hint="split it into several orders, each with its own code",
         )
+    fast = None if layout is None else fast_csv_order(group, layout, code, currency)
+    if fast is not None:
+        return BulkOrder(fast[0], fast[1], where, index)
     try:
         request = parse_batch_csv_order(group, columns, name=name, code=code, currency=currency)
     except InputError as exc:
         return exc
-    return BulkOrder(request, where, index)
+    return BulkOrder.of(request, where, index)
 
 
 __all__ = [
