@@ -202,13 +202,11 @@ def fast_csv_order(
         sku = cells[sku_at]
         digits = product_cell + quantity_cell + price_cell
         if (
-            not (product_cell and quantity_cell and price_cell)
-            or not digits.isdigit()  # ASCII digits only: unsigned integers, the usual cells
+            not (product_cell and quantity_cell and price_cell and sku)
+            # ASCII digits only (unsigned integers, the usual cells), none too long
+            or len(digits) > _MAX_DIGITS
+            or not digits.isdigit()
             or not digits.isascii()
-            or len(product_cell) > _MAX_DIGITS
-            or len(quantity_cell) > _MAX_DIGITS
-            or len(price_cell) > _MAX_DIGITS
-            or not sku
             or len(sku) > _MAX_SKU
             or _PLAIN(sku) is None
         ):
@@ -218,11 +216,13 @@ def fast_csv_order(
         price = int(price_cell)
         if not (1 <= product <= _MAX and price <= _MAX and 1 <= quantity <= _MAX):
             return None
-        if currency_at >= 0 and cells[currency_at]:
-            if order_currency is None:
-                order_currency = cells[currency_at]
-            elif cells[currency_at] != order_currency:
-                return None
+        if currency_at >= 0:
+            line_currency = cells[currency_at]
+            if line_currency:
+                if order_currency is None:
+                    order_currency = line_currency
+                elif line_currency != order_currency:
+                    return None
         total += price * quantity
         checked.append((product, price, sku, quantity))
     if order_currency is None or _CURRENCY(order_currency) is None or total > _MAX:

@@ -17,6 +17,7 @@ A kill -9 leaves at most the in-flight rows in `sending`, which the next run rea
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from kalixo_cli.domain.models import OrderRequest
     from kalixo_cli.domain.order import Order
     from kalixo_cli.inputs.bulk_file import BulkOrder
+    from kalixo_cli.store.journal import Entry
 
 OutcomeKind = Literal["placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown",
                       "skipped_busy"]
@@ -111,6 +113,16 @@ class Plan:
 
 
 PLAN_BATCH = 2000  # orders judged together: one journal query, one insert
+
+
+@dataclass
+class Settled:
+    """The plan rows of one batch: the usual ones (to send, never sent before) and the
+    others, with their kinds."""
+
+    sends: list[tuple[int, str, str, str]] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
 
 
 def _planned(db: sqlite3.Connection, codes: list[str]) -> dict[str, str]:
@@ -217,33 +229,31 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: JournalStor
         if len(problems) < max_problems:
             problems.append(item)
 
-    def settle(items: list[BulkOrder | InputError]) -> None:
-        """Judge a batch of items in file order: one journal query and one insert for all."""
-        codes = [item.code for item in items if not isinstance(item, InputError)]
-        known_entries = journal.get_many(api, codes) if codes else {}
-        earlier = _planned(db, codes)  # codes of earlier batches: where they were
-        rows: list[tuple[Any, ...]] = []
-        sends: list[tuple[int, str, str, str]] = []  # the usual row, with fewer values to bind
+    def judge(items: list[BulkOrder | InputError], known_entries: dict[str, Entry],
+              earlier: dict[str, str]) -> tuple[list[Problem], Settled]:
+        """The problems and the rows of a batch of items, in file order; `earlier` maps
+        the codes of earlier batches to where they were (and gains this batch's)."""
+        found: list[Problem] = []
+        settled = Settled()
         for item in items:
             if isinstance(item, InputError):
-                for found in item.problems:
-                    problem(found)
+                found.extend(item.problems)
                 continue
             code = item.code
             if code in earlier:
-                problem(Problem(f"appears twice in the file (first at {earlier[code]}); "
-                                "rows of one order must be together, codes unique",
-                                where=item.where, field=f"externalOrderCode {code}"))
+                found.append(Problem(f"appears twice in the file (first at {earlier[code]}); "
+                                     "rows of one order must be together, codes unique",
+                                     where=item.where, field=f"externalOrderCode {code}"))
                 continue
             entry = known_entries.get(code)
             if entry is None:  # the usual case: never sent
                 earlier[code] = item.where
-                sends.append((item.index, code, item.where, item.body))
+                settled.sends.append((item.index, code, item.where, item.body))
                 continue
             # Hashing is only needed to compare with what was sent before.
             known = verdict(entry, request_hash(json.loads(item.body)), can_look_up=can_look_up)
             if known.kind == "conflict":
-                problem(Problem(
+                found.append(Problem(
                     f"was already sent with a different order "
                     f"({known.entry.effective_state if known.entry else '?'}); "
                     "give this order a new code", where=item.where,
@@ -251,35 +261,58 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: JournalStor
                 continue
             kind = {"send": "send", "reconcile": "reconcile", "placed": "skipped",
                     "unknown": "skipped_unknown", "busy": "skipped_busy"}[known.kind]
-            detail = entry.error if entry else None
-            if kind == "skipped_busy" and entry is not None:
+            detail = entry.error
+            if kind == "skipped_busy":
                 detail = f"being sent by another kalixo process ({entry.owner_text})"
             earlier[code] = item.where
-            rows.append((item.index, code, item.where,
-                         item.body if kind in ("send", "reconcile") else None,
-                         kind, entry.order_id if entry else None,
-                         detail if kind not in ("send", "reconcile") else None))
-            plan.total += 1
+            settled.rows.append((item.index, code, item.where,
+                                 item.body if kind in ("send", "reconcile") else None,
+                                 kind, entry.order_id,
+                                 detail if kind not in ("send", "reconcile") else None))
+            settled.kinds.append(kind)
+        return found, settled
+
+    def insert(settled: Settled) -> bool:
+        """Insert the rows; False if a code was already planned (that row is left out)."""
+        before = db.total_changes
+        db.executemany("INSERT INTO batch (idx, code, where_, body, verdict) "
+                       "VALUES (?, ?, ?, ?, 'send') ON CONFLICT (code) DO NOTHING",
+                       settled.sends)
+        db.executemany("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?) "
+                       "ON CONFLICT (code) DO NOTHING", settled.rows)
+        return db.total_changes - before == len(settled.sends) + len(settled.rows)
+
+    def settle(items: list[BulkOrder | InputError]) -> None:
+        """Judge a batch of items in file order: one journal query and one insert for all.
+
+        A code of an earlier batch is caught by the table's UNIQUE index: only then are
+        the earlier batches looked up, and the batch judged and inserted again knowing
+        them (its rows come after every earlier batch's: idx grows in file order)."""
+        codes = [item.code for item in items if not isinstance(item, InputError)]
+        known_entries = journal.get_many(api, codes) if codes else {}
+        found, settled = judge(items, known_entries, {})
+        if not insert(settled):
+            first = min(row[0] for row in (*settled.sends, *settled.rows))
+            db.execute("DELETE FROM batch WHERE idx >= ?", (first,))
+            found, settled = judge(items, known_entries, _planned(db, codes))
+            if not insert(settled):
+                raise RuntimeError("the plan's table refused a code it was checked for")
+        for item in found:
+            problem(item)
+        plan.total += len(settled.sends) + len(settled.kinds)
+        plan.to_send += len(settled.sends)
+        for kind in settled.kinds:
             plan.to_send += kind in ("send", "reconcile")
             plan.reconcile += kind == "reconcile"
             plan.skipped += kind == "skipped"
             plan.skipped_unknown += kind == "skipped_unknown"
             plan.skipped_busy += kind == "skipped_busy"
-        db.executemany("INSERT INTO batch (idx, code, where_, body, verdict) "
-                       "VALUES (?, ?, ?, ?, 'send')", sends)
-        plan.total += len(sends)
-        plan.to_send += len(sends)
-        db.executemany("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     db.execute("BEGIN")
     try:
-        pending: list[BulkOrder | InputError] = []
-        for item in orders:
-            pending.append(item)
-            if len(pending) == PLAN_BATCH:
-                settle(pending)
-                pending = []
-        settle(pending)
+        items = iter(orders)
+        while pending := list(itertools.islice(items, PLAN_BATCH)):
+            settle(pending)
         db.execute("COMMIT")
     except BaseException:
         plan.close()
