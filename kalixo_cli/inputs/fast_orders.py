@@ -187,8 +187,10 @@ def fast_csv_order(
 ) -> tuple[str, str] | None:
     """As `fast_order`, for the rows of one batch CSV order: (row number, line, stripped
     cells), grouped by `code`; `layout` is the header's `csv_layout`."""
-    if not code or not _plain_code(code):
+    # Cells are stripped already; code and SKUs are checked for plain text together.
+    if not code or len(code) > _MAX_CODE or code.strip() != code:
         return None
+    plain = code
     product_at, quantity_at, price_at, sku_at, currency_at, width = layout
     order_currency = currency
     total = 0
@@ -208,9 +210,9 @@ def fast_csv_order(
             or not digits.isdigit()
             or not digits.isascii()
             or len(sku) > _MAX_SKU
-            or _PLAIN(sku) is None
         ):
             return None
+        plain += sku
         product = int(product_cell)
         quantity = int(quantity_cell)
         price = int(price_cell)
@@ -225,7 +227,12 @@ def fast_csv_order(
                     return None
         total += price * quantity
         checked.append((product, price, sku, quantity))
-    if order_currency is None or _CURRENCY(order_currency) is None or total > _MAX:
+    if (
+        order_currency is None
+        or _CURRENCY(order_currency) is None
+        or total > _MAX
+        or _PLAIN(plain) is None
+    ):
         return None
     return code, _body(code, total, order_currency, checked)
 
