@@ -18,6 +18,11 @@ the file unreadable (bad UTF-8, a NUL byte, broken JSON array syntax, a bad CSV 
 row, an over-long line) ends the iteration with one last `InputError`; an order it cut
 short is not yielded. Nothing else escapes, whatever the bytes.
 
+The usual order (complete, or needing only its total and currencies filled in, with plain
+integers and plain text) is checked first by `fast_orders.py`, without pydantic, at about
+the speed of parsing; any other order, valid or not, takes the path above, so every problem
+is still worded and placed by it.
+
 Memory stays constant whatever the file size: text is read in chunks or lines, only the
 order at hand is kept, and positions are indexed only for an order that has problems.
 A line, or a JSON order, may be up to 1 MiB; a CSV order up to 10,000 rows.

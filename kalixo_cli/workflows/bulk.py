@@ -215,7 +215,7 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: JournalStor
     path = _new_plan_file(folder or plan_folder())
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.executescript(
-        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=16384;"
+        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
         "CREATE TABLE batch (idx INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, "
         "where_ TEXT, body TEXT, verdict TEXT, order_id INTEGER, error TEXT);"
     )
