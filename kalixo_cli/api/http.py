@@ -122,24 +122,33 @@ def _retry_after(response: requests.Response) -> str | None:
     return value.strip() if value else None
 
 
-@dataclass(frozen=True)
 class _Answered:
-    """The attempts ended with an answer: below 400, or a status not (or no more) retried."""
+    """The attempts ended with an answer: below 400, or a status not (or no more) retried.
 
-    response: requests.Response
-    failure: Failure | None  # None when the status is below 400
-    decision: Decision | None  # why a failing status was not retried
-    doubt: Failure | None  # an earlier, retried failure after which a POST may have landed
+    (Plain classes, not dataclasses: every command imports this module, and a dataclass
+    costs start-up time to build.)"""
+
+    __slots__ = ("decision", "doubt", "failure", "response")
+
+    def __init__(self, response: requests.Response, failure: Failure | None,
+                 decision: Decision | None, doubt: Failure | None) -> None:
+        self.response = response
+        self.failure = failure  # None when the status is below 400
+        self.decision = decision  # why a failing status was not retried
+        self.doubt = doubt  # an earlier, retried failure after which a POST may have landed
 
 
-@dataclass(frozen=True)
 class _Unanswered:
     """The attempts ended with no answer to read: the last one raised."""
 
-    error: requests.exceptions.RequestException
-    failure: Failure
-    decision: Decision
-    doubt: Failure | None
+    __slots__ = ("decision", "doubt", "error", "failure")
+
+    def __init__(self, error: requests.exceptions.RequestException, failure: Failure,
+                 decision: Decision, doubt: Failure | None) -> None:
+        self.error = error
+        self.failure = failure
+        self.decision = decision
+        self.doubt = doubt
 
 
 _Outcome = _Answered | _Unanswered
