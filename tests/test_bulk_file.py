@@ -26,8 +26,9 @@ from kalixo_cli.inputs.bulk_file import (
     detect_bulk_format,
     iter_bulk_orders,
 )
+from kalixo_cli.inputs.fields import CODE_REQUIRED
 from kalixo_cli.inputs.jsonpos import index_json, position
-from kalixo_cli.inputs.order_file import CODE_REQUIRED, parse_order
+from kalixo_cli.inputs.order_file import parse_order
 
 CSV_HEADER = "externalOrderCode,productId,quantity,price,sku,currency\n"
 

@@ -17,7 +17,8 @@ import pytest
 
 from kalixo_cli.domain.errors import InputError
 from kalixo_cli.inputs.fast_orders import csv_layout, fast_csv_order, fast_json_order, fast_order
-from kalixo_cli.inputs.order_file import JsonState, parse_batch_csv_order, parse_batch_json_order
+from kalixo_cli.inputs.json_order import JsonState
+from kalixo_cli.inputs.order_file import parse_batch_csv_order, parse_batch_json_order
 
 LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 2}
 BASE: dict[str, Any] = {"externalOrderCode": "O-1", "currency": "GBP", "orderProducts": [LINE]}

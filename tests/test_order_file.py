@@ -22,19 +22,18 @@ from pydantic import ValidationError
 from kalixo_cli.domain.errors import InputError, Problem, UsageError
 from kalixo_cli.domain.models import INT64_MAX, OrderRequest
 from kalixo_cli.inputs import order_file as inputs
+from kalixo_cli.inputs.completion import _describe  # the private ones test the model's net
+from kalixo_cli.inputs.fields import MAX_PROBLEMS, OrderFormat
 from kalixo_cli.inputs.jsonpos import deepest_nesting, index_json
-from kalixo_cli.inputs.order_file import (  # the private ones test the model-level safety net
+from kalixo_cli.inputs.order_file import (
     MAX_INPUT_BYTES,
-    MAX_PROBLEMS,
-    OrderFormat,
     ParsedOrder,
-    _describe,
-    _JsonSource,
     detect_format,
     generate_order_code,
     parse_order,
     read_source,
 )
+from kalixo_cli.inputs.problems import _JsonSource
 
 API_EXAMPLE = """{
   "externalOrderCode": "O-12345",

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from kalixo_cli.domain.errors import ExitCode
-from kalixo_cli.inputs.order_file import JsonState, parse_batch_json_order
+from kalixo_cli.inputs.json_order import JsonState
+from kalixo_cli.inputs.order_file import parse_batch_json_order
 from kalixo_cli.store.journal import Journal, default_journal_path
 from tests.helpers import run
 

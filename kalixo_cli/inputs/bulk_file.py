@@ -42,6 +42,7 @@ from typing import Any, BinaryIO, Literal, TextIO
 
 from kalixo_cli.domain.errors import InputError, Problem, UsageError
 from kalixo_cli.domain.models import OrderRequest
+from kalixo_cli.inputs.csv_order import csv_delimiter
 from kalixo_cli.inputs.fast_orders import (
     CsvLayout,
     csv_layout,
@@ -49,15 +50,8 @@ from kalixo_cli.inputs.fast_orders import (
     fast_json_order,
     fast_order,
 )
-from kalixo_cli.inputs.order_file import (
-    JsonState,
-    csv_columns,
-    csv_delimiter,
-    json_hint,
-    nested_too_deeply,
-    parse_batch_csv_order,
-    parse_batch_json_order,
-)
+from kalixo_cli.inputs.json_order import JsonState, json_hint, nested_too_deeply
+from kalixo_cli.inputs.order_file import csv_columns, parse_batch_csv_order, parse_batch_json_order
 
 BulkFormat = Literal["json", "jsonl", "csv"]
 BULK_FORMATS: tuple[BulkFormat, ...] = ("json", "jsonl", "csv")
