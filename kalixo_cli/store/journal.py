@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 from urllib.parse import quote
 
 from kalixo_cli.domain.errors import JournalUnusable
@@ -434,6 +434,14 @@ class Journal:
         self.readonly = readonly
         self.owner = Owner.current()
         self._lock = threading.RLock()
+        # Group commit: writers queue their work and one of them (the leader) commits the
+        # queue in one transaction, one fsync for all (see `_commit`).
+        self._turn = threading.Condition(threading.Lock())
+        self._pending: list[_Work[Any]] = []
+        self._leading = False
+        # Reads go to a connection of each thread's own (WAL: they never wait for a writer).
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
         self._db: sqlite3.Connection | None = None
@@ -533,6 +541,11 @@ class Journal:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.close()
                 self._db = None
+            with self._turn:
+                readers, self._readers = self._readers, []
+            for reader in readers:
+                with contextlib.suppress(sqlite3.Error):
+                    reader.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -564,6 +577,101 @@ class Journal:
         return self._db
 
     @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read from: the calling thread's own, which in WAL mode reads the
+        last commit without waiting for a writer (or for the lock of the one connection
+        writes go through); a read-only journal's one connection, under the lock."""
+        if self.readonly:
+            with self._lock:
+                yield self._connection()
+            return
+        reader = getattr(self._local, "db", None)
+        self._connection()  # closed: say so, whichever thread asks
+        if reader is None:
+            reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
+                                     isolation_level=None)
+            try:
+                # The first read opens the WAL; like `_open`, wait out a process that
+                # holds the file meanwhile.
+                _while_busy(lambda: reader.execute(
+                    "SELECT 1 FROM sqlite_master LIMIT 1").fetchall())
+            except BaseException:
+                reader.close()
+                raise
+            with self._turn:
+                self._readers.append(reader)
+            self._local.db = reader
+        yield reader
+
+    def _commit(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` in a write transaction; what it wrote is on disk when this returns.
+
+        Group commit: every thread's writes queue here, and the first writer that finds no
+        commit under way leads: it runs all that is queued, in order, in one BEGIN
+        IMMEDIATE ... COMMIT (one fsync for all), then wakes the others, whose writes are
+        durable by then. Each piece of work reads and writes inside that transaction, so
+        a claim is as atomic against other processes as in a transaction of its own. If
+        any piece fails, the transaction is rolled back and each piece is run again in a
+        transaction of its own, so that each gets its own result or error.
+        """
+        item = _Work(work)
+        with self._turn:
+            self._pending.append(item)
+            try:
+                while self._leading and not item.done:
+                    self._turn.wait()
+            except BaseException:  # Ctrl-C while queued: withdrawn if it has not started
+                if item in self._pending:
+                    self._pending.remove(item)
+                raise
+            if item.done:
+                return item.outcome()
+            self._leading = True
+            batch, self._pending = self._pending, []
+        try:
+            self._run(batch)
+        except BaseException:  # Ctrl-C in the leader: the others' work goes back in line
+            with self._turn:
+                self._leading = False
+                for other in batch:
+                    other.done = other.settled
+                self._pending[:0] = [other for other in batch
+                                     if not other.settled and other is not item]
+                self._turn.notify_all()
+            raise
+        with self._turn:
+            self._leading = False
+            for other in batch:
+                other.done = True
+            self._turn.notify_all()
+        return item.outcome()
+
+    def _run(self, batch: list[_Work[Any]]) -> None:
+        """Commit `batch` in one transaction and settle each piece of work in it."""
+        try:
+            with self._lock:
+                db = self._connection()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    results = [item.work(db) for item in batch]
+                    db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+        except Exception as exc:
+            if len(batch) > 1:
+                for item in batch:  # each alone, for its own result or error
+                    self._run([item])
+                return
+            batch[0].error = exc
+            batch[0].settled = True
+            return
+        for item, result in zip(batch, results, strict=True):
+            item.result = result
+            item.settled = True
+
+    @contextlib.contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
         try:
             yield
@@ -584,8 +692,8 @@ class Journal:
     def get(self, api: str, code: str) -> Entry | None:
         if self._db is None and self.readonly:
             return None
-        with self._guard("read"), self._lock:
-            row = self._connection().execute(
+        with self._guard("read"), self._reading() as db:
+            row = db.execute(
                 f"{self._select()} WHERE api = ? AND code = ?", (api, code)).fetchone()
         return self._entry(row, time.time()) if row else None
 
@@ -598,8 +706,8 @@ class Journal:
         for start in range(0, len(codes), 500):
             part = codes[start:start + 500]
             marks = ", ".join("?" * len(part))
-            with self._guard("read"), self._lock:
-                rows = self._connection().execute(
+            with self._guard("read"), self._reading() as db:
+                rows = db.execute(
                     f"{self._select()} WHERE api = ? AND code IN ({marks})", (api, *part)
                 ).fetchall()
             now = time.time()
@@ -620,12 +728,12 @@ class Journal:
         # limit after it) is applied here; any other limit goes to the database.
         by_owner = state in ("unknown", "sending")
         tail = f" LIMIT {int(limit)}" if limit is not None and not by_owner else ""
-        with self._guard("read"), self._lock:
-            cursor = self._connection().execute(
+        with self._guard("read"), self._reading() as db:
+            cursor = db.execute(
                 f"{self._select()} {where} ORDER BY created_at, code{tail}", params)
         shown = 0
         while True:  # a batch at a time: a listing of any size in the memory of one batch
-            with self._guard("read"), self._lock:
+            with self._guard("read"), self._reading():  # (the lock, read-only)
                 rows = cursor.fetchmany(1000)
             if not rows:
                 return
@@ -641,9 +749,8 @@ class Journal:
 
     def code_salt(self) -> str:
         """A random value made once per journal: generated codes are unique to it."""
-        with self._guard("read"), self._lock:
-            row = self._connection().execute(
-                "SELECT value FROM meta WHERE name = 'salt'").fetchone()
+        with self._guard("read"), self._reading() as db:
+            row = db.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()
         if row is None:
             raise JournalUnusable(f"the journal {self.path} has no salt yet",
                                   hint="run a command that writes it (place-order)")
@@ -684,39 +791,44 @@ class Journal:
         digest = request_hash(body)
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         me = self.owner
+
+        def attempt(db: sqlite3.Connection) -> Claim | None:
+            now = time.time()
+            row = db.execute(f"{self._select()} WHERE api = ? AND code = ?",
+                             (api, code)).fetchone()
+            entry = self._entry(row, now) if row else None
+            known = verdict(entry, digest, can_look_up=can_look_up)
+            if not known.may_send:
+                return Claim(known, won=False)
+            owner = (me.token, me.host, me.pid, me.boot, me.start, now + LEASE_SECONDS)
+            if entry is None:
+                cursor = db.execute(
+                    """INSERT INTO orders (api, code, hash, body, state, attempts,
+                           created_at, updated_at, owner_token, owner_host, owner_pid,
+                           owner_boot, owner_start, lease_until, rev)
+                       VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                       ON CONFLICT (api, code) DO NOTHING""",
+                    (api, code, digest, text, now, now, *owner))
+            else:
+                cursor = db.execute(
+                    """UPDATE orders SET hash = ?, body = ?, state = 'sending',
+                           error_kind = NULL, error = NULL, attempts = attempts + 1,
+                           updated_at = ?, owner_token = ?, owner_host = ?,
+                           owner_pid = ?, owner_boot = ?, owner_start = ?,
+                           lease_until = ?, rev = rev + 1
+                       WHERE api = ? AND code = ? AND rev = ?""",
+                    (digest, text, now, *owner, api, code, entry.rev))
+            # None: another process changed the row between our read and write.
+            return Claim(known, won=True) if cursor.rowcount == 1 else None
+
         with self._guard("write"):
             for _ in range(5):
-                now = time.time()
-                with self._write() as db:
-                    row = db.execute(f"{self._select()} WHERE api = ? AND code = ?",
-                                     (api, code)).fetchone()
-                    entry = self._entry(row, now) if row else None
-                    known = verdict(entry, digest, can_look_up=can_look_up)
-                    if not known.may_send:
-                        return Claim(known, won=False)
-                    owner = (me.token, me.host, me.pid, me.boot, me.start,
-                             now + LEASE_SECONDS)
-                    if entry is None:
-                        cursor = db.execute(
-                            """INSERT INTO orders (api, code, hash, body, state, attempts,
-                                   created_at, updated_at, owner_token, owner_host, owner_pid,
-                                   owner_boot, owner_start, lease_until, rev)
-                               VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?, ?, ?, ?, ?, ?, 1)
-                               ON CONFLICT (api, code) DO NOTHING""",
-                            (api, code, digest, text, now, now, *owner))
-                    else:
-                        cursor = db.execute(
-                            """UPDATE orders SET hash = ?, body = ?, state = 'sending',
-                                   error_kind = NULL, error = NULL, attempts = attempts + 1,
-                                   updated_at = ?, owner_token = ?, owner_host = ?,
-                                   owner_pid = ?, owner_boot = ?, owner_start = ?,
-                                   lease_until = ?, rev = rev + 1
-                               WHERE api = ? AND code = ? AND rev = ?""",
-                            (digest, text, now, *owner, api, code, entry.rev))
-                    if cursor.rowcount == 1:
-                        self._start_heartbeat()
-                        return Claim(known, won=True)
-                # Another process changed the row between our read and write: read again.
+                claim = self._commit(attempt)
+                if claim is None:
+                    continue  # read again
+                if claim.won:
+                    self._start_heartbeat()
+                return claim
         raise JournalUnusable(f"the journal {self.path} kept changing under the claim of "
                               f"{code}", hint="run the same command again")
 
@@ -733,7 +845,7 @@ class Journal:
         """
         if state not in STATES or state == "sending":
             raise ValueError(f"not a final state: {state}")
-        with self._guard("write"), self._write() as db:
+        def write(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
                 """UPDATE orders SET state = ?, order_id = COALESCE(?, order_id),
                        status = COALESCE(?, status), error_kind = ?, error = ?,
@@ -748,35 +860,38 @@ class Journal:
             )
             return cursor.rowcount == 1
 
+        with self._guard("write"):
+            return self._commit(write)
+
     def _set_by_hand(self, api: str, code: str, state: JournalState, *, order_id: int | None,
                      status: str | None, error: str | None) -> None:
-        with self._guard("write"), self._write() as db:
-            db.execute(
+        with self._guard("write"):
+            self._commit(lambda db: db.execute(
                 """UPDATE orders SET state = ?, order_id = COALESCE(?, order_id),
                        status = COALESCE(?, status), error_kind = 'resolved by hand',
                        error = ?, updated_at = ?, lease_until = NULL, rev = rev + 1
                    WHERE api = ? AND code = ?""",
                 (state, order_id, status, error, time.time(), api, code),
-            )
+            ))
 
     def record_status(self, api: str, code: str, status: str | None) -> None:
         """The order's latest status as the API gave it, so the journal ends at `failed` or
         `completed`, not `processing` for ever. Only placed rows have a status to follow."""
         if status is None:
             return
-        with self._guard("write"), self._write() as db:
-            db.execute(
+        with self._guard("write"):
+            self._commit(lambda db: db.execute(
                 "UPDATE orders SET status = ?, updated_at = ?, rev = rev + 1 "
                 "WHERE api = ? AND code = ? AND state = 'placed' AND status IS NOT ?",
                 (status, time.time(), api, code, status),
-            )
+            ))
 
     def by_order_id(self, api: str, order_id: int) -> Entry | None:
         """The row of the order Kalixo knows as `order_id` (the newest, should two claim it)."""
         if self._db is None and self.readonly:
             return None
-        with self._guard("read"), self._lock:
-            row = self._connection().execute(
+        with self._guard("read"), self._reading() as db:
+            row = db.execute(
                 f"{self._select()} WHERE api = ? AND order_id = ? ORDER BY created_at DESC",
                 (api, order_id),
             ).fetchone()
@@ -793,13 +908,14 @@ class Journal:
 
     def abandon_in_flight(self, api: str, codes: list[str], reason: str) -> None:
         """This process's rows still `sending` when a run stops become `unknown`."""
-        with self._guard("write"), self._write() as db:
-            db.executemany(
+        rows = [(reason, time.time(), api, code, self.owner.token) for code in codes]
+        with self._guard("write"):
+            self._commit(lambda db: db.executemany(
                 """UPDATE orders SET state = 'unknown', error_kind = 'interrupted', error = ?,
                        updated_at = ?, lease_until = NULL, rev = rev + 1
                    WHERE api = ? AND code = ? AND state = 'sending' AND owner_token = ?""",
-                [(reason, time.time(), api, code, self.owner.token) for code in codes],
-            )
+                rows,
+            ))
 
     # -- the lease ---------------------------------------------------------------------
 
@@ -812,10 +928,10 @@ class Journal:
     def _renew(self) -> None:
         """Keep this process's claims alive for other machines while it runs."""
         while not self._stop.wait(HEARTBEAT_SECONDS):
-            with contextlib.suppress(sqlite3.Error, JournalUnusable), self._write() as db:
-                db.execute("UPDATE orders SET lease_until = ? "
-                           "WHERE owner_token = ? AND state = 'sending'",
-                           (time.time() + LEASE_SECONDS, self.owner.token))
+            with contextlib.suppress(sqlite3.Error, JournalUnusable):
+                self._commit(lambda db: db.execute(
+                    "UPDATE orders SET lease_until = ? WHERE owner_token = ? AND state = "
+                    "'sending'", (time.time() + LEASE_SECONDS, self.owner.token)))
 
 
 def _while_busy(step: Callable[[], object], *, patience: float = 30.0) -> None:
@@ -837,6 +953,27 @@ def _while_busy(step: Callable[[], object], *, patience: float = 30.0) -> None:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
+
+
+_T = TypeVar("_T")
+
+
+class _Work(Generic[_T]):
+    """One writer's piece of a group commit: what to run, and once run, what came of it."""
+
+    __slots__ = ("done", "error", "result", "settled", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], _T]) -> None:
+        self.work = work
+        self.result: _T | None = None
+        self.error: Exception | None = None
+        self.settled = False  # run: `result` or `error` holds its outcome
+        self.done = False  # settled and told (its writer may read the outcome)
+
+    def outcome(self) -> _T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
 
 
 def _with_held(entry: Entry) -> Entry:
