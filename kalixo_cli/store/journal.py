@@ -322,6 +322,14 @@ class JournalStore(Protocol):
                status: str | None = None, error_kind: str | None = None,
                error: str | None = None, expected_rev: int | None = None) -> bool: ...
 
+    def finish_soon(self, api: str, code: str, state: JournalState, *,
+                    order_id: int | None = None, status: str | None = None,
+                    error_kind: str | None = None, error: str | None = None,
+                    expected_rev: int | None = None) -> Callable[[], bool]:
+        """`finish`, possibly queued: the function returned waits until the outcome is
+        durable and returns (or raises) what `finish` would."""
+        ...
+
     def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None:
         ...
 
@@ -536,6 +544,11 @@ class Journal:
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=5)
+        with self._turn:
+            queued = self._pending[-1] if self._pending else None
+        if queued is not None and self._db is not None:  # outcomes nobody waited for
+            with contextlib.suppress(Exception):
+                self._await(queued, withdraw=False)
         with self._lock:
             if self._db is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -614,14 +627,25 @@ class Journal:
         any piece fails, the transaction is rolled back and each piece is run again in a
         transaction of its own, so that each gets its own result or error.
         """
+        return self._await(self._enqueue(work), withdraw=True)
+
+    def _enqueue(self, work: Callable[[sqlite3.Connection], _T]) -> _Work[_T]:
         item = _Work(work)
         with self._turn:
             self._pending.append(item)
+        return item
+
+    def _await(self, item: _Work[_T], *, withdraw: bool) -> _T:
+        """Wait until `item` is committed, leading the commit when nobody else is.
+
+        `withdraw`: a Ctrl-C while it waits in line takes it out of the line (it was
+        never written); else it stays queued for the next commit (or `close`)."""
+        with self._turn:
             try:
                 while self._leading and not item.done:
                     self._turn.wait()
-            except BaseException:  # Ctrl-C while queued: withdrawn if it has not started
-                if item in self._pending:
+            except BaseException:
+                if withdraw and item in self._pending:
                     self._pending.remove(item)
                 raise
             if item.done:
@@ -843,8 +867,22 @@ class Journal:
         `expected_rev` (a row read earlier, as `orders sync` does), only if nobody has
         changed the row since it was read.
         """
+        return self.finish_soon(api, code, state, order_id=order_id, status=status,
+                                error_kind=error_kind, error=error,
+                                expected_rev=expected_rev)()
+
+    def finish_soon(self, api: str, code: str, state: JournalState, *,
+                    order_id: int | None = None, status: str | None = None,
+                    error_kind: str | None = None, error: str | None = None,
+                    expected_rev: int | None = None) -> Callable[[], bool]:
+        """`finish`, queued for the next group commit: the function returned waits until
+        it is on disk and returns (or raises) what `finish` would. A bulk worker queues the
+        outcome and takes its next order, whose claim then shares the outcome's fsync;
+        nothing may be reported as recorded before that function has returned. (Queued
+        work nobody waits for is committed by the next commit, or by `close`.)"""
         if state not in STATES or state == "sending":
             raise ValueError(f"not a final state: {state}")
+
         def write(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
                 """UPDATE orders SET state = ?, order_id = COALESCE(?, order_id),
@@ -861,7 +899,14 @@ class Journal:
             return cursor.rowcount == 1
 
         with self._guard("write"):
-            return self._commit(write)
+            self._connection()  # closed or read-only: say so now
+        item = self._enqueue(write)
+
+        def durable() -> bool:
+            with self._guard("write"):
+                return self._await(item, withdraw=False)
+
+        return durable
 
     def _set_by_hand(self, api: str, code: str, state: JournalState, *, order_id: int | None,
                      status: str | None, error: str | None) -> None:

@@ -27,7 +27,7 @@ import getpass
 import json
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -491,6 +491,24 @@ class PostgresJournal:
                 (state, order_id, status, error_kind, error, api, code, state, expected_rev,
                  expected_rev, self.owner.token))
         return cursor.rowcount == 1
+
+    def finish_soon(self, api: str, code: str, state: JournalState, *,
+                    order_id: int | None = None, status: str | None = None,
+                    error_kind: str | None = None, error: str | None = None,
+                    expected_rev: int | None = None) -> Callable[[], bool]:
+        """`finish`, done now (the connection commits each statement as it comes): the
+        function returned gives its result, or raises its error, as `finish` would."""
+        try:
+            done = self.finish(api, code, state, order_id=order_id, status=status,
+                               error_kind=error_kind, error=error, expected_rev=expected_rev)
+        except JournalUnusable as exc:
+            failure = exc
+
+            def failed() -> bool:
+                raise failure
+
+            return failed
+        return lambda: done
 
     def _set_by_hand(self, api: str, code: str, state: JournalState, *, order_id: int | None,
                      status: str | None, error: str | None) -> None:

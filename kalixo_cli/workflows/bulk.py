@@ -341,6 +341,19 @@ class Result:
     status: str | None = None
     error: KalixoError | None = None
     detail: str | None = None
+    settle: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    """Waits until the journal holds this result (a placed order's outcome is queued);
+    called before the result is reported. Raises `PlacedNotRecorded` if it cannot."""
+
+    def settled(self) -> Result:
+        """This result once the journal holds it, or with the error that it cannot."""
+        settle, self.settle = self.settle, None
+        if settle is not None:
+            try:
+                settle()
+            except PlacedNotRecorded as exc:
+                self.error = exc
+        return self
 
     def to_json(self) -> dict[str, Any]:
         error: dict[str, Any] | None = None
@@ -401,8 +414,9 @@ def _place_one(journal: JournalStore, api: str, client: OrderClient,
     from kalixo_cli.workflows.placement import Refused, place, refusal
 
     code = request.externalOrderCode
+    deferred: list[Callable[[], None]] = []
     try:
-        result = place(journal, api, client, request)
+        result = place(journal, api, client, request, defer=deferred)
     except SendCancelled:  # never left and never journaled: counted as not sent
         return None
     except Refused as refused:  # another run got there between the plan and now
@@ -426,7 +440,8 @@ def _place_one(journal: JournalStore, api: str, client: OrderClient,
         return Result(code, "rejected", error=exc)
     except KalixoError as exc:  # nothing was placed (refused connection, 429 after waits)
         return Result(code, "failed", error=exc)
-    return Result(code, "placed", order=result.order)
+    return Result(code, "placed", order=result.order,
+                  settle=deferred[0] if deferred else None)
 
 
 RECONCILE_ROUNDS = 3
@@ -475,6 +490,8 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
     rounds_left = RECONCILE_ROUNDS if can_look_up else 0
 
     def work(body: str) -> Result | None:
+        if stop.is_set():  # stopped while it waited in line: never sent
+            return None
         client = getattr(local, "client", None)
         if client is None:
             client = local.client = client_factory()
@@ -494,6 +511,7 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
             if result is None:  # stopped while waiting for its turn: not sent
                 del in_flight[future]
                 continue
+            result = result.settled()  # recorded before it is reported
             # Unknown, or not placed for a passing reason (refused connection, 429s past
             # the budget): with look-ups, both are safe to try again in the next round.
             if result.outcome in ("unknown", "failed") and rounds_left > 0 \
@@ -516,7 +534,9 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
         for code, body in items:
             if stop.is_set():
                 break
-            while len(in_flight) >= concurrency:
+            # Twice as many as the workers: one waits in line for each, so a worker that
+            # finishes takes its next order at once, not when this thread gets to it.
+            while len(in_flight) >= 2 * concurrency:
                 done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
                 collect(done)
             if stop.is_set():

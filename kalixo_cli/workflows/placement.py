@@ -127,18 +127,37 @@ def _record(journal: JournalStore, api: str, code: str, state: JournalState, *,
 
 
 def _placed(journal: JournalStore, api: str, result: OrderResult, request: OrderRequest,
-            error_kind: str | None = None) -> OrderResult:
+            error_kind: str | None = None,
+            defer: list[Callable[[], None]] | None = None) -> OrderResult:
     """Record an order in hand. If the journal cannot, the answer is not lost: it travels
-    in `PlacedNotRecorded`, for the caller to print before it exits 10."""
+    in `PlacedNotRecorded`, for the caller to print before it exits 10.
+
+    With `defer`, the record is queued and the function that waits for it to be durable
+    (raising `PlacedNotRecorded` the same way) is appended there instead: the caller must
+    call it before it reports the order."""
     code = request.externalOrderCode
     order = result.order
-    try:
-        journal.finish(api, code, "placed", order_id=order.orderId, status=order.status,
-                       error_kind=error_kind)
-    except JournalUnusable as exc:
+
+    def failed(exc: JournalUnusable) -> PlacedNotRecorded:
         error = PlacedNotRecorded(code, order.orderId, exc.message, where=exc.where)
         error.result = result
-        raise error from exc
+        return error
+
+    try:
+        durable = journal.finish_soon(api, code, "placed", order_id=order.orderId,
+                                      status=order.status, error_kind=error_kind)
+        if defer is None:
+            durable()
+    except JournalUnusable as exc:
+        raise failed(exc) from exc
+    if defer is not None:
+        def settle() -> None:
+            try:
+                durable()
+            except JournalUnusable as exc:
+                raise failed(exc) from exc
+
+        defer.append(settle)
     return result
 
 
@@ -153,8 +172,8 @@ def _check_same(journal: JournalStore, api: str, result: OrderResult,
         raise error
 
 
-def place(journal: JournalStore, api: str, client: OrderClient,
-          request: OrderRequest) -> OrderResult:
+def place(journal: JournalStore, api: str, client: OrderClient, request: OrderRequest, *,
+          defer: list[Callable[[], None]] | None = None) -> OrderResult:
     """Claim the code, POST once, record the outcome whatever it is.
 
     The claim is taken right before the request is written (after any pacing wait); a code
@@ -163,6 +182,10 @@ def place(journal: JournalStore, api: str, client: OrderClient,
     sent when the API has no order under it. An order the API holds under this code is this
     order's only when it is the same order (`order_difference`): else `CodeTaken`, exit 3,
     without its PINs.
+
+    `defer` (a bulk worker's): the outcome of a POST that placed the order is queued, not
+    waited for, and the function that waits for it is appended to `defer`; the caller
+    calls it before reporting the order, and meanwhile may take its next order.
     """
     code = request.externalOrderCode
     claimed = False
@@ -210,7 +233,7 @@ def place(journal: JournalStore, api: str, client: OrderClient,
                                  hint=resolution_hint(code)) from exc
         raise
     _check_same(journal, api, result, request, where=None)
-    result = _placed(journal, api, result, request)
+    result = _placed(journal, api, result, request, defer=defer)
     confirmed = client.confirm_status(result)  # v1 states no status when placing: asks once
     if confirmed is not result:
         result = confirmed
