@@ -258,7 +258,7 @@ def test_readers_of_a_new_journal_opened_by_two_processes_at_once(tmp_path: Path
     script = (
         "import sys, threading\n"
         "from pathlib import Path\n"
-        "from kalixo_cli.journal import Journal\n"
+        "from kalixo_cli.store.journal import Journal\n"
         "j = Journal(Path(sys.argv[1]))\n"
         "seen = []\n"
         "def read(n):\n"
