@@ -432,6 +432,11 @@ def unusable(path: Path, exc: BaseException, doing: str) -> JournalUnusable:
 class Journal:
     """The journal in one SQLite file, shared safely by threads and processes.
 
+    Threads of one process write through one connection by group commit (`_commit`):
+    what several workers queue meanwhile goes in one transaction and one fsync, each
+    claim still decided inside it and on disk before `claim` returns. Each thread reads
+    through a connection of its own, which in WAL mode never waits for a writer.
+
     `readonly` opens it for reading only (orders list/show): no folder or file is
     created, nothing is upgraded, and a read-only file or folder is fine.
     """
@@ -818,30 +823,35 @@ class Journal:
 
         def attempt(db: sqlite3.Connection) -> Claim | None:
             now = time.time()
+            owner = (me.token, me.host, me.pid, me.boot, me.start, now + LEASE_SECONDS)
+            # A code never sent (a bulk run's usual case) is won by the INSERT alone, as
+            # the rule says (`verdict(None)` is "send"): one statement fewer inside the
+            # transaction. A row already there is read and judged, then compared and set.
+            cursor = db.execute(
+                """INSERT INTO orders (api, code, hash, body, state, attempts,
+                       created_at, updated_at, owner_token, owner_host, owner_pid,
+                       owner_boot, owner_start, lease_until, rev)
+                   VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                   ON CONFLICT (api, code) DO NOTHING""",
+                (api, code, digest, text, now, now, *owner))
+            if cursor.rowcount == 1:
+                return Claim(verdict(None, digest, can_look_up=can_look_up), won=True)
             row = db.execute(f"{self._select()} WHERE api = ? AND code = ?",
                              (api, code)).fetchone()
-            entry = self._entry(row, now) if row else None
+            if row is None:
+                return None  # gone between the two statements: try again
+            entry = self._entry(row, now)
             known = verdict(entry, digest, can_look_up=can_look_up)
             if not known.may_send:
                 return Claim(known, won=False)
-            owner = (me.token, me.host, me.pid, me.boot, me.start, now + LEASE_SECONDS)
-            if entry is None:
-                cursor = db.execute(
-                    """INSERT INTO orders (api, code, hash, body, state, attempts,
-                           created_at, updated_at, owner_token, owner_host, owner_pid,
-                           owner_boot, owner_start, lease_until, rev)
-                       VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?, ?, ?, ?, ?, ?, 1)
-                       ON CONFLICT (api, code) DO NOTHING""",
-                    (api, code, digest, text, now, now, *owner))
-            else:
-                cursor = db.execute(
-                    """UPDATE orders SET hash = ?, body = ?, state = 'sending',
-                           error_kind = NULL, error = NULL, attempts = attempts + 1,
-                           updated_at = ?, owner_token = ?, owner_host = ?,
-                           owner_pid = ?, owner_boot = ?, owner_start = ?,
-                           lease_until = ?, rev = rev + 1
-                       WHERE api = ? AND code = ? AND rev = ?""",
-                    (digest, text, now, *owner, api, code, entry.rev))
+            cursor = db.execute(
+                """UPDATE orders SET hash = ?, body = ?, state = 'sending',
+                       error_kind = NULL, error = NULL, attempts = attempts + 1,
+                       updated_at = ?, owner_token = ?, owner_host = ?,
+                       owner_pid = ?, owner_boot = ?, owner_start = ?,
+                       lease_until = ?, rev = rev + 1
+                   WHERE api = ? AND code = ? AND rev = ?""",
+                (digest, text, now, *owner, api, code, entry.rev))
             # None: another process changed the row between our read and write.
             return Claim(known, won=True) if cursor.rowcount == 1 else None
 
