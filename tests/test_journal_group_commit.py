@@ -232,7 +232,7 @@ def test_close_commits_the_outcomes_nobody_waited_for(tmp_path: Path) -> None:
 def test_a_closed_journal_refuses_reads_and_writes_from_any_thread(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.sqlite3")
     assert journal.claim(API, "X-1", body("X-1")).won
-    errors: list[BaseException] = []
+    errors: list[JournalUnusable] = []
 
     def read_in_a_thread() -> None:
         journal.get(API, "X-1")  # opens this thread's reader
