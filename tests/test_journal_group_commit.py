@@ -59,9 +59,10 @@ class OtherProcess:
             return self.child.stdout.readline().strip()
 
     def close(self) -> None:
-        assert self.child.stdin is not None
+        assert self.child.stdin is not None and self.child.stdout is not None
         self.child.stdin.close()
         self.child.wait(timeout=30)
+        self.child.stdout.close()
 
 
 @pytest.fixture
