@@ -499,9 +499,10 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
         return _place_one(journal, api, client, request)
 
     def collect(done: Iterable[Future[Result | None]]) -> None:
-        for future in done:
-            if future not in in_flight:
-                continue
+        finished = set(done)
+        # In the order they were handed out (file order), not the set's: with an order
+        # waiting in line per worker, several can finish before this thread looks.
+        for future in [future for future in in_flight if future in finished]:
             code, body = in_flight[future]
             try:
                 result = future.result()
