@@ -164,12 +164,12 @@ def _report(state: "AppState | None", error: KalixoError) -> None:
 
     from kalixo_cli.domain.redact import Redactor
     from kalixo_cli.domain.sanitize import clean, json_safe
-    from kalixo_cli.terminal.output import error_lines
+    from kalixo_cli.terminal.output import Output
 
     _name_the_variable(state, error)
     redact = state.redactor if state is not None else Redactor()
-    error_lines([redact(line) for line in error.lines()],
-                redact(error.hint) if error.hint else None)
+    (state.out if state is not None else Output()).error(
+        [redact(line) for line in error.lines()], redact(error.hint) if error.hint else None)
     context = state.error_context() if state is not None else None
     if context:
         sys.stderr.write(clean(f"kalixo: (profile {context['profile']}, "
@@ -198,16 +198,14 @@ def load_command(name: str, entry: LazyCommand) -> Command:
     )
 
 
-def _check_filter() -> None:
+def _check_filter(state: "AppState | None") -> None:
     """A command that ran to its end, whose --jq failed on a result: exit 9."""
-    output = sys.modules.get("kalixo_cli.terminal.output")  # not loaded: nothing was printed
-    failure = output.settings.jq_failure if output is not None else None
-    if failure is not None:
-        assert output is not None
-        program = output.settings.jq
+    out = state.out if state is not None else None
+    if out is not None and out.jq_failure is not None:
+        program = out.jq
         raise FilterFailed(
             f"--jq {program.expression if program else ''!r} failed on "
-            f"the result: {failure}; the unfiltered JSON was printed instead",
+            f"the result: {out.jq_failure}; the unfiltered JSON was printed instead",
             hint="the command itself ran (an order it placed is placed); fix the expression "
             "and filter the printed JSON, or run a read command such as retrieve-order again",
         )
@@ -238,15 +236,14 @@ class KalixoGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             result = super().invoke(ctx)
-            _check_filter()
+            _check_filter(_state_of(ctx))
             return result
         except KalixoError as exc:
-            output = sys.modules.get("kalixo_cli.terminal.output")
-            if (not isinstance(exc, FilterFailed) and output is not None
-                    and output.settings.jq_failure is not None):
-                output.error_lines(
-                    [f"--jq failed on the result: {output.settings.jq_failure}"], None)
-            _report(_state_of(ctx), exc)
+            state = _state_of(ctx)
+            if (not isinstance(exc, FilterFailed) and state is not None
+                    and state.out.jq_failure is not None):
+                state.out.error([f"--jq failed on the result: {state.out.jq_failure}"])
+            _report(state, exc)
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.TyperException):
             raise
@@ -259,13 +256,13 @@ class KalixoGroup(TyperGroup):
         except Exception as exc:  # a bug: say so plainly, traceback only on request
             import traceback
 
-            from kalixo_cli.terminal.output import error_lines
+            from kalixo_cli.terminal.output import Output
 
             state = _state_of(ctx)
             if state is not None and state.verbose:
                 traceback.print_exc(file=sys.stderr)
             redact = state.redactor if state is not None else str
-            error_lines(
+            (state.out if state is not None else Output()).error(
                 [redact(f"unexpected error: {type(exc).__name__}: {exc}")],
                 "this is a bug in kalixo; run again with --verbose for the traceback "
                 "and report it",

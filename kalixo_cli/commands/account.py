@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import typer
 
-from kalixo_cli.commands.context import AppState, JqOption, OutputChoice, OutputOption, get_state
+from kalixo_cli.commands import JqOption, OutputChoice, OutputOption
+from kalixo_cli.commands.context import AppState, get_state
 from kalixo_cli.domain.errors import (
     AuthRejected,
     ConfigError,
@@ -18,14 +19,10 @@ from kalixo_cli.domain.errors import (
     RequestRejected,
     UsageError,
 )
-from kalixo_cli.domain.sanitize import clean
-from kalixo_cli.terminal.output import note, print_json, print_view, warn
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
-
     from kalixo_cli.api.probe import Probe
-    from kalixo_cli.api.v2 import V2Client, Wallet
+    from kalixo_cli.api.v2 import V2Client
     from kalixo_cli.store.config import Settings
 
 CLOCK_SKEW_LIMIT = 30.0  # seconds; beyond it, signed requests and timestamps go wrong
@@ -47,36 +44,6 @@ def _v2_client(state: AppState, what: str, hint: str) -> "V2Client":
 # wallet
 
 
-def _major(amount: float, currency: str) -> str:
-    from kalixo_cli.domain.money import ZERO_DECIMAL_CURRENCIES
-
-    return f"{amount:,.0f}" if currency in ZERO_DECIMAL_CURRENCIES else f"{amount:,.2f}"
-
-
-def wallet_view(wallet: "Wallet", *, plain: bool = False) -> "RenderableType":
-    """Balances a currency a line (major units, as the API gives them), then the alert."""
-    from rich import box
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("Currency", no_wrap=True)
-    table.add_column("Balance", justify="right", no_wrap=True)
-    for currency, amount in sorted(wallet.balances.items()):
-        table.add_row(currency, _major(amount, currency))
-    threshold = "none set" if wallet.threshold is None else f"{wallet.threshold:,g}"
-    low = (Text(f"yes (alert threshold {threshold})", style="bold red") if wallet.low_balance
-           else Text(f"no (alert threshold {threshold})"))
-    summary = Table.grid(padding=(0, 2))
-    summary.add_column(style="bold")
-    summary.add_column()
-    summary.add_row("Low balance", low)
-    if not wallet.balances:
-        return Group(Text("no balances"), "", summary)
-    return Group(table, "", summary)
-
-
 def wallet(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -> None:
     """Show the wallet: balance per currency and the low-balance alert (API v2).
 
@@ -85,21 +52,20 @@ def wallet(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None)
     Example: kalixo --profile v2 wallet -o json
     """
     state = get_state(ctx)
-    fmt = state.choose_output(output)
+    state.choose_output(output)
     client = _v2_client(
         state, "wallet",
         hint="v1 shows the balance only inside some order answers; for the wallet use API "
         "v2: `kalixo --profile NAME wallet` with a v2 profile, or KALIXO_API_VERSION=v2 with "
         "KALIXO_API_KEY",
     )
-    found = client.wallet()
-    if fmt == "json":
-        print_json(found.to_json())
-    else:
-        print_view(lambda plain, _: wallet_view(found, plain=plain))
-    if found.low_balance:
-        warn("the wallet balance is low (below its alert threshold); top it up before "
-             "orders are refused")
+    from kalixo_cli.terminal.views import wallet_view
+
+    found = client.wallet().to_json()
+    state.out.result(found, view=lambda plain, _: wallet_view(found, plain=plain))
+    if found["lowBalance"]:
+        state.out.warn("the wallet balance is low (below its alert threshold); top it up "
+                       "before orders are refused")
 
 
 # --------------------------------------------------------------------------------------
@@ -111,8 +77,10 @@ def ping(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -
 
     Example: kalixo ping -o json
     """
+    from kalixo_cli.terminal.views import ping_view
+
     state = get_state(ctx)
-    fmt = state.choose_output(output)
+    state.choose_output(output)
     client = _v2_client(state, "ping",
                         hint="`kalixo doctor` checks connectivity and credentials on v1 and v2")
     probe = client.probe()
@@ -126,25 +94,9 @@ def ping(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -
         "roundTripMs": None if probe.round_trip_ms is None else round(probe.round_trip_ms, 1),
         "clockSkewSeconds": None if skew is None else round(skew, 1),
     }
-    if fmt == "json":
-        print_json(result)
-    else:
-        print_view(lambda plain, _: _ping_view(result))
+    state.out.result(result, view=lambda plain, _: ping_view(result))
     if skew is not None and abs(skew) > CLOCK_SKEW_LIMIT:
-        warn(f"this machine's clock is {_skew_text(skew)}; set it right (NTP)")
-
-
-def _ping_view(result: dict[str, Any]) -> "RenderableType":
-    from rich.table import Table
-
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row("Status", str(result["status"] or "-"))
-    grid.add_row("Server time", str(result["timestamp"] or "-"))
-    trip = result["roundTripMs"]
-    grid.add_row("Round trip", "-" if trip is None else f"{trip:.0f} ms")
-    return grid
+        state.out.warn(f"this machine's clock is {_skew_text(skew)}; set it right (NTP)")
 
 
 def _skew_text(skew: float) -> str:
@@ -156,7 +108,6 @@ def _skew_text(skew: float) -> str:
 
 CheckStatus = Literal["ok", "warn", "fail", "skip"]
 STATUSES: tuple[CheckStatus, ...] = get_args(CheckStatus)
-_STATUS_STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 # When checks fail for several reasons, the exit code of the first reason here wins.
 _EXIT_PRIORITY = (ExitCode.TEMPORARY, ExitCode.AUTH, ExitCode.JOURNAL_UNUSABLE, ExitCode.USAGE)
 
@@ -401,23 +352,6 @@ def run_checks(state: AppState) -> list[Check]:
     return [*checks, *network_checks(client.probe(), settings.api_version.value)]
 
 
-def doctor_view(checks: list[Check], *, plain: bool = False) -> "RenderableType":
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table.grid(padding=(0, 2))
-    table.add_column(no_wrap=True)
-    table.add_column(no_wrap=True, style="bold")
-    table.add_column(overflow="fold")
-    for check in checks:
-        detail = Text(clean(check.detail))
-        if check.hint:
-            detail.append(f"\nhint: {clean(check.hint)}", style="dim")
-        table.add_row(Text(check.status, style="" if plain else _STATUS_STYLES[check.status]),
-                      check.name, detail)
-    return table
-
-
 def doctor(
     ctx: typer.Context,
     output: Annotated[
@@ -436,15 +370,15 @@ def doctor(
 
     Example: kalixo --profile v2 doctor -o json
     """
+    from kalixo_cli.terminal.views import doctor_view
+
     state = get_state(ctx)
-    fmt = state.choose_output(output)
+    state.choose_output(output)
     checks = run_checks(state)
-    if fmt == "json":
-        print_json([check.to_json() for check in checks])
-    else:
-        print_view(lambda plain, _: doctor_view(checks, plain=plain))
+    records = [check.to_json() for check in checks]
+    state.out.result(records, view=lambda plain, _: doctor_view(records, plain=plain))
     counts = {status: sum(check.status == status for check in checks) for status in STATUSES}
     code = doctor_exit_code(checks)
-    note(", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
+    state.out.note(", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
     if code != ExitCode.OK:
         raise typer.Exit(int(code))

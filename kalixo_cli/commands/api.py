@@ -18,9 +18,9 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from kalixo_cli.commands.context import AppState, JqOption, get_state
+from kalixo_cli.commands import JqOption
+from kalixo_cli.commands.context import AppState, get_state
 from kalixo_cli.domain.errors import UsageError
-from kalixo_cli.terminal.output import print_raw
 
 if TYPE_CHECKING:
     import requests
@@ -235,7 +235,7 @@ def api(
     if include:
         sys.stdout.write(_head(response, state))
     if response.text:
-        print_raw(response.text)
+        state.out.raw(response.text)
     else:
         sys.stdout.flush()
     transport.raise_for(response)

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from kalixo_cli.commands.context import AppState, JqOption, OutputOption, get_state
+from kalixo_cli.commands import JqOption, OutputOption
+from kalixo_cli.commands.context import AppState, get_state
 from kalixo_cli.domain.errors import UsageError
 from kalixo_cli.store.config import ENV_API_KEY, ENV_TOKEN, mask_secret
-from kalixo_cli.terminal.output import note, print_json, print_renderable, warn
 
 app = typer.Typer(
     help="Manage credentials: log in (v1), or store a token (v1) or an API key (v2).\n\n"
@@ -57,7 +57,7 @@ def set_token(
     state = get_state(ctx)
     token = _read_secret("API token", with_token, "set-token --with-token < token.txt")
     path = state.update_profile({"token": token}, remove=("refresh_token",))
-    note(f"token {mask_secret(token)} saved for profile {state.profile_name()} in {path}")
+    state.out.note(f"token {mask_secret(token)} saved for profile {state.profile_name()} in {path}")
 
 
 @app.command("set-key")
@@ -74,7 +74,7 @@ def set_key(
     state = get_state(ctx)
     key = _read_secret("API key", with_key, "set-key --with-key < key.txt")
     if not key.startswith(("kal_live_", "kal_test_")):
-        warn("Kalixo API keys start with kal_live_ (production) or kal_test_ (sandbox)")
+        state.out.warn("Kalixo API keys start with kal_live_ (production) or kal_test_ (sandbox)")
     from kalixo_cli.store.config import profile_values
 
     changes: dict[str, Any] = {"api_key": key}
@@ -85,7 +85,7 @@ def set_key(
     if "api_version" not in section and not str(section.get("api_url", "")).endswith("/v1"):
         changes["api_version"] = "v2"
     path = state.update_profile(changes)
-    note(f"API key {mask_secret(key)} saved for profile {state.profile_name()} in {path}")
+    state.out.note(f"API key {mask_secret(key)} saved for profile {state.profile_name()} in {path}")
 
 
 @app.command("login")
@@ -137,7 +137,7 @@ def login(
     path = state.update_profile({"token": tokens.access, "refresh_token": tokens.refresh})
     expires = jwt_expiry(tokens.access)
     until = f"; the access token expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
-    note(f"logged in as {email} for profile {state.profile_name()} ({path}){until}")
+    state.out.note(f"logged in as {email} for profile {state.profile_name()} ({path}){until}")
 
 
 def _store(source: str) -> str:
@@ -182,28 +182,12 @@ def status(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None)
 
     Example: kalixo auth status -o json
     """
-    state = get_state(ctx)
-    fmt = state.choose_output(output)
-    report = _status(state)
-    if fmt == "json":
-        print_json(report)
-        return
-    from rich.table import Table
+    from kalixo_cli.terminal.views import auth_status_view
 
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row("Profile", report["profile"])
-    grid.add_row("API", f"{report['apiUrl']} ({report['apiVersion']})")
-    hint = "`kalixo auth set-key`" if report["apiVersion"] == "v2" else "`kalixo auth login`"
-    grid.add_row(report["credential"].capitalize(), report["masked"] or f"none (run {hint})")
-    grid.add_row("Source", report["source"] or "-")
-    grid.add_row("Stored in", report["store"] or "-")
-    for label, key in (("Access expires", "accessTokenExpires"),
-                       ("Refresh expires", "refreshTokenExpires")):
-        if report[key]:
-            grid.add_row(label, report[key])
-    print_renderable(grid)
+    state = get_state(ctx)
+    state.choose_output(output)
+    report = _status(state)
+    state.out.result(report, view=lambda plain, _: auth_status_view(report))
 
 
 @app.command("logout")
@@ -222,9 +206,9 @@ def logout(ctx: typer.Context) -> None:
         present = []
     if present:
         path = state.update_profile({}, remove=SECRET_KEYS)
-        note(f"credentials removed for profile {state.profile_name()} from {path}")
+        state.out.note(f"credentials removed for profile {state.profile_name()} from {path}")
     else:
-        note(f"no credentials were stored for profile {state.profile_name()}")
+        state.out.note(f"no credentials were stored for profile {state.profile_name()}")
     for variable in (ENV_TOKEN, ENV_API_KEY):
         if os.environ.get(variable):
-            warn(f"{variable} is set in the environment and still applies; unset it too")
+            state.out.warn(f"{variable} is set in the environment and still applies; unset it too")

@@ -5,16 +5,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.commands.context import AppState, JqOption, OrderOutputChoice, get_state
+from kalixo_cli.commands import JqOption, OrderOutputChoice
+from kalixo_cli.commands.context import AppState, get_state
 from kalixo_cli.domain.errors import UsageError
-from kalixo_cli.terminal.output import (
-    OutputFormat,
-    note,
-    print_csv,
-    print_json,
-    print_jsonl,
-    print_view,
-)
 
 if TYPE_CHECKING:
     from kalixo_cli.domain.catalog import Product
@@ -71,17 +64,11 @@ def catalog_source(state: AppState, *, refresh: bool = False) -> "CatalogSource"
     )
 
 
-def _print_one(product: "Product", fmt: OutputFormat) -> None:
+def _print_one(state: AppState, product: "Product") -> None:
     from kalixo_cli.terminal.views import CSV_FIELDS, csv_row, product_view
 
-    if fmt == "json":
-        print_json(product.to_json())
-    elif fmt == "jsonl":
-        print_jsonl([product.to_json()])
-    elif fmt == "csv":
-        print_csv([csv_row(product)], CSV_FIELDS)
-    else:
-        print_view(lambda plain, _: product_view(product))
+    state.out.result(product.to_json(), csv=(CSV_FIELDS, [csv_row(product)]),
+                     view=lambda plain, _: product_view(product))
 
 
 @app.command("list")
@@ -131,22 +118,20 @@ def list_products(
     wanted = None if list_all else (limit or DEFAULT_LIMIT)
     source = catalog_source(state, refresh=refresh)
     pages = source.pages(filters, limit=wanted, page_size=wanted)
-    if fmt == "jsonl":
-        print_jsonl(product.to_json() for product in pages)
-    elif fmt == "csv":
-        print_csv((csv_row(product) for product in pages), CSV_FIELDS)
+    if fmt in ("jsonl", "csv"):  # a line or row as each page arrives
+        state.out.result(None, jsonl=(product.to_json() for product in pages),
+                         csv=(CSV_FIELDS, (csv_row(product) for product in pages)))
     else:
         products = list(pages)
-        if fmt == "json":
-            print_json([product.to_json() for product in products])
-        elif products:
-            print_view(lambda plain, _: catalog_view(products, plain=plain))
+        state.out.result([product.to_json() for product in products],
+                         view=(lambda plain, _: catalog_view(products, plain=plain))
+                         if products else None)
     if pages.listed == 0:
-        note("no products match" if not filters.empty else "the catalog is empty")
+        state.out.note("no products match" if not filters.empty else "the catalog is empty")
     for line in summary_lines(pages, filtered_here=not (source.filters_on_server
                                                          or filters.empty),
                               cache_age=source.oldest):
-        note(line)
+        state.out.note(line)
 
 
 @app.command("show")
@@ -179,7 +164,7 @@ def show(
     Example: kalixo catalog show 2 -o json
     """
     state = get_state(ctx)
-    fmt = state.choose_output(output)
+    state.choose_output(output)
     given = [name for name, value in (("ID", product_id), ("--ean", ean), ("--sku", sku))
              if value is not None]
     if len(given) != 1:
@@ -197,8 +182,8 @@ def show(
     else:
         product = source.product_by_code(ean=ean.strip() if ean else None,
                                          sku=sku.strip() if sku else None)
-    _print_one(product, fmt)
+    _print_one(state, product)
     if source.fetched == 0 and source.oldest is not None:
         from kalixo_cli.terminal.views import cache_note
 
-        note(cache_note(source.oldest))
+        state.out.note(cache_note(source.oldest))

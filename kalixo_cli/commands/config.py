@@ -4,10 +4,10 @@ from typing import Annotated
 
 import typer
 
-from kalixo_cli.commands.context import JqOption, OutputOption, get_state
+from kalixo_cli.commands import JqOption, OutputOption
+from kalixo_cli.commands.context import get_state
 from kalixo_cli.domain.errors import ConfigError, UsageError
 from kalixo_cli.store.config import SECRET_KEYS, SETTABLE_KEYS, config_path
-from kalixo_cli.terminal.output import note, print_json, print_view
 
 app = typer.Typer(
     help="Show and change settings.\n\nExample: kalixo config set api_url https://api.kalixo.io/v1",
@@ -34,15 +34,12 @@ def show(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -
 
     Example: kalixo config show -o json
     """
-    state = get_state(ctx)
-    fmt = state.choose_output(output)
-    described = state.settings().describe()
-    if fmt == "json":
-        print_json(described)
-    else:
-        from kalixo_cli.terminal.views import settings_view
+    from kalixo_cli.terminal.views import settings_view
 
-        print_view(lambda plain, _: settings_view(described, plain=plain))
+    state = get_state(ctx)
+    state.choose_output(output)
+    described = state.settings().describe()
+    state.out.result(described, view=lambda plain, _: settings_view(described, plain=plain))
 
 
 @app.command("set")
@@ -62,7 +59,7 @@ def set_value(
         raise ConfigError(f"{key} {exc}") from exc
     state = get_state(ctx)
     path = state.update_profile({key: parsed})
-    note(f"{key} set for profile {state.profile_name()} in {path}")
+    state.out.note(f"{key} set for profile {state.profile_name()} in {path}")
 
 
 @app.command("unset")
@@ -77,7 +74,7 @@ def unset_value(
     _check_key(key)
     state = get_state(ctx)
     path = state.update_profile({}, remove=(key,))
-    note(f"{key} unset for profile {state.profile_name()} in {path}")
+    state.out.note(f"{key} unset for profile {state.profile_name()} in {path}")
 
 
 @app.command("profiles")
@@ -87,9 +84,10 @@ def profiles(ctx: typer.Context, output: OutputOption = None, jq: JqOption = Non
     Example: kalixo config profiles -o json
     """
     from kalixo_cli.store.config import mask_secret, profile_names, profile_values
+    from kalixo_cli.terminal.views import profiles_view
 
     state = get_state(ctx)
-    fmt = state.choose_output(output)
+    state.choose_output(output)
     file = state.config_file()
     active = state.settings().profile.value
     rows = []
@@ -103,23 +101,7 @@ def profiles(ctx: typer.Context, output: OutputOption = None, jq: JqOption = Non
             "token": mask_secret(values["token"]) if "token" in values else None,
             "api_key": mask_secret(values["api_key"]) if "api_key" in values else None,
         })
-    if fmt == "json":
-        print_json(rows)
-        return
-
-    def view(plain: bool, _: int) -> object:
-        from rich import box
-        from rich.table import Table
-
-        table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        for column in ("", "Profile", "API", "Version", "Token", "API key"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row("*" if row["active"] else "", row["profile"], row["api_url"] or "-",
-                          row["api_version"] or "-", row["token"] or "-", row["api_key"] or "-")
-        return table
-
-    print_view(view)  # type: ignore[arg-type]
+    state.out.result(rows, view=lambda plain, _: profiles_view(rows, plain=plain))
 
 
 @app.command("path")

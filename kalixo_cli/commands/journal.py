@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.commands.context import AppState, OutputOption, get_state
+from kalixo_cli.commands import OutputOption
+from kalixo_cli.commands.context import AppState, get_state
 from kalixo_cli.domain.errors import ExitCode, KalixoError, UsageError
-from kalixo_cli.terminal.output import note, print_json, warn
 
 if TYPE_CHECKING:
     from kalixo_cli.store.journal_pg import PostgresJournal
@@ -61,17 +61,17 @@ def migrate(ctx: typer.Context, output: OutputOption = None) -> None:
     """
 
     state = get_state(ctx)
-    fmt = state.choose_output(output)
+    out = state.out
+    state.choose_output(output)
     journal = _shared(state, check_schema=False)
     before, after = journal.migrate()
-    if fmt == "json":
-        print_json({"journal": journal.where, "schemaBefore": before, "schema": after})
+    out.result({"journal": journal.where, "schemaBefore": before, "schema": after})
     if before is None:
-        note(f"created the shared journal's tables in {journal.where} (schema {after})")
+        out.note(f"created the shared journal's tables in {journal.where} (schema {after})")
     elif before == after:
-        note(f"the shared journal {journal.where} is up to date (schema {after})")
+        out.note(f"the shared journal {journal.where} is up to date (schema {after})")
     else:
-        note(f"upgraded the shared journal {journal.where} from schema {before} to {after}")
+        out.note(f"upgraded the shared journal {journal.where} from schema {before} to {after}")
 
 
 @app.command("import")
@@ -91,7 +91,8 @@ def import_journal(
     from kalixo_cli.store.journal import Journal
 
     state = get_state(ctx)
-    fmt = state.choose_output(output)
+    out = state.out
+    state.choose_output(output)
     if not file.is_file():
         raise UsageError(f"no journal file at {file}",
                          hint="the local journal is journal.sqlite3 in kalixo's data folder")
@@ -108,16 +109,15 @@ def import_journal(
                     "host": theirs.owner_host}}
         for mine, theirs in report.conflicts
     ]
-    if fmt == "json":
-        print_json({"file": str(file), "journal": shared.where, "added": len(report.added),
-                    "present": len(report.present), "conflicts": conflicts})
+    out.result({"file": str(file), "journal": shared.where, "added": len(report.added),
+                "present": len(report.present), "conflicts": conflicts})
     for item in conflicts:
-        warn(f"conflict: {item['externalOrderCode']} ({item['api']}) is "
-             f"{item['file']['state']} in {file} but {item['shared']['state']} in the shared "
-             f"journal" + (f" (sent from {item['shared']['host']})"
-                           if item["shared"]["host"] else "") + "; not copied")
-    note(f"imported {len(report.added)} orders from {file} into {shared.where}; "
-         f"{len(report.present)} were already there, {len(conflicts)} conflict")
+        out.warn(f"conflict: {item['externalOrderCode']} ({item['api']}) is "
+                 f"{item['file']['state']} in {file} but {item['shared']['state']} in the "
+                 f"shared journal" + (f" (sent from {item['shared']['host']})"
+                                      if item["shared"]["host"] else "") + "; not copied")
+    out.note(f"imported {len(report.added)} orders from {file} into {shared.where}; "
+             f"{len(report.present)} were already there, {len(conflicts)} conflict")
     if conflicts:
         raise ImportConflicts(
             f"{len(conflicts)} orders in {file} differ from the shared journal's; they were "
@@ -161,5 +161,5 @@ def set_password(
         raise UsageError("the password is empty")
     state.redactor.add(password)
     credstore.put(state.profile_name(), JOURNAL_PASSWORD_KEY, password)
-    note(f"the shared journal's password is in the {credstore.store_name()} for profile "
-         f"{state.profile_name()}")
+    state.out.note(f"the shared journal's password is in the {credstore.store_name()} for "
+                   f"profile {state.profile_name()}")

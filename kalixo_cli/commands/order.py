@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.commands.context import AppState, JqOption, OrderOutputOption, RawOption, get_state
+from kalixo_cli.commands import JqOption, OrderOutputOption, RawOption
+from kalixo_cli.commands.context import AppState, get_state
 from kalixo_cli.domain.errors import (
     JournalUnusable,
     KalixoError,
@@ -19,20 +20,14 @@ from kalixo_cli.domain.errors import (
 from kalixo_cli.domain.normalize import complete_from_request
 from kalixo_cli.domain.order import Order
 from kalixo_cli.domain.sanitize import clean
-from kalixo_cli.terminal.output import (
-    OutputFormat,
-    note,
-    print_csv,
-    print_json,
-    print_jsonl,
-    print_raw,
-    print_view,
-    settings,
-    warn,
-)
+from kalixo_cli.terminal.output import Output, OutputFormat
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from kalixo_cli.api.base import OrderClient, OrderResult
+    from kalixo_cli.domain.models import OrderRequest
+    from kalixo_cli.terminal.output import CsvRows
 
 
 class InputFormat(StrEnum):
@@ -71,26 +66,24 @@ MaskPinsOption = Annotated[
 ]
 
 
-def _show_order(order: Order, raw_text: str | None, fmt: OutputFormat, *,
-                mask_pins: bool) -> None:
-    if raw_text is not None:
-        print_raw(raw_text)
-    elif fmt == "json":
-        print_json(order.to_json())
-    elif fmt == "jsonl":
-        print_jsonl([order.to_json()])
-    elif fmt == "csv":
-        from kalixo_cli.terminal.views import ORDER_CSV_FIELDS, order_csv_rows
-
-        print_csv(order_csv_rows(order), ORDER_CSV_FIELDS)
-    else:
-        from kalixo_cli.terminal.views import order_view
-
-        print_view(lambda plain, width: order_view(order, mask_pins=mask_pins, plain=plain,
-                                                    width=width))
+def _show_order(out: Output, order: Order, raw_text: str | None, *, mask_pins: bool) -> None:
+    out.result(order.to_json(), raw=raw_text, csv=lambda: _order_csv(order),
+               view=lambda plain, width: _order_view(order, mask_pins, plain, width))
 
 
-def _save_pins(order: Order, pins_out: Path | None, *, force: bool) -> None:
+def _order_csv(order: Order) -> "CsvRows":
+    from kalixo_cli.terminal.views import ORDER_CSV_FIELDS, order_csv_rows
+
+    return ORDER_CSV_FIELDS, order_csv_rows(order)
+
+
+def _order_view(order: Order, mask_pins: bool, plain: bool, width: int) -> "RenderableType":
+    from kalixo_cli.terminal.views import order_view  # a table only: -o json loads no views
+
+    return order_view(order, mask_pins=mask_pins, plain=plain, width=width)
+
+
+def _save_pins(out: Output, order: Order, pins_out: Path | None, *, force: bool) -> None:
     if pins_out is None:
         return
     from kalixo_cli.terminal.pinfile import write_pins
@@ -98,7 +91,7 @@ def _save_pins(order: Order, pins_out: Path | None, *, force: bool) -> None:
 
     rows = pin_rows(order)
     write_pins(pins_out, rows, force=force)
-    note(f"{len(rows)} PIN{'s' if len(rows) != 1 else ''} saved to {pins_out} (mode 0600)")
+    out.note(f"{len(rows)} PIN{'s' if len(rows) != 1 else ''} saved to {pins_out} (mode 0600)")
 
 
 def _check_pins_out(pins_out: Path | None, *, force: bool) -> None:
@@ -174,6 +167,7 @@ def place_order(
     from kalixo_cli.inputs import order_file as inputs
 
     state = get_state(ctx)
+    out = state.out
     fmt = state.choose_output(output, raw)
     if skeleton:
         _print_skeleton(state, file, products, fmt, code=external_order_code,
@@ -206,27 +200,23 @@ def place_order(
         request = request_from_products(products or [], lookup=catalog_source(state).product,
                                         currency=currency, code=code)
     if generated and new_code:
-        note(f"generated a new externalOrderCode {request.externalOrderCode} (--new-code)")
+        out.note(f"generated a new externalOrderCode {request.externalOrderCode} (--new-code)")
     elif generated:
         request = request.model_copy(update={"externalOrderCode": inputs.content_code(
             request, salt=state.journal().code_salt())})
-        note(f"generated externalOrderCode {request.externalOrderCode} from the order's "
-             "content and today's date: the same order again today is recognised, not "
-             "bought twice (--new-code buys it again; --external-order-code chooses one)")
+        out.note(f"generated externalOrderCode {request.externalOrderCode} from the order's "
+                 "content and today's date: the same order again today is recognised, not "
+                 "bought twice (--new-code buys it again; --external-order-code chooses one)")
     elif new_code:
         raise UsageError("--new-code is for orders without a code, and this file gives "
                          f"externalOrderCode {request.externalOrderCode}",
                          hint="change the code in the file to buy the same again")
     if dry_run:
-        if fmt == "table":
-            from kalixo_cli.terminal.views import request_view
-
-            print_view(lambda plain, _: request_view(request, plain=plain))
-        elif fmt == "jsonl":
-            print_jsonl([request.body()])
+        if fmt == "csv":  # a request has no PIN rows: its JSON
+            out.json(request.body())
         else:
-            print_json(request.body())
-        note("dry run: the order is valid; nothing was sent")
+            out.result(request.body(), view=lambda plain, _: _request_view(request, plain))
+        out.note("dry run: the order is valid; nothing was sent")
         return
     from kalixo_cli.workflows import placement
 
@@ -234,23 +224,31 @@ def place_order(
     api = state.endpoint().journal_key
     client = state.client()
     try:
-        result, replayed = placement.place_or_replay(journal, api, client, request, note=note)
+        result, replayed = placement.place_or_replay(journal, api, client, request,
+                                                     note=out.note)
     except PlacedNotRecorded as exc:  # the answer in hand is printed before the exit 10
         if exc.result is not None:
-            _finish_order(exc.result, raw=raw, fmt=fmt, mask_pins=mask_pins,
+            _finish_order(out, exc.result, raw=raw, mask_pins=mask_pins,
                           pins_out=pins_out, force=force, exit_on_status=False)
         raise
     if not replayed:
-        _warn_low_balance(result)
+        _warn_low_balance(out, result)
     if wait:
-        result = _wait(client, result, timeout=timeout, interval=poll_interval)
+        result = _wait(out, client, result, timeout=timeout, interval=poll_interval)
     complete_from_request(result.order, request)
     try:
         journal.record_status(api, request.externalOrderCode, result.order.status)
     except JournalUnusable as exc:  # the order is recorded as placed already
-        warn(f"could not record order {result.order.orderId}'s final status: {exc.message}")
-    _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
+        out.warn(f"could not record order {result.order.orderId}'s final status: "
+                 f"{exc.message}")
+    _finish_order(out, result, raw=raw, mask_pins=mask_pins, pins_out=pins_out,
                   force=force, exit_on_status=True)
+
+
+def _request_view(request: "OrderRequest", plain: bool) -> "RenderableType":
+    from kalixo_cli.terminal.views import request_view
+
+    return request_view(request, plain=plain)
 
 
 def _status_problem(order: Order) -> KalixoError | None:
@@ -315,25 +313,25 @@ def _print_skeleton(state: AppState, file: str | None, products: list[str] | Non
             first = exc.errors()[0]
             flag = ("--currency" if "currency" in first["loc"] else "--external-order-code")
             raise UsageError(f"{flag}: {first['msg']}") from None
-        note("skeleton: the README's example products; `kalixo catalog list` shows what "
-             "you can order, and --product ID:QTY prices them from the catalog")
-    print_json(request.body())
-    note(f"keep externalOrderCode {request.externalOrderCode} in the file: a re-run of the "
-         "same file is then never bought twice")
+        state.out.note("skeleton: the README's example products; `kalixo catalog list` shows "
+                       "what you can order, and --product ID:QTY prices them from the catalog")
+    state.out.json(request.body())
+    state.out.note(f"keep externalOrderCode {request.externalOrderCode} in the file: a re-run "
+                   "of the same file is then never bought twice")
 
 
-def _warn_low_balance(result: "OrderResult") -> None:
+def _warn_low_balance(out: Output, result: "OrderResult") -> None:
     from kalixo_cli.api.v2 import wallet_of
 
     wallet = wallet_of(result)
     if wallet is not None and wallet.low_balance:
         balances = ", ".join(f"{amount:,.2f} {currency}"
                              for currency, amount in sorted(wallet.balances.items()))
-        warn(f"the wallet is low ({balances}); top it up before it runs out "
-             "(`kalixo wallet` shows it)")
+        out.warn(f"the wallet is low ({balances}); top it up before it runs out "
+                 "(`kalixo wallet` shows it)")
 
 
-def _wait(client: "OrderClient", result: "OrderResult", *, timeout: float,
+def _wait(out: Output, client: "OrderClient", result: "OrderResult", *, timeout: float,
           interval: float) -> "OrderResult":
     """Poll the order until it is no longer processing; a spinner at a terminal."""
     from kalixo_cli.workflows.waiting import PENDING, wait_for_order
@@ -349,7 +347,7 @@ def _wait(client: "OrderClient", result: "OrderResult", *, timeout: float,
         latest[0] = client.retrieve_order(reference)
         return latest[0].order
 
-    spinner = _Spinner(f"waiting for order {reference}")
+    spinner = _Spinner(out, f"waiting for order {reference}")
     try:
         wait_for_order(order, fetch, timeout=timeout, interval=interval,
                        on_poll=lambda o, delay: spinner.update(
@@ -362,12 +360,10 @@ def _wait(client: "OrderClient", result: "OrderResult", *, timeout: float,
 class _Spinner:
     """A rich spinner on stderr at a terminal (not with -q); silent otherwise."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, out: Output, text: str) -> None:
         self.status: Any = None
-        if sys.stderr.isatty() and not settings.quiet:
-            from kalixo_cli.terminal.output import console
-
-            self.status = console(stderr=True).status(clean(text))
+        if sys.stderr.isatty() and not out.quiet:
+            self.status = out.console(stderr=True).status(clean(text))
             self.status.start()
 
     def update(self, text: str) -> None:
@@ -379,23 +375,23 @@ class _Spinner:
             self.status.stop()
 
 
-def _finish_order(result: "OrderResult", *, raw: bool, fmt: OutputFormat, mask_pins: bool,
+def _finish_order(out: Output, result: "OrderResult", *, raw: bool, mask_pins: bool,
                   pins_out: Path | None, force: bool, exit_on_status: bool) -> None:
     """Print the order, save its PINs, then say (or, with `exit_on_status`, exit with)
     what its status means."""
     order = result.order
-    _show_order(order, result.answer.text if raw else None, fmt, mask_pins=mask_pins)
-    _save_pins(order, pins_out, force=force)
+    _show_order(out, order, result.answer.text if raw else None, mask_pins=mask_pins)
+    _save_pins(out, order, pins_out, force=force)
     reference = order.orderId if order.orderId is not None else order.externalOrderCode
     if order.status in ("processing", "requested"):
-        note(f"order {reference} is {order.status}: not every PIN is delivered yet; "
-             f"fetch them later with `kalixo retrieve-order {reference}` (--wait polls)")
+        out.note(f"order {reference} is {order.status}: not every PIN is delivered yet; "
+                 f"fetch them later with `kalixo retrieve-order {reference}` (--wait polls)")
     problem = _status_problem(order)
     if problem is None:
         return
     if exit_on_status:
         raise problem
-    warn(problem.message + (f". {problem.hint}" if problem.hint else ""))
+    out.warn(problem.message + (f". {problem.hint}" if problem.hint else ""))
 
 
 def retrieve_order(
@@ -424,18 +420,18 @@ def retrieve_order(
     Example: kalixo retrieve-order 59400 -o json
     """
     state = get_state(ctx)
-    fmt = state.choose_output(output, raw)
+    state.choose_output(output, raw)
     _check_pins_out(pins_out, force=force)
     key = _reference(reference, state.settings().api_version.value)
     client = state.client()
     result = client.retrieve_order(key)
     if wait:
-        result = _wait(client, result, timeout=timeout, interval=poll_interval)
+        result = _wait(state.out, client, result, timeout=timeout, interval=poll_interval)
     if client.can_look_up:  # v2 leaves out what the journal and the catalog know
         from kalixo_cli.workflows.placement import complete_retrieved
 
         complete_retrieved(state.journal(), state.journal_key(), client, result.order)
-    _finish_order(result, raw=raw, fmt=fmt, mask_pins=mask_pins, pins_out=pins_out,
+    _finish_order(state.out, result, raw=raw, mask_pins=mask_pins, pins_out=pins_out,
                   force=force, exit_on_status=exit_status)
 
 

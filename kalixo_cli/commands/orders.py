@@ -8,17 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from kalixo_cli.commands.context import JqOption, OrderOutputOption, get_state
+from kalixo_cli.commands import JqOption, OrderOutputOption
+from kalixo_cli.commands.context import get_state
 from kalixo_cli.domain.errors import ExitCode, UsageError
-from kalixo_cli.terminal.output import (
-    note,
-    print_csv,
-    print_json,
-    print_json_array,
-    print_jsonl,
-    print_view,
-    warn,
-)
+from kalixo_cli.terminal.output import Output
 
 app = typer.Typer(
     help="What was sent: the journal of placed orders (this machine's, or the shared one "
@@ -50,58 +43,42 @@ def _glob_to_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-def _view(records: list[dict[str, Any]], plain: bool,
-          widths: list[int] | None = None, header: bool = True) -> Any:
-    from rich import box
-    from rich.table import Table
+def _journal_view(records: list[dict[str, Any]], plain: bool) -> Any:
+    from kalixo_cli.terminal.views import journal_view
 
-    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  show_header=header)
-    for index, column in enumerate(COLUMNS):
-        width = widths[index] if widths else None
-        table.add_column(column, overflow="fold", width=width, min_width=width)
-    for record in records:
-        table.add_row(*_cells(record))
-    return table
+    return journal_view(records, plain)
 
 
-COLUMNS = ("Code", "State", "Order", "Status", "Sent (UTC)", "Host", "Error")
-"""Host: which machine sent it (several do, with a shared journal)."""
+def _sync_view(records: list[dict[str, Any]], plain: bool) -> Any:
+    from kalixo_cli.terminal.views import sync_view
 
-
-def _cells(record: dict[str, Any]) -> list[str]:
-    """A row as shown: outside text cleaned here, so the widths are those of what is shown."""
-    from kalixo_cli.domain.sanitize import clean
-
-    return [clean(record["externalOrderCode"]), record["state"],
-            "-" if record["orderId"] is None else str(record["orderId"]),
-            clean(record["status"] or "-"), record["createdAt"].replace("T", " ").rstrip("Z"),
-            clean((record.get("sentBy") or {}).get("host") or "-"),
-            clean(record["error"] or "")]
+    return sync_view(records, plain)
 
 
 TABLE_PAGE = 30  # rows a table shows at a terminal unless --all or --limit (as gh's --limit)
 TABLE_CHUNK = 500  # rows rendered at a time when a table streams
 
 
-def _print_table_stream(records: Iterable[dict[str, Any]]) -> int:
+def _print_table_stream(out: Output, records: Iterable[dict[str, Any]]) -> int:
     """A table of any length, printed a chunk at a time with the columns the first chunk
     fixed (a rich table would hold and measure every row before printing one)."""
+    from kalixo_cli.terminal.views import JOURNAL_COLUMNS, journal_cells, journal_view
+
     widths: list[int] | None = None
     count = 0
     for chunk in _chunks(records, TABLE_CHUNK):
         if widths is None:
-            widths = [max(len(name), *(len(cells[i]) for cells in map(_cells, chunk)))
-                      for i, name in enumerate(COLUMNS)]
+            widths = [max(len(name), *(len(cells[i]) for cells in map(journal_cells, chunk)))
+                      for i, name in enumerate(JOURNAL_COLUMNS)]
             widths[-1] = min(widths[-1], 60)  # long errors fold instead of widening the table
-        print_view(partial(_view_of, chunk, widths, count == 0))
+        out.view(partial(_view_of, journal_view, chunk, widths, count == 0))
         count += len(chunk)
     return count
 
 
-def _view_of(rows: list[dict[str, Any]], widths: list[int], header: bool, plain: bool,
-             _width: int) -> Any:
-    return _view(rows, plain, widths, header)
+def _view_of(view: Any, rows: list[dict[str, Any]], widths: list[int], header: bool,
+             plain: bool, _width: int) -> Any:
+    return view(rows, plain, widths, header)
 
 
 def _chunks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -152,6 +129,7 @@ def list_orders(
     Example: kalixo orders list --state unknown --since 2026-11-01
     """
     app_state = get_state(ctx)
+    out = app_state.out
     fmt = app_state.choose_output(output)
     if state is not None and state not in STATE_NAMES:
         raise UsageError(f"unknown state {state!r}", hint=f"states: {', '.join(STATE_NAMES)}")
@@ -163,20 +141,17 @@ def list_orders(
         code_like=_glob_to_like(code) if code else None, limit=limit,
     )
     records = (entry.to_json() for entry in entries)
-    if fmt == "json":
-        print_json_array(records)
-    elif fmt == "jsonl":
-        print_jsonl(records)
-    elif fmt == "csv":  # the CSV columns are FIELDS: no api or requestHash
-        print_csv(({key: record[key] for key in FIELDS} for record in records), FIELDS)
+    if fmt != "table":  # the CSV columns are FIELDS: no api or requestHash
+        out.result(records, array=True,
+                   csv=(FIELDS, ({key: record[key] for key in FIELDS} for record in records)))
     elif show_all or limit is not None or not sys.stdout.isatty():
-        if not _print_table_stream(records):
-            note("no orders in the journal for this API")
+        if not _print_table_stream(out, records):
+            out.note("no orders in the journal for this API")
     else:
-        _print_newest_page(records)
+        _print_newest_page(out, records)
 
 
-def _print_newest_page(records: Iterable[dict[str, Any]]) -> None:
+def _print_newest_page(out: Output, records: Iterable[dict[str, Any]]) -> None:
     """The newest page, and how many more there are: what a person at a terminal wants."""
     from collections import deque
 
@@ -186,12 +161,12 @@ def _print_newest_page(records: Iterable[dict[str, Any]]) -> None:
         page.append(record)
         total += 1
     if not total:
-        note("no orders in the journal for this API")
+        out.note("no orders in the journal for this API")
         return
-    _print_table_stream(page)
+    _print_table_stream(out, page)
     if total > len(page):
-        note(f"showing the newest {len(page)} of {total} orders; --all for every one, "
-             "-o json or -o csv for scripts")
+        out.note(f"showing the newest {len(page)} of {total} orders; --all for every one, "
+                 "-o json or -o csv for scripts")
 
 
 @app.command("show")
@@ -206,24 +181,19 @@ def show(
     Example: kalixo orders show O-12345 -o json
     """
     app_state = get_state(ctx)
-    fmt = app_state.choose_output(output)
+    out = app_state.out
+    app_state.choose_output(output)
     entry = app_state.journal(readonly=True).get(app_state.journal_key(), code)
     if entry is None:
         raise UsageError(f"no order {code} in the journal for {app_state.journal_key()}",
                          hint="`kalixo orders list` shows what this machine has sent")
     record = entry.to_json()
-    if fmt == "json":
-        print_json(record)
-    elif fmt == "jsonl":
-        print_jsonl([record])
-    elif fmt == "csv":
-        print_csv([{key: record[key] for key in FIELDS}], FIELDS)
-    else:
-        print_view(lambda plain, _: _view([record], plain))
+    out.result(record, csv=(FIELDS, [{key: record[key] for key in FIELDS}]),
+               view=lambda plain, _: _journal_view([record], plain))
     if entry.effective_state == "unknown":
         from kalixo_cli.workflows.placement import resolution_hint
 
-        note(f"outcome unknown: {resolution_hint(code)}")
+        out.note(f"outcome unknown: {resolution_hint(code)}")
 
 
 @app.command("resolve")
@@ -268,38 +238,18 @@ def resolve(
                 f"it as order {order_id}",
                 hint=f"check both with `kalixo retrieve-order`; add --force to replace "
                 f"{entry.order_id} with {order_id}")
-        warn(f"{code} was recorded as order {entry.order_id}; replaced with {order_id} "
-             "(--force)")
+        app_state.out.warn(f"{code} was recorded as order {entry.order_id}; replaced with "
+                           f"{order_id} (--force)")
     if order_id is not None:
         journal.resolve(api, code, order_id)
-        note(f"{code} recorded as placed: order {order_id}")
+        app_state.out.note(f"{code} recorded as placed: order {order_id}")
     else:
         journal.mark_not_placed(api, code)
-        note(f"{code} recorded as not placed; it may be sent again")
+        app_state.out.note(f"{code} recorded as not placed; it may be sent again")
 
 
 SYNC_FIELDS = ("externalOrderCode", "orderId", "stateBefore", "statusBefore", "state", "status",
                "changed", "detail", "errorKind")
-
-
-def _sync_view(records: list[dict[str, Any]], plain: bool) -> Any:
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("Code", "Order", "Before", "Now", "Detail"):
-        table.add_column(column, overflow="fold")
-    for record in records:
-        before = f"{record['stateBefore']} {record['statusBefore'] or ''}".strip()
-        now = f"{record['state']} {record['status'] or ''}".strip()
-        table.add_row(
-            Text(record["externalOrderCode"]),
-            "-" if record["orderId"] is None else str(record["orderId"]),
-            before, now if record["changed"] else Text("unchanged", style="dim"),
-            Text(record["detail"] or ""),
-        )
-    return table
 
 
 @app.command("sync")
@@ -330,6 +280,7 @@ def sync(
     from kalixo_cli.workflows.sync import needs_sync, sync_entries
 
     app_state = get_state(ctx)
+    out = app_state.out
     fmt = app_state.choose_output(output)
     api = app_state.journal_key()
     journal = app_state.journal()
@@ -340,31 +291,26 @@ def sync(
     entries.sort(key=lambda entry: (entry.created_at, entry.code))
     pending = [entry for entry in entries if needs_sync(entry)]
     if not pending:
-        if fmt == "json":
-            print_json([])
-        note("nothing to sync: every order in the journal for this API is final")
+        out.result([], jsonl=())
+        out.note("nothing to sync: every order in the journal for this API is final")
         return
     settings = app_state.settings()
     client = app_state.client()
 
     def stream(change: Any) -> None:
         if fmt == "jsonl":
-            print_jsonl([change.to_json()])
+            out.jsonl([change.to_json()])
 
     changes = sync_entries(journal, api, client, pending,
                            in_flight_for=settings.timeout.value + settings.deadline.value,
                            on_change=stream)
     records = [change.to_json() for change in changes]
-    if fmt == "json":
-        print_json(records)
-    elif fmt == "csv":
-        print_csv(records, SYNC_FIELDS)
-    elif fmt == "table":
-        print_view(lambda plain, _: _sync_view(records, plain))
+    out.result(records, jsonl=(), csv=(SYNC_FIELDS, records),  # jsonl: streamed as they came
+               view=lambda plain, _: _sync_view(records, plain))
     unknown = sum(change.unknown for change in changes)
     failed = sum(change.error is not None for change in changes)
-    note(f"looked at {len(changes)}, changed {sum(c.changed for c in changes)}, "
-         f"still unknown {unknown}" + (f", could not ask about {failed}" if failed else ""))
+    out.note(f"looked at {len(changes)}, changed {sum(c.changed for c in changes)}, "
+             f"still unknown {unknown}" + (f", could not ask about {failed}" if failed else ""))
     code_ = sync_exit(changes)
     if code_ == ExitCode.OUTCOME_UNKNOWN:
         from kalixo_cli.domain.errors import OutcomeUnknown

@@ -9,17 +9,10 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.commands.context import AppState, JqOption, filtered_format, get_state
+from kalixo_cli.commands import JqOption
+from kalixo_cli.commands.context import AppState, get_state
 from kalixo_cli.domain.errors import ExitCode, KalixoError, PinsNotSaved, UsageError
-from kalixo_cli.terminal.output import (
-    OutputFormat,
-    note,
-    print_json,
-    print_jsonl,
-    print_view,
-    settings,
-    warn,
-)
+from kalixo_cli.terminal.output import Output, OutputFormat
 
 if TYPE_CHECKING:
     from kalixo_cli.api.base import OrderClient
@@ -52,30 +45,18 @@ class BatchStopped(KalixoError):
         self.exit_code = exit_code
 
 
-def _summary_view(summary: "Summary", plain: bool) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("Outcome")
-    table.add_column("Orders", justify="right")
-    labels = {"placed": "placed", "skipped": "skipped (placed before)",
-              "rejected": "rejected by the API", "failed": "not placed (temporary failure)",
-              "unknown": "outcome unknown", "skipped_unknown": "skipped (outcome unknown)",
-              "skipped_busy": "skipped (being sent by another run)"}
-    for key, label in labels.items():
-        table.add_row(label, str(summary.counts[key]))
-    if summary.not_sent:
-        table.add_row("not sent (the run stopped)", str(summary.not_sent))
-    return table
-
-
 def pace_note(pace: "Pace") -> str:
     """Why the run goes at the speed it does: "paced to 60/min by the server"."""
     if not pace.paced or pace.per_minute is None:
         return ""
     limit = f" (limit {pace.limit})" if pace.limit is not None else ""
     return f"paced to {pace.per_minute:.0f}/min by the server{limit}"
+
+
+def _summary_view(summary: "Summary", plain: bool) -> Any:
+    from kalixo_cli.terminal.views import bulk_summary_view
+
+    return bulk_summary_view(summary.counts, summary.not_sent, plain)
 
 
 class _Progress:
@@ -85,10 +66,10 @@ class _Progress:
     server's pace, and a note says so ("paced to 60/min by the server").
     """
 
-    def __init__(self, total: int, pacer: "RatePacer") -> None:
+    def __init__(self, out: Output, total: int, pacer: "RatePacer") -> None:
         self.bar: Any = None
         self.failures = 0
-        if sys.stderr.isatty() and not settings.quiet and total:
+        if sys.stderr.isatty() and not out.quiet and total:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -189,10 +170,10 @@ def place_orders(
     from kalixo_cli.workflows.bulk import plan_batch
 
     state = get_state(ctx)
+    out = state.out
     fmt: OutputFormat = (("table" if sys.stdout.isatty() else "jsonl") if output is None
                          else output.value)
-    fmt = filtered_format(fmt, explicit=output is not None)
-    state.output_format = "json" if fmt == "json" else "table"
+    fmt = out.use(fmt, explicit=output is not None)
     state.json_errors = output is not None and fmt != "table"
     source_format = detect_bulk_format(file, input_format.value if input_format else None)
     if results_file is not None:
@@ -211,19 +192,18 @@ def place_orders(
         if stream is not sys.stdin.buffer:
             stream.close()
     try:
-        _announce(plan, dry_run=dry_run)
+        _announce(out, plan, dry_run=dry_run)
         if dry_run:
-            if fmt == "json":
-                print_json({"valid": plan.total, "toSend": plan.to_send,
-                            "skipped": plan.skipped, "skippedUnknown": plan.skipped_unknown,
-                            "skippedBusy": plan.skipped_busy})
+            out.result({"valid": plan.total, "toSend": plan.to_send, "skipped": plan.skipped,
+                        "skippedUnknown": plan.skipped_unknown,
+                        "skippedBusy": plan.skipped_busy}, jsonl=())
             return
         with _Results(results_file, force=force) as results:
             summary = _send(state, plan, api=api, fmt=fmt, concurrency=concurrency,
                             results=results, look_up=not no_lookup)
     finally:
         plan.close()
-    _finish(summary, fmt, results=results)
+    _finish(out, summary, results=results)
 
 
 def _check_results_target(path: Path, *, force: bool) -> None:
@@ -308,15 +288,15 @@ def _open(file: str) -> Any:
         raise UsageError(f"cannot read {file}: {exc.strerror}") from None
 
 
-def _announce(plan: "Plan", *, dry_run: bool) -> None:
+def _announce(out: Output, plan: "Plan", *, dry_run: bool) -> None:
     verb = "would send" if dry_run else "sending"
-    note(f"{plan.total} valid orders: {verb} {plan.to_send}, skipping {plan.skipped} "
-         f"already placed" + (f" and {plan.skipped_unknown} with an unknown outcome"
-                              if plan.skipped_unknown else "")
-         + (f" and {plan.skipped_busy} being sent by another kalixo run"
-            if plan.skipped_busy else ""))
+    out.note(f"{plan.total} valid orders: {verb} {plan.to_send}, skipping {plan.skipped} "
+             f"already placed" + (f" and {plan.skipped_unknown} with an unknown outcome"
+                                  if plan.skipped_unknown else "")
+             + (f" and {plan.skipped_busy} being sent by another kalixo run"
+                if plan.skipped_busy else ""))
     if dry_run:
-        note("dry run: nothing was sent")
+        out.note("dry run: nothing was sent")
 
 
 def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int,
@@ -338,7 +318,7 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
     def emit(result: "Result") -> None:
         record = result.to_json()
         if fmt == "jsonl":
-            print_jsonl([record])
+            state.out.jsonl([record])
         if results.file is not None:
             import json
 
@@ -349,7 +329,7 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
                                   look_up=look_up, concurrency=concurrency):
         skipped.add(result)
         emit(result)
-    progress = _Progress(plan.to_send, pacer)
+    progress = _Progress(state.out, plan.to_send, pacer)
     reported = [0]
 
     def on_result(result: "Result") -> None:
@@ -368,27 +348,25 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
     return summary
 
 
-def _finish(summary: "Summary", fmt: str, *, results: _Results) -> None:
+def _finish(out: Output, summary: "Summary", *, results: _Results) -> None:
     counts = summary.counts
-    note(f"placed {counts['placed']}, skipped {counts['skipped']} already placed, "
-         f"rejected {counts['rejected']}, not placed {counts['failed']}, "
-         f"unknown {counts['unknown'] + counts['skipped_unknown']}"
-         + (f", busy {counts['skipped_busy']}" if counts["skipped_busy"] else "")
-         + (f", not sent {summary.not_sent}" if summary.not_sent else ""))
-    if fmt == "json":
-        print_json(summary.to_json())
-    elif fmt == "table":
-        print_view(lambda plain, _: _summary_view(summary, plain))
+    out.note(f"placed {counts['placed']}, skipped {counts['skipped']} already placed, "
+             f"rejected {counts['rejected']}, not placed {counts['failed']}, "
+             f"unknown {counts['unknown'] + counts['skipped_unknown']}"
+             + (f", busy {counts['skipped_busy']}" if counts["skipped_busy"] else "")
+             + (f", not sent {summary.not_sent}" if summary.not_sent else ""))
+    out.result(summary.to_json(), jsonl=(),  # jsonl: a line an order, as each ended
+               view=lambda plain, _: _summary_view(summary, plain))
     if results.path is not None and results.failure is None:
-        note(f"{results.written} results, with their PINs, written to {results.path} "
-             "(mode 0600)")
-    elif fmt == "table" and (counts["placed"] or counts["skipped"]):
-        note("the order ids and PINs are not printed at a terminal: run the same command "
+        out.note(f"{results.written} results, with their PINs, written to {results.path} "
+                 "(mode 0600)")
+    elif out.format == "table" and (counts["placed"] or counts["skipped"]):
+        out.note("the order ids and PINs are not printed at a terminal: run the same command "
              "again with --results FILE (nothing is sent again; placed orders are looked up), "
              "or -o jsonl > FILE; `kalixo orders list` and `kalixo retrieve-order ID` show "
              "them one by one")
     if summary.stopped:
-        warn(summary.stopped)
+        out.warn(summary.stopped)
     if results.failure is not None:
         error = PinsNotSaved(
             f"could not write --results {results.path}: {results.failure}; it holds only the "
@@ -397,7 +375,7 @@ def _finish(summary: "Summary", fmt: str, *, results: _Results) -> None:
             "is sent again, placed orders are looked up")
         if summary.worst == ExitCode.OK:
             raise error
-        warn(error.message)
+        out.warn(error.message)
     if summary.worst == ExitCode.OK:
         return
     if summary.not_recorded:

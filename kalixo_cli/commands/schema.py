@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
-from kalixo_cli.commands.context import JqOption, OutputOption, get_state
+from kalixo_cli.commands import JqOption, OutputOption
+from kalixo_cli.commands.context import get_state
 from kalixo_cli.domain.errors import UsageError
-from kalixo_cli.terminal.output import print_json, print_view
 
 
 class SchemaName(StrEnum):
@@ -60,26 +60,15 @@ def schema(
         raise UsageError("give a schema NAME or --list, not both and not neither",
                          hint=f"schemas: {', '.join(SCHEMAS)}")
     if list_names:
-        fmt = state.choose_output(output)
+        from kalixo_cli.terminal.views import schemas_view
+
+        state.choose_output(output)
         rows = [{"name": key, "description": description}
                 for key, (description, _build) in SCHEMAS.items()]
-        if fmt == "json":
-            print_json(rows)
-        else:
-            from rich.table import Table
-
-            def view(plain: bool, _width: int) -> Table:
-                table = Table(box=None, show_edge=False, pad_edge=False, show_header=not plain)
-                table.add_column("Name", no_wrap=True)
-                table.add_column("Describes")
-                for row in rows:
-                    table.add_row(row["name"], row["description"])
-                return table
-
-            print_view(view)
+        state.out.result(rows, view=lambda plain, _: schemas_view(rows, plain=plain))
         return
     assert name is not None
     if output is not None and output.value != "json":
         raise UsageError("a schema is JSON: -o table does not fit it", hint="drop -o")
     state.choose_output(None)
-    print_json(build(name.value))
+    state.out.json(build(name.value))

@@ -1,9 +1,19 @@
 """Where output goes: results to stdout, everything else to stderr.
 
 stdout carries only results (a table at a terminal, JSON otherwise), so a script can pipe
-it; notes, warnings and errors go to stderr. Consoles are made per call because tests and
-callers swap sys.stdout. Colour follows rich's rules (NO_COLOR, FORCE_COLOR, a terminal or
-not) plus --no-color; nothing is ever paged.
+it; notes, warnings and errors go to stderr. One `Output` a run holds what the command line
+chose (the format, --jq, --quiet, --no-color), made by the root command and reached by
+commands as `state.out`:
+
+    fmt = state.choose_output(output)                  # -o, or table/JSON by where stdout goes
+    state.out.result(order.to_json(), view=lambda plain, width: order_view(order, ...),
+                     csv=(ORDER_CSV_FIELDS, order_csv_rows(order)))
+    state.out.note("1 PIN saved to pins.csv")
+
+`result` is the one place that picks JSON, JSON Lines, CSV, a table or --jq; the views are
+in `kalixo_cli.terminal.views`. Consoles are made per call because tests and callers swap
+sys.stdout. Colour follows rich's rules (NO_COLOR, FORCE_COLOR, a terminal or not) plus
+--no-color; nothing is ever paged.
 
 This is also where outside text is made safe (`kalixo_cli.domain.sanitize`): consoles never parse
 rich markup or emoji codes and show control characters as escapes, JSON escapes them,
@@ -15,7 +25,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from kalixo_cli.domain.sanitize import clean, clean_lines, csv_cell, json_safe
@@ -28,46 +37,181 @@ if TYPE_CHECKING:
 OutputFormat = Literal["table", "json", "jsonl", "csv"]
 PROG = "kalixo"
 
-
-@dataclass
-class OutputSettings:
-    quiet: bool = False
-    no_color: bool = False
-    # --jq: every JSON result goes through it (print_json, print_jsonl, print_raw).
-    jq: JqProgram | None = None
-    # The first error --jq met on a result; the command ends with exit 9 once it has run.
-    jq_failure: str | None = None
+View = Callable[[bool, int], "RenderableType"]
+"""A table for people: built from (plain, width), plain when stdout is not a terminal."""
+CsvRows = tuple[Sequence[str], Iterable[Mapping[str, Any]]]
+"""-o csv: the header's field names, and the rows."""
+LazyCsvRows = CsvRows | Callable[[], CsvRows]
+"""The rows, or what makes them when -o csv is chosen (and loads what they need then)."""
 
 
-settings = OutputSettings()
+class Output:
+    """One run's output: the format chosen, --jq, --quiet and --no-color, and every way a
+    result or a message leaves kalixo.
+
+    Made once a run by the root command (`AppState.out`); code below the commands that
+    has something to say uses `current()`."""
+
+    def __init__(self, *, quiet: bool = False, no_color: bool = False) -> None:
+        self.quiet = quiet
+        self.no_color = no_color
+        self.format: OutputFormat | None = None  # set by choose() or use()
+        # --jq: every JSON result goes through it (json, jsonl, raw).
+        self.jq: JqProgram | None = None
+        # The first error --jq met on a result; the command ends with exit 9 once it has run.
+        self.jq_failure: str | None = None
+
+    def activate(self) -> Output:
+        """Make this the run's Output, the one `current()` gives."""
+        global _current
+        _current = self
+        return self
+
+    # -- choosing the format ---------------------------------------------------------------
+
+    def choose(self, requested: str | None, raw: bool = False,
+               allowed: Sequence[str] = ("table", "json")) -> OutputFormat:
+        """-o as asked (one of `allowed`), else a table at a terminal and JSON in a pipe;
+        --raw is JSON; --jq makes it JSON (or JSON Lines, asked for by name)."""
+        return self.use(resolve_format(requested, raw, allowed), explicit=requested is not None)
+
+    def use(self, fmt: OutputFormat, *, explicit: bool) -> OutputFormat:
+        """The format a command chose by its own rule, as --jq allows it: JSON unless -o
+        jsonl was asked for (then each line is filtered)."""
+        if self.jq is not None:
+            if explicit and fmt not in ("json", "jsonl"):
+                from kalixo_cli.domain.errors import UsageError
+
+                raise UsageError(f"--jq filters JSON, so it cannot go with -o {fmt}",
+                                 hint="drop -o, or use -o json (or -o jsonl: the filter runs "
+                                 "on each line)")
+            fmt = "jsonl" if explicit and fmt == "jsonl" else "json"
+        self.format = fmt
+        return fmt
+
+    # -- results (stdout) ------------------------------------------------------------------
+
+    def result(self, data: Any, *, view: View | None = None, csv: LazyCsvRows | None = None,
+               jsonl: Iterable[Any] | None = None, array: bool = False,
+               raw: str | None = None) -> None:
+        """A command's result in the chosen format: `data` as JSON (through --jq); `jsonl`
+        a record a line (by default `data` itself, or each item of it with `array`); `csv`
+        as (fieldnames, rows), or what makes them; `view` as a table. A form not given
+        prints nothing in its format (`jsonl=()`: the lines went out as they came).
+        `array`: `data` is an iterable, written as a JSON array as it comes. `raw`: the
+        server's JSON as received (--raw), in place of `data`."""
+        fmt = self.format
+        if raw is not None:
+            self.raw(raw)
+        elif fmt == "json":
+            if array:
+                self.json_array(data)
+            else:
+                self.json(data)
+        elif fmt == "jsonl":
+            self.jsonl(jsonl if jsonl is not None else (data if array else [data]))
+        elif fmt == "csv":
+            if csv is not None:
+                fieldnames, rows = csv() if callable(csv) else csv
+                print_csv(rows, fieldnames)
+        elif view is not None:
+            self.view(view)
+
+    def json(self, data: Any) -> None:
+        if self._filtered(data):
+            return
+        sys.stdout.write(json_text(data) + "\n")
+        sys.stdout.flush()
+
+    def json_array(self, items: Iterable[Any]) -> None:
+        """A JSON array written as its items come (`print_json_array`)."""
+        if self.jq is not None:  # jq reads one whole value (-o jsonl --jq streams instead)
+            self.json(list(items))
+            return
+        print_json_array(items)
+
+    def jsonl(self, records: Iterable[Any]) -> None:
+        for record in records:
+            if self._filtered(record):
+                continue
+            sys.stdout.write(
+                json_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n"
+            )
+        sys.stdout.flush()
+
+    def raw(self, text: str) -> None:
+        """The server's JSON as it came, but for the escapes that make it safe to show
+        (--raw, `kalixo api`); --jq reads it as received, and its results are made safe in
+        turn."""
+        if self.jq is not None and text.strip() and self._filtered(text=text):
+            return
+        text = json_safe(text)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+
+    def view(self, build: View) -> None:
+        """Render for where stdout goes: rules and colour at a terminal, plain columns
+        otherwise. `build` gets (plain, width). Lines are never cropped: a PIN is worth more
+        than a tidy edge."""
+        target = self.console()
+        target.print(build(not target.is_terminal, target.width), crop=False)
+
+    def console(self, *, stderr: bool = False) -> Console:
+        """A console that shows data as text, never as markup (`_console_class`)."""
+        return _console_class()(
+            file=sys.stderr if stderr else sys.stdout,
+            soft_wrap=False,
+            highlight=False,
+            markup=False,
+            emoji=False,
+            no_color=self.no_color or None,
+        )
+
+    def _filtered(self, data: Any = None, *, text: str | None = None) -> bool:
+        """Print what --jq makes of one JSON value; False when there is no --jq or it failed
+        on this value (the caller then prints the value unfiltered: an answer is never
+        lost)."""
+        program = self.jq
+        if program is None:
+            return False
+        from kalixo_cli.terminal.jqfilter import describe_jq_error
+
+        try:
+            lines = program.apply(data, text=text)
+        except ValueError as exc:
+            if self.jq_failure is None:
+                self.jq_failure = describe_jq_error(exc)
+            return False
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        return True
+
+    # -- messages (stderr) -----------------------------------------------------------------
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"{PROG}: {clean(message)}\n")
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"{PROG}: warning: {clean(message)}\n")
+
+    def error(self, lines: list[str], hint: str | None = None) -> None:
+        """Errors and their hint: never silenced by --quiet."""
+        for line in lines:
+            sys.stderr.write(f"{PROG}: error: {clean(line)}\n")
+        if hint:
+            sys.stderr.write(f"{PROG}: hint: {clean(hint)}\n")
 
 
-def configure(*, quiet: bool, no_color: bool) -> None:
-    """Set once per invocation by the root command."""
-    settings.quiet = quiet
-    settings.no_color = no_color
-    settings.jq = None
-    settings.jq_failure = None
+_current: Output | None = None
 
 
-def _filtered(data: Any = None, *, text: str | None = None) -> bool:
-    """Print what --jq makes of one JSON value; False when there is no --jq or it failed
-    on this value (the caller then prints the value unfiltered: an answer is never lost)."""
-    program = settings.jq
-    if program is None:
-        return False
-    from kalixo_cli.terminal.jqfilter import describe_jq_error
-
-    try:
-        lines = program.apply(data, text=text)
-    except ValueError as exc:
-        if settings.jq_failure is None:
-            settings.jq_failure = describe_jq_error(exc)
-        return False
-    for line in lines:
-        sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-    return True
+def current() -> Output:
+    """The run's Output, for code below the commands (a workflow's warnings); a default
+    one outside a run."""
+    return _current if _current is not None else Output()
 
 
 def resolve_format(
@@ -125,30 +269,6 @@ def _console_class() -> type[Console]:
     return SafeConsole
 
 
-def console(*, stderr: bool = False) -> Console:
-    return _console_class()(
-        file=sys.stderr if stderr else sys.stdout,
-        soft_wrap=False,
-        highlight=False,
-        markup=False,
-        emoji=False,
-        no_color=settings.no_color or None,
-    )
-
-
-def print_renderable(renderable: RenderableType) -> None:
-    console().print(renderable)
-
-
-def print_view(build: Callable[[bool, int], RenderableType]) -> None:
-    """Render for where stdout goes: rules and colour at a terminal, plain columns otherwise.
-
-    `build` gets (plain, width). Lines are never cropped: a PIN is worth more than a tidy edge.
-    """
-    target = console()
-    target.print(build(not target.is_terminal, target.width), crop=False)
-
-
 _JSON = json.JSONEncoder(indent=2, ensure_ascii=False)
 
 
@@ -159,22 +279,12 @@ def json_text(data: Any) -> str:
     return json_safe(_JSON.encode(data))
 
 
-def print_json(data: Any) -> None:
-    if _filtered(data):
-        return
-    sys.stdout.write(json_text(data) + "\n")
-    sys.stdout.flush()
-
-
 def print_json_array(items: Iterable[Any], chunk: int = 256) -> None:
-    """A JSON array written as its items come: the same text `print_json` writes for the whole
-    list, in the memory of `chunk` items (a journal listing can have any size).
+    """A JSON array written as its items come: the same text `Output.json` writes for the
+    whole list, in the memory of `chunk` items (a journal listing can have any size).
 
     Each chunk is encoded as a list of its own, whose brackets are then dropped: one encoder
     call per chunk, not per item, and one write (stdout may be unbuffered)."""
-    if settings.jq is not None:  # jq reads one whole value (-o jsonl --jq streams instead)
-        print_json(list(items))
-        return
     out = sys.stdout
     batch: list[Any] = []
     first = True
@@ -196,16 +306,6 @@ def print_json_array(items: Iterable[Any], chunk: int = 256) -> None:
     out.flush()
 
 
-def print_jsonl(records: Iterable[Any]) -> None:
-    for record in records:
-        if _filtered(record):
-            continue
-        sys.stdout.write(
-            json_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n"
-        )
-    sys.stdout.flush()
-
-
 def csv_rows(rows: Iterable[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
     """Rows with every text cell cleaned and defused (`sanitize.csv_cell`)."""
     return ({key: csv_cell(value) for key, value in row.items()} for row in rows)
@@ -219,30 +319,3 @@ def print_csv(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> N
     writer.writeheader()
     writer.writerows(csv_rows(rows))
     sys.stdout.flush()
-
-
-def print_raw(text: str) -> None:
-    """The server's JSON as it came, but for the escapes that make it safe to show (--raw,
-    `kalixo api`); --jq reads it as received, and its results are made safe in turn."""
-    if settings.jq is not None and text.strip() and _filtered(text=text):
-        return
-    text = json_safe(text)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    sys.stdout.flush()
-
-
-def note(message: str) -> None:
-    if not settings.quiet:
-        sys.stderr.write(f"{PROG}: {clean(message)}\n")
-
-
-def warn(message: str) -> None:
-    if not settings.quiet:
-        sys.stderr.write(f"{PROG}: warning: {clean(message)}\n")
-
-
-def error_lines(lines: list[str], hint: str | None) -> None:
-    for line in lines:
-        sys.stderr.write(f"{PROG}: error: {clean(line)}\n")
-    if hint:
-        sys.stderr.write(f"{PROG}: hint: {clean(hint)}\n")

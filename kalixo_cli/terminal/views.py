@@ -1,4 +1,6 @@
-"""Rich renderables for people at a terminal. Pure: models in, renderables out.
+"""Every table kalixo prints for people at a terminal, and the CSV rows beside them. Pure:
+models (or the JSON a command prints) in, rich renderables out. `Output.result(data,
+view=..., csv=...)` prints them; commands load this module only for a table or CSV.
 
 Data go in as plain strings (the console neither parses markup nor lets a control character
 through) or as `Text` of `sanitize.clean`ed strings; kalixo's own styles are Text styles.
@@ -6,7 +8,7 @@ through) or as `Text` of `sanitize.clean`ed strings; kalixo's own styles are Tex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kalixo_cli.domain.money import format_amount
@@ -280,3 +282,187 @@ def _age_text(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+# --------------------------------------------------------------------------------------
+# The journal: `kalixo orders list/show` and `orders sync`.
+
+JOURNAL_COLUMNS = ("Code", "State", "Order", "Status", "Sent (UTC)", "Host", "Error")
+"""Host: which machine sent it (several do, with a shared journal)."""
+
+
+def journal_cells(record: Mapping[str, Any]) -> list[str]:
+    """A row as shown: outside text cleaned here, so the widths are those of what is shown."""
+    return [clean(record["externalOrderCode"]), record["state"],
+            "-" if record["orderId"] is None else str(record["orderId"]),
+            clean(record["status"] or "-"), record["createdAt"].replace("T", " ").rstrip("Z"),
+            clean((record.get("sentBy") or {}).get("host") or "-"),
+            clean(record["error"] or "")]
+
+
+def journal_view(records: Sequence[Mapping[str, Any]], plain: bool,
+                 widths: list[int] | None = None, header: bool = True) -> RenderableType:
+    """Journal entries (their JSON form), a row each; `widths` fixed by the caller when a
+    long listing is printed a chunk at a time."""
+    from rich.table import Table
+
+    table = Table(box=_box(plain), show_edge=False, pad_edge=False, show_header=header)
+    for index, column in enumerate(JOURNAL_COLUMNS):
+        width = widths[index] if widths else None
+        table.add_column(column, overflow="fold", width=width, min_width=width)
+    for record in records:
+        table.add_row(*journal_cells(record))
+    return table
+
+
+def sync_view(records: Sequence[Mapping[str, Any]], plain: bool) -> RenderableType:
+    """What `orders sync` looked at: each order's state before and now."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=_box(plain), show_edge=False, pad_edge=False)
+    for column in ("Code", "Order", "Before", "Now", "Detail"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        before = f"{record['stateBefore']} {record['statusBefore'] or ''}".strip()
+        now = f"{record['state']} {record['status'] or ''}".strip()
+        table.add_row(
+            Text(record["externalOrderCode"]),
+            "-" if record["orderId"] is None else str(record["orderId"]),
+            before, now if record["changed"] else Text("unchanged", style="dim"),
+            Text(record["detail"] or ""),
+        )
+    return table
+
+
+BULK_OUTCOMES = {"placed": "placed", "skipped": "skipped (placed before)",
+                 "rejected": "rejected by the API", "failed": "not placed (temporary failure)",
+                 "unknown": "outcome unknown", "skipped_unknown": "skipped (outcome unknown)",
+                 "skipped_busy": "skipped (being sent by another run)"}
+
+
+def bulk_summary_view(counts: Mapping[str, int], not_sent: int, plain: bool) -> RenderableType:
+    """A place-orders run: how many orders ended each way."""
+    from rich.table import Table
+
+    table = Table(box=_box(plain), show_edge=False, pad_edge=False)
+    table.add_column("Outcome")
+    table.add_column("Orders", justify="right")
+    for key, label in BULK_OUTCOMES.items():
+        table.add_row(label, str(counts[key]))
+    if not_sent:
+        table.add_row("not sent (the run stopped)", str(not_sent))
+    return table
+
+
+# --------------------------------------------------------------------------------------
+# The account and the set-up: wallet, ping, doctor, auth status, profiles, schemas.
+
+
+def _major(amount: float, currency: str) -> str:
+    from kalixo_cli.domain.money import ZERO_DECIMAL_CURRENCIES
+
+    return f"{amount:,.0f}" if currency in ZERO_DECIMAL_CURRENCIES else f"{amount:,.2f}"
+
+
+def wallet_view(wallet: Mapping[str, Any], *, plain: bool = False) -> RenderableType:
+    """The wallet (its JSON form): balances a currency a line (major units, as the API
+    gives them), then the alert."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=_box(plain), show_edge=False, pad_edge=False)
+    table.add_column("Currency", no_wrap=True)
+    table.add_column("Balance", justify="right", no_wrap=True)
+    for currency, amount in sorted(wallet["balances"].items()):
+        table.add_row(currency, _major(amount, currency))
+    threshold = "none set" if wallet["threshold"] is None else f"{wallet['threshold']:,g}"
+    low = (Text(f"yes (alert threshold {threshold})", style="bold red") if wallet["lowBalance"]
+           else Text(f"no (alert threshold {threshold})"))
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("Low balance", low)
+    if not wallet["balances"]:
+        return Group(Text("no balances"), "", summary)
+    return Group(table, "", summary)
+
+
+def ping_view(result: Mapping[str, Any]) -> RenderableType:
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Status", str(result["status"] or "-"))
+    grid.add_row("Server time", str(result["timestamp"] or "-"))
+    trip = result["roundTripMs"]
+    grid.add_row("Round trip", "-" if trip is None else f"{trip:.0f} ms")
+    return grid
+
+
+DOCTOR_STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+def doctor_view(checks: Sequence[Mapping[str, Any]], *, plain: bool = False) -> RenderableType:
+    """`kalixo doctor`'s checks (their JSON form): status, name, detail and hint."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column(overflow="fold")
+    for check in checks:
+        detail = Text(clean(check["detail"]))
+        if check["hint"]:
+            detail.append(f"\nhint: {clean(check['hint'])}", style="dim")
+        table.add_row(Text(check["status"], style="" if plain else DOCTOR_STYLES[check["status"]]),
+                      check["check"], detail)
+    return table
+
+
+def auth_status_view(report: Mapping[str, Any]) -> RenderableType:
+    """`kalixo auth status`: the active credential, masked, and where it comes from."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Profile", report["profile"])
+    grid.add_row("API", f"{report['apiUrl']} ({report['apiVersion']})")
+    hint = "`kalixo auth set-key`" if report["apiVersion"] == "v2" else "`kalixo auth login`"
+    grid.add_row(report["credential"].capitalize(), report["masked"] or f"none (run {hint})")
+    grid.add_row("Source", report["source"] or "-")
+    grid.add_row("Stored in", report["store"] or "-")
+    for label, key in (("Access expires", "accessTokenExpires"),
+                       ("Refresh expires", "refreshTokenExpires")):
+        if report[key]:
+            grid.add_row(label, report[key])
+    return grid
+
+
+def profiles_view(rows: Sequence[Mapping[str, Any]], *, plain: bool = False) -> RenderableType:
+    """The config file's profiles, credentials masked; * marks the active one."""
+    from rich.table import Table
+
+    table = Table(box=_box(plain), show_edge=False, pad_edge=False)
+    for column in ("", "Profile", "API", "Version", "Token", "API key"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row("*" if row["active"] else "", row["profile"], row["api_url"] or "-",
+                      row["api_version"] or "-", row["token"] or "-", row["api_key"] or "-")
+    return table
+
+
+def schemas_view(rows: Sequence[Mapping[str, Any]], *, plain: bool = False) -> RenderableType:
+    """`kalixo schema --list`: each schema's name and what it describes."""
+    from rich.table import Table
+
+    table = Table(box=None, show_edge=False, pad_edge=False, show_header=not plain)
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Describes")
+    for row in rows:
+        table.add_row(row["name"], row["description"])
+    return table

@@ -240,10 +240,10 @@ def place(journal: JournalStore, api: str, client: OrderClient, request: OrderRe
         with contextlib.suppress(JournalUnusable):  # the order is recorded; only its status
             journal.record_status(api, code, result.order.status)
     if result.notes:
-        from kalixo_cli.terminal.output import warn
+        from kalixo_cli.terminal.output import current
 
         for note in result.notes:
-            warn(note)
+            current().warn(note)
     return result
 
 
