@@ -167,3 +167,15 @@ def test_an_empty_expression_is_refused(sandbox: RunningSandbox, expression: str
     result = run(["orders", "list", "--jq", expression])
     assert result.exit_code == 2
     assert "--jq is empty" in result.stderr
+
+
+def test_a_filter_and_its_failure_belong_to_their_own_run(sandbox: RunningSandbox) -> None:
+    """--jq lives on the run's Output (`state.out`), not in the module: a failed filter in
+    one run neither filters nor fails the next one in the same process."""
+    order = placed()
+    failed = run(["retrieve-order", str(order["orderId"]), "--jq", ".products.pins"])
+    assert failed.exit_code == 9
+    after = run(["retrieve-order", str(order["orderId"]), "-o", "json"])
+    assert after.exit_code == 0, after.stderr
+    assert json.loads(after.stdout)["orderId"] == order["orderId"]
+    assert "--jq" not in after.stderr

@@ -17,6 +17,7 @@ from typer.testing import Result
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.domain.redact import Redactor, mask_pin
 from kalixo_cli.sandbox.server import RunningSandbox
+from kalixo_cli.terminal.output import Output, OutputFormat
 from tests.faultserver import FaultServer, Reply
 from tests.helpers import run
 
@@ -214,3 +215,37 @@ def test_canary_secrets_never_leak(faults: FaultServer, isolated: Path,
     for path in isolated.rglob("*"):
         if path.is_file() and path.name != "config.toml":
             assert CANARY_TOKEN.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize(("fmt", "expected"), [
+    ("json", '{\n  "code": "A-1"\n}\n'),
+    ("jsonl", '{"code":"A-1"}\n'),
+    ("csv", "code\nA-1\n"),
+    ("table", "code A-1\n"),
+])
+def test_one_result_call_prints_the_chosen_form(fmt: OutputFormat, expected: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = Output()
+    out.use(fmt, explicit=True)
+    record = {"code": "A-1"}
+    out.result(record, csv=(["code"], [record]), view=lambda plain, width: "code A-1")
+    assert capsys.readouterr().out == expected
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "table"])
+def test_a_form_not_given_prints_nothing_in_its_format(
+        fmt: OutputFormat, capsys: pytest.CaptureFixture[str]) -> None:
+    out = Output()
+    out.use(fmt, explicit=True)
+    out.result({"code": "A-1"}, jsonl=())  # as `orders sync`: its lines went out already
+    assert capsys.readouterr().out == ""
+
+
+def test_quiet_silences_notes_and_warnings_never_errors(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = Output(quiet=True)
+    out.note("a note")
+    out.warn("a warning")
+    out.error(["it failed\x1b[2J"], "try again")
+    assert capsys.readouterr().err == ("kalixo: error: it failed\\x1b[2J\n"
+                                       "kalixo: hint: try again\n")
