@@ -99,7 +99,7 @@ def test_every_v2_status_is_rendered(v2: RunningSandbox, product_id: int, sku: s
                                      quantity: int, status: str) -> None:
     placed = run(["place-order", "-", "--format", "json", "--wait", "--poll-interval", "1",
                   "-o", "json"], input=test_order(product_id, sku, quantity))
-    """place-order exits 0, 9 or 7 by the final status, and prints exactly what
+    """place-order exits 0, 12 or 7 by the final status, and prints exactly what
     retrieve-order prints: currency, total and SKUs come from the journal's request, and a
     failed order keeps the lines ordered (without PINs)."""
     order = json.loads(placed.stdout)
