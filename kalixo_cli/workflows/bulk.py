@@ -480,25 +480,96 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
     out, or the retry budget did) get further rounds: each is looked up by code, and sent
     again only if the API has no order under it. Their result is reported once, at the end.
     """
-    from kalixo_cli.domain.models import OrderRequest
+    sender = _Sender(journal=journal, api=api, client_factory=client_factory,
+                     concurrency=concurrency, on_result=on_result, stop=stop,
+                     rounds=RECONCILE_ROUNDS if can_look_up else 0)
+    return sender.send(plan)
 
-    summary = Summary()
-    started = time.monotonic()
-    local = threading.local()
-    in_flight: dict[Future[Result | None], tuple[str, str]] = {}
-    held: list[tuple[str, str]] = []  # unknown so far, to reconcile in the next round
-    rounds_left = RECONCILE_ROUNDS if can_look_up else 0
 
-    def work(body: str) -> Result | None:
-        if stop.is_set():  # stopped while it waited in line: never sent
+class _Sender:
+    """One run of `send_plan`: the workers' orders in flight, the ones held for the next
+    round, and the summary; the main thread alone hands out, collects and reports."""
+
+    def __init__(self, *, journal: JournalStore, api: str,
+                 client_factory: Callable[[], OrderClient], concurrency: int,
+                 on_result: Callable[[Result], None], stop: threading.Event,
+                 rounds: int) -> None:
+        self.journal = journal
+        self.api = api
+        self.client_factory = client_factory
+        self.concurrency = concurrency
+        self.on_result = on_result
+        self.stop = stop
+        self.rounds_left = rounds
+        self.summary = Summary()
+        self.local = threading.local()  # each worker's own client
+        self.in_flight: dict[Future[Result | None], tuple[str, str]] = {}
+        self.held: list[tuple[str, str]] = []  # unknown so far, to reconcile next round
+
+    def send(self, plan: Plan) -> Summary:
+        started = time.monotonic()
+        summary, in_flight, held = self.summary, self.in_flight, self.held
+        with ThreadPoolExecutor(max_workers=self.concurrency,
+                                thread_name_prefix="kalixo-send") as pool, \
+                _first_ctrl_c_stops(self.stop) as interrupted:
+            # A first Ctrl-C only sets `stop`: nothing new starts, requests already on the
+            # wire finish (each has its timeout) and are reported once, by the same
+            # bookkeeping as ever, since no exception cuts into it. A second Ctrl-C leaves
+            # at once.
+            try:
+                self._round(pool, ((code, body) for _, code, body, _ in plan.orders_to_send()))
+                while held and not self.stop.is_set():
+                    self.rounds_left -= 1
+                    again, held[:] = list(held), []
+                    self._round(pool, again)
+            except KeyboardInterrupt:
+                for future in list(in_flight):
+                    future.cancel()
+                self.journal.abandon_in_flight(self.api, [c for c, _ in in_flight.values()],
+                                               "interrupted twice while sending")
+                raise
+            if interrupted.is_set():
+                summary.worst = ExitCode.INTERRUPTED
+                summary.stopped = "interrupted: requests in flight were finished; run the " \
+                    "same command again to send the rest"
+            for code, _ in held:  # interrupted before their round: unknown, as journaled
+                result = Result(code, "unknown", detail="not reconciled before the run stopped")
+                summary.add(result)
+                self.on_result(result)
+        summary.send_seconds = time.monotonic() - started
+        return summary
+
+    def _work(self, body: str) -> Result | None:
+        """In a worker: place one order (None: stopped while it waited in line, never sent)."""
+        from kalixo_cli.domain.models import OrderRequest
+
+        if self.stop.is_set():
             return None
-        client = getattr(local, "client", None)
+        client = getattr(self.local, "client", None)
         if client is None:
-            client = local.client = client_factory()
+            client = self.local.client = self.client_factory()
         request = OrderRequest.model_validate_json(body)
-        return _place_one(journal, api, client, request)
+        return _place_one(self.journal, self.api, client, request)
 
-    def collect(done: Iterable[Future[Result | None]]) -> None:
+    def _round(self, pool: ThreadPoolExecutor, items: Iterable[tuple[str, str]]) -> None:
+        in_flight = self.in_flight
+        for code, body in items:
+            if self.stop.is_set():
+                break
+            # Twice as many as the workers: one waits in line for each, so a worker that
+            # finishes takes its next order at once, not when this thread gets to it.
+            while len(in_flight) >= 2 * self.concurrency:
+                done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                self._collect(done)
+            if self.stop.is_set():
+                break
+            in_flight[pool.submit(self._work, body)] = (code, body)
+        while in_flight:
+            done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+            self._collect(done)
+
+    def _collect(self, done: Iterable[Future[Result | None]]) -> None:
+        in_flight, summary, stop = self.in_flight, self.summary, self.stop
         finished = set(done)
         # In the order they were handed out (file order), not the set's: with an order
         # waiting in line per worker, several can finish before this thread looks.
@@ -507,7 +578,8 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
             try:
                 result = future.result()
             except BaseException as exc:  # a bug in a worker: the order's fate is unknown
-                journal.abandon_in_flight(api, [code], f"{type(exc).__name__} in a worker")
+                self.journal.abandon_in_flight(self.api, [code],
+                                               f"{type(exc).__name__} in a worker")
                 result = Result(code, "unknown", detail=f"{type(exc).__name__}: {exc}")
             if result is None:  # stopped while waiting for its turn: not sent
                 del in_flight[future]
@@ -515,13 +587,13 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
             result = result.settled()  # recorded before it is reported
             # Unknown, or not placed for a passing reason (refused connection, 429s past
             # the budget): with look-ups, both are safe to try again in the next round.
-            if result.outcome in ("unknown", "failed") and rounds_left > 0 \
+            if result.outcome in ("unknown", "failed") and self.rounds_left > 0 \
                     and not stop.is_set():
-                held.append((code, body))
+                self.held.append((code, body))
                 del in_flight[future]
                 continue
             summary.add(result)
-            on_result(result)
+            self.on_result(result)
             del in_flight[future]
             if isinstance(result.error, AuthRejected):
                 stop.set()
@@ -530,50 +602,6 @@ def send_plan(plan: Plan, *, journal: JournalStore, api: str,
                 stop.set()
                 summary.stopped = (f"the journal cannot be written ({result.error.message}); "
                                    "nothing more was sent")
-
-    def run_round(pool: ThreadPoolExecutor, items: Iterable[tuple[str, str]]) -> None:
-        for code, body in items:
-            if stop.is_set():
-                break
-            # Twice as many as the workers: one waits in line for each, so a worker that
-            # finishes takes its next order at once, not when this thread gets to it.
-            while len(in_flight) >= 2 * concurrency:
-                done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
-                collect(done)
-            if stop.is_set():
-                break
-            in_flight[pool.submit(work, body)] = (code, body)
-        while in_flight:
-            done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
-            collect(done)
-
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kalixo-send") as pool, \
-            _first_ctrl_c_stops(stop) as interrupted:
-        # A first Ctrl-C only sets `stop`: nothing new starts, requests already on the wire
-        # finish (each has its timeout) and are reported once, by the same bookkeeping as
-        # ever, since no exception cuts into it. A second Ctrl-C leaves at once.
-        try:
-            run_round(pool, ((code, body) for _, code, body, _ in plan.orders_to_send()))
-            while held and not stop.is_set():
-                rounds_left -= 1
-                again, held[:] = list(held), []
-                run_round(pool, again)
-        except KeyboardInterrupt:
-            for future in list(in_flight):
-                future.cancel()
-            journal.abandon_in_flight(api, [c for c, _ in in_flight.values()],
-                                      "interrupted twice while sending")
-            raise
-        if interrupted.is_set():
-            summary.worst = ExitCode.INTERRUPTED
-            summary.stopped = "interrupted: requests in flight were finished; run the same " \
-                "command again to send the rest"
-        for code, _ in held:  # interrupted before their round: unknown, as journaled
-            result = Result(code, "unknown", detail="not reconciled before the run stopped")
-            summary.add(result)
-            on_result(result)
-    summary.send_seconds = time.monotonic() - started
-    return summary
 
 
 def skipped_results(plan: Plan, *, journal: JournalStore, api: str,
