@@ -7,7 +7,6 @@ with an invalid file fails before any credential is looked up or sandbox started
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import typer
@@ -24,19 +23,17 @@ if TYPE_CHECKING:
     from kalixo_cli.commands import OrderOutputChoice, OutputChoice
 
 
-@dataclass
 class AppState(Session):
     """A command's run: the session (settings, client, journal) and the output choices."""
 
-    verbose: bool = False
-    quiet: bool = False
-    no_color: bool = False
-    out: Output = field(default_factory=Output)  # this run's: made again by start()
-    json_errors: bool = False
-
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
         # The session's warnings (the config file's, plain http://) on this run's stderr.
-        self.on_warning = lambda message: self.out.warn(message)
+        super().__init__(on_warning=lambda message: self.out.warn(message))
+        self.verbose = False
+        self.quiet = False
+        self.no_color = False
+        self.out = Output()  # this run's: made again by start()
+        self.json_errors = False
 
     def start(self) -> None:
         if self.sandbox and self.api_url_flag:

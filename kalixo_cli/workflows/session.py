@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,25 +47,29 @@ def log_warning(message: str) -> None:
     logging.getLogger("kalixo").warning("%s", message)
 
 
-@dataclass
 class Session:
     """Flags as given (None: not given), and what is built from them on first use.
 
     `close()` ends what it started: the client's connections, the journal, the sandbox.
+    (A plain class, not a dataclass: every command builds one, and start-up pays for a
+    dataclass's generated code.)
     """
 
-    api_url_flag: str | None = None
-    profile_flag: str | None = None
-    sandbox: bool = False
-    redactor: Redactor = field(default_factory=Redactor)
-    stack: ExitStack = field(default_factory=ExitStack)
-    on_warning: Callable[[str], None] = log_warning
-    _config: ConfigFile | None = None
-    _settings: Settings | None = None
-    _endpoint: Endpoint | None = None
-    _client: OrderClient | None = None
-    _journal: JournalStore | None = None
-    _warned_insecure: bool = False
+    def __init__(self, *, api_url_flag: str | None = None, profile_flag: str | None = None,
+                 sandbox: bool = False,
+                 on_warning: Callable[[str], None] = log_warning) -> None:
+        self.api_url_flag = api_url_flag
+        self.profile_flag = profile_flag
+        self.sandbox = sandbox
+        self.on_warning = on_warning
+        self.redactor = Redactor()
+        self.stack = ExitStack()
+        self._config: ConfigFile | None = None
+        self._settings: Settings | None = None
+        self._endpoint: Endpoint | None = None
+        self._client: OrderClient | None = None
+        self._journal: JournalStore | None = None
+        self._warned_insecure = False
 
     def close(self) -> None:
         self.stack.close()
@@ -323,12 +326,17 @@ class Session:
         return Endpoint(url, credential, journal_key=self.journal_key(), version=version)
 
 
-@dataclass(frozen=True)
 class Endpoint:
-    base_url: str
-    token: str  # the credential: a v1 bearer token or a v2 API key
-    journal_key: str
-    version: ApiVersion = ApiVersion.V1
+    """Where requests go, with what credential, and the API the journal files them under."""
+
+    __slots__ = ("base_url", "journal_key", "token", "version")
+
+    def __init__(self, base_url: str, token: str, *, journal_key: str,
+                 version: ApiVersion = ApiVersion.V1) -> None:
+        self.base_url = base_url
+        self.token = token  # the credential: a v1 bearer token or a v2 API key
+        self.journal_key = journal_key
+        self.version = version
 
 
 def is_sandbox_url(url: str) -> bool:
