@@ -18,6 +18,7 @@ from typer.testing import Result
 
 from kalixo_cli.api.probe import Probe
 from kalixo_cli.commands.account import Check, doctor_exit_code, network_checks
+from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import AuthRejected, ExitCode, TransportError
 from kalixo_cli.sandbox import SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox
@@ -297,17 +298,18 @@ def test_skew_is_measured_from_the_middle_of_the_round_trip() -> None:
 
 
 def test_network_checks_read_one_probe() -> None:
-    ok = network_checks(probe(), "v2")
+    ok = network_checks(probe(), ApiVersion.V2)
     assert [(c.name, c.status) for c in ok] == [
         ("connectivity", "ok"), ("credential accepted", "ok"), ("clock", "ok")]
-    skewed = network_checks(probe(server_time=1031.0), "v2")
+    skewed = network_checks(probe(server_time=1031.0), ApiVersion.V2)
     assert skewed[2].status == "warn" and "31 s behind" in skewed[2].detail
-    refused = network_checks(probe(status=401, error=AuthRejected("no", status=401)), "v1")
+    refused = network_checks(probe(status=401, error=AuthRejected("no", status=401)), ApiVersion.V1)
     assert [c.status for c in refused] == ["ok", "fail", "ok"]
     assert refused[1].exit_code == ExitCode.AUTH
-    down = network_checks(probe(status=None, error=TransportError("cannot reach it")), "v1")
+    down = network_checks(probe(status=None, error=TransportError("cannot reach it")),
+                          ApiVersion.V1)
     assert [c.status for c in down] == ["fail", "skip", "skip"]
-    busy = network_checks(probe(status=503, error=None, server_time=None), "v2")
+    busy = network_checks(probe(status=503, error=None, server_time=None), ApiVersion.V2)
     assert [c.status for c in busy] == ["fail", "skip", "warn"]
 
 

@@ -66,6 +66,7 @@ RETRIEVE_MODULES = sorted([
     # every request is bounded in time and size, and every output is sanitised
     "kalixo_cli.api.limits", "kalixo_cli.domain.sanitize",
     "kalixo_cli.commands", "kalixo_cli.commands.order", "kalixo_cli.commands.context",
+    "kalixo_cli.commands.options",
     "kalixo_cli.store", "kalixo_cli.store.config",
     "kalixo_cli.domain.api_version", "kalixo_cli.domain.normalize", "kalixo_cli.domain.order",
     "kalixo_cli.domain.redact",

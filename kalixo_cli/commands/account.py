@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import typer
 
-from kalixo_cli.commands import JqOption, OutputChoice, OutputOption
 from kalixo_cli.commands.context import AppState, get_state
+from kalixo_cli.commands.options import JqOption, OutputChoice, OutputOption
+from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import (
     AuthRejected,
     ConfigError,
@@ -31,7 +32,7 @@ DOCTOR_DEADLINE = 10.0  # seconds of retrying a doctor may spend before it says 
 
 def _v2_client(state: AppState, what: str, hint: str) -> "V2Client":
     """The client, when the API in force is v2; else a UsageError (exit 2) saying so."""
-    if state.settings().api_version.value == "v2":  # before a client is built (credentials)
+    if state.settings().version is ApiVersion.V2:  # before a client is built (credentials)
         from kalixo_cli.api.v2 import V2Client
 
         client = state.client()
@@ -256,7 +257,7 @@ def check_credential(state: AppState, settings: "Settings") -> Check:
     if state.sandbox:
         return Check(name, "ok", "the sandbox's built-in test credential")
     credential = settings.credential
-    kind = "API key" if settings.api_version.value == "v2" else "token"
+    kind = settings.version.credential_name
     if credential is None:
         return Check(
             name, "fail", f"no {kind} for profile {settings.profile.value}",
@@ -268,9 +269,9 @@ def check_credential(state: AppState, settings: "Settings") -> Check:
     return Check(name, "ok", f"{kind} {mask_secret(credential.value)} from {credential.source}")
 
 
-def network_checks(probe: "Probe", version: str) -> list[Check]:
+def network_checks(probe: "Probe", version: ApiVersion) -> list[Check]:
     """Connectivity, credential accepted and clock skew, from one request's answer."""
-    what = "GET /ping" if version == "v2" else "GET catalog/products?take=1"
+    what = "GET /ping" if version is ApiVersion.V2 else "GET catalog/products?take=1"
     error = probe.error
     if probe.status is None:
         message = error.message if error is not None else "no answer"

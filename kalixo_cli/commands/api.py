@@ -18,8 +18,8 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from kalixo_cli.commands import JqOption
 from kalixo_cli.commands.context import AppState, get_state
+from kalixo_cli.commands.options import JqOption
 from kalixo_cli.domain.errors import UsageError
 
 if TYPE_CHECKING:

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-from kalixo_cli.commands import JqOption, OutputOption
 from kalixo_cli.commands.context import AppState, get_state
+from kalixo_cli.commands.options import JqOption, OutputOption
+from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import UsageError
 from kalixo_cli.store.config import ENV_API_KEY, ENV_TOKEN, mask_secret
 
@@ -108,7 +109,7 @@ def login(
 
     state = get_state(ctx)
     settings = state.settings()
-    if settings.api_version.value != "v1":
+    if settings.version is not ApiVersion.V1:
         raise UsageError("login is for API v1; API v2 uses keys",
                          hint="use `kalixo auth set-key`")
     if email is None:
@@ -160,14 +161,14 @@ def _status(state: AppState) -> dict[str, Any]:
         "apiUrl": settings.api_url.value,
         "apiVersion": settings.api_version.value,
         "authenticated": credential is not None,
-        "credential": "api key" if settings.api_version.value == "v2" else "token",
+        "credential": "api key" if settings.version is ApiVersion.V2 else "token",
         "masked": mask_secret(credential.value) if credential else None,
         "source": credential.source if credential else None,
         "store": _store(credential.source) if credential else None,
         "accessTokenExpires": None,
         "refreshTokenExpires": None,
     }
-    if settings.api_version.value == "v1" and settings.token is not None:
+    if settings.version is ApiVersion.V1 and settings.token is not None:
         expiry = jwt_expiry(settings.token.value)
         report["accessTokenExpires"] = expiry.isoformat() if expiry else None
     if settings.refresh_token is not None:

@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.commands import JqOption, OrderOutputChoice
 from kalixo_cli.commands.context import AppState, get_state
+from kalixo_cli.commands.options import JqOption, OrderOutputChoice
 from kalixo_cli.domain.errors import UsageError
 
 if TYPE_CHECKING:

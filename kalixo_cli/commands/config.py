@@ -4,8 +4,8 @@ from typing import Annotated
 
 import typer
 
-from kalixo_cli.commands import JqOption, OutputOption
 from kalixo_cli.commands.context import get_state
+from kalixo_cli.commands.options import JqOption, OutputOption
 from kalixo_cli.domain.errors import ConfigError, UsageError
 from kalixo_cli.store.config import SECRET_KEYS, SETTABLE_KEYS, config_path
 

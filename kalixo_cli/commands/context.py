@@ -20,7 +20,7 @@ from kalixo_cli.workflows.session import Session
 ENV_DEBUG = "KALIXO_DEBUG"
 
 if TYPE_CHECKING:
-    from kalixo_cli.commands import OrderOutputChoice, OutputChoice
+    from kalixo_cli.commands.options import OrderOutputChoice, OutputChoice
 
 
 class AppState(Session):

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.commands import OutputOption
 from kalixo_cli.commands.context import AppState, get_state
+from kalixo_cli.commands.options import OutputOption
 from kalixo_cli.domain.errors import ExitCode, KalixoError, UsageError
 
 if TYPE_CHECKING:

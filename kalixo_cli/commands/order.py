@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.commands import JqOption, OrderOutputOption, RawOption
 from kalixo_cli.commands.context import AppState, get_state
+from kalixo_cli.commands.options import JqOption, OrderOutputOption, RawOption
+from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import (
     JournalUnusable,
     KalixoError,
@@ -422,7 +423,7 @@ def retrieve_order(
     state = get_state(ctx)
     state.choose_output(output, raw)
     _check_pins_out(pins_out, force=force)
-    key = _reference(reference, state.settings().api_version.value)
+    key = _reference(reference, state.settings().version)
     client = state.client()
     result = client.retrieve_order(key)
     if wait:
@@ -435,14 +436,14 @@ def retrieve_order(
                   force=force, exit_on_status=exit_status)
 
 
-def _reference(text: str, version: str) -> int | str:
+def _reference(text: str, version: ApiVersion) -> int | str:
     """An orderId (a positive integer), or on v2 an externalOrderCode too."""
     value = text.strip()
     if value.isdigit() and int(value) > 0:
         return int(value)
-    if version == "v2" and value and value.isprintable():
+    if version.finds_orders_by_code and value and value.isprintable():
         return value
     raise UsageError(
         f"ORDER_ID {text!r} is not a positive integer",
-        hint="API v1 finds orders by orderId only" if version == "v1" else None,
+        hint="API v1 finds orders by orderId only" if version is ApiVersion.V1 else None,
     )

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from kalixo_cli.commands import JqOption, OrderOutputOption
 from kalixo_cli.commands.context import get_state
+from kalixo_cli.commands.options import JqOption, OrderOutputOption
+from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import ExitCode, UsageError
 from kalixo_cli.terminal.output import Output
 
@@ -320,7 +321,7 @@ def sync(
             f"{'have' if unknown != 1 else 'has'} an unknown outcome",
             hint="on API v1, find each order's id (Kalixo support) and record it with "
             "`kalixo orders resolve CODE --order-id N` (or --not-placed); on v2, sync "
-            "again later" if settings.api_version.value == "v1" else
+            "again later" if settings.version is ApiVersion.V1 else
             "sync again later; `kalixo orders list --state unknown` lists them",
         )
     if code_ != ExitCode.OK:

@@ -9,8 +9,8 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kalixo_cli.commands import JqOption
 from kalixo_cli.commands.context import AppState, get_state
+from kalixo_cli.commands.options import JqOption
 from kalixo_cli.domain.errors import ExitCode, KalixoError, PinsNotSaved, UsageError
 from kalixo_cli.terminal.output import Output, OutputFormat
 
@@ -186,7 +186,7 @@ def place_orders(
             iter_bulk_orders(stream, name="<stdin>" if file == "-" else file,
                              fmt=source_format, currency=currency),
             journal=journal, api=api, max_problems=max_errors,
-            can_look_up=state.settings().api_version.value == "v2",
+            can_look_up=state.settings().version.finds_orders_by_code,
         )
     finally:
         if stream is not sys.stdin.buffer:
@@ -340,7 +340,7 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
     try:
         summary = send_plan(plan, journal=state.journal(), api=api, client_factory=client,
                             concurrency=concurrency, on_result=on_result, stop=stop,
-                            can_look_up=state.settings().api_version.value == "v2")
+                            can_look_up=state.settings().version.finds_orders_by_code)
     finally:
         progress.stop()
     summary.not_sent = max(0, plan.to_send - reported[0])

@@ -5,8 +5,8 @@ from typing import Annotated
 
 import typer
 
-from kalixo_cli.commands import JqOption, OutputOption
 from kalixo_cli.commands.context import get_state
+from kalixo_cli.commands.options import JqOption, OutputOption
 from kalixo_cli.domain.errors import UsageError
 
 
