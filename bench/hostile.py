@@ -29,19 +29,36 @@ import resource, subprocess, sys
 code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
-ORDER = {"orderId": 7, "orderStatus": "completed",
-         "products": [{"productId": 2, "price": 1, "quantity": 1, "pin": [{"pin": "A-B"}]}]}
+ORDER = {
+    "orderId": 7,
+    "orderStatus": "completed",
+    "products": [{"productId": 2, "price": 1, "quantity": 1, "pin": [{"pin": "A-B"}]}],
+}
 
 
 def measure(url: str) -> tuple[int, float, int]:
-    env = {**os.environ, "KALIXO_API_URL": f"{url}/v1", "KALIXO_TOKEN": "bench-token-0123456789",
-           "KALIXO_TIMEOUT": "3", "KALIXO_RETRIES": "0", "KALIXO_NO_KEYRING": "1"}
-    command = shlex.split(os.environ.get("BENCH_KALIXO", "")) or [sys.executable, "-m",
-                                                                   "kalixo_cli"]
+    env = {
+        **os.environ,
+        "KALIXO_API_URL": f"{url}/v1",
+        "KALIXO_TOKEN": "bench-token-0123456789",
+        "KALIXO_TIMEOUT": "3",
+        "KALIXO_RETRIES": "0",
+        "KALIXO_NO_KEYRING": "1",
+    }
+    command = shlex.split(os.environ.get("BENCH_KALIXO", "")) or [
+        sys.executable,
+        "-m",
+        "kalixo_cli",
+    ]
     kalixo = [*command, "retrieve-order", "7", "-o", "json"]
     started = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", MEASURE, *kalixo], env=env, check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, *kalixo],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return int(out[0]), time.monotonic() - started, int(out[1])
 
 
@@ -62,8 +79,7 @@ def main() -> None:
             server.on("/v1/orders/retrieve-order", reply)
             code, wall, rss_kb = measure(server.url)
         baseline = baseline or rss_kb
-        print(f"{name:<28} {code:>4} {wall:>7.2f} {rss_kb / 1024:>12.1f} "
-              f"{rss_kb / baseline:>9.2f}")
+        print(f"{name:<28} {code:>4} {wall:>7.2f} {rss_kb / 1024:>12.1f} {rss_kb / baseline:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ import time
 
 def run_once(argv: list[str]) -> tuple[float, float]:
     started = time.perf_counter()
-    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -47,9 +48,11 @@ def main() -> None:
             cpu[name].append(c)
     med_wall = {name: statistics.median(values) for name, values in wall.items()}
     med_cpu = {name: statistics.median(values) for name, values in cpu.items()}
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} "
-          f"at the end; {runs} interleaved rounds")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} "
+        f"at the end; {runs} interleaved rounds"
+    )
     print()
     print("| command | wall median (ms) | CPU median (ms) |")
     print("|---|---:|---:|")

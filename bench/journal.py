@@ -31,8 +31,12 @@ API = "bench"
 
 
 def body(n: int) -> dict[str, object]:
-    return {"externalOrderCode": f"B-{n}", "currency": "GBP", "price": 839,
-            "orderProducts": [{"productId": 6, "price": 839, "quantity": 1}]}
+    return {
+        "externalOrderCode": f"B-{n}",
+        "currency": "GBP",
+        "price": 839,
+        "orderProducts": [{"productId": 6, "price": 839, "quantity": 1}],
+    }
 
 
 def old_path(path: Path, orders: int) -> float:
@@ -40,19 +44,25 @@ def old_path(path: Path, orders: int) -> float:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE orders (api TEXT, code TEXT, hash TEXT, body TEXT, state TEXT, "
-               "order_id INTEGER, attempts INTEGER, created_at REAL, updated_at REAL, "
-               "PRIMARY KEY (api, code))")
+    db.execute(
+        "CREATE TABLE orders (api TEXT, code TEXT, hash TEXT, body TEXT, state TEXT, "
+        "order_id INTEGER, attempts INTEGER, created_at REAL, updated_at REAL, "
+        "PRIMARY KEY (api, code))"
+    )
     started = time.perf_counter()
     for n in range(orders):
         text = json.dumps(body(n))
         now = time.time()
         db.execute("SELECT * FROM orders WHERE api = ? AND code = ?", (API, f"B-{n}"))
-        db.execute("INSERT INTO orders VALUES (?, ?, ?, ?, 'sending', NULL, 1, ?, ?) "
-                   "ON CONFLICT (api, code) DO UPDATE SET state = 'sending'",
-                   (API, f"B-{n}", request_hash(body(n)), text, now, now))
-        db.execute("UPDATE orders SET state = 'placed', order_id = ? WHERE api = ? AND code = ?",
-                   (n, API, f"B-{n}"))
+        db.execute(
+            "INSERT INTO orders VALUES (?, ?, ?, ?, 'sending', NULL, 1, ?, ?) "
+            "ON CONFLICT (api, code) DO UPDATE SET state = 'sending'",
+            (API, f"B-{n}", request_hash(body(n)), text, now, now),
+        )
+        db.execute(
+            "UPDATE orders SET state = 'placed', order_id = ? WHERE api = ? AND code = ?",
+            (n, API, f"B-{n}"),
+        )
     elapsed = time.perf_counter() - started
     db.close()
     return orders / elapsed
@@ -89,9 +99,16 @@ print(json.dumps({"won": won, "seconds": time.perf_counter() - started}))
 def two_processes(path: Path, orders: int) -> tuple[list[int], float]:
     Journal(path).close()
     root = str(Path(__file__).resolve().parent.parent)
-    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(path), str(orders)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                               cwd=root) for _ in range(2)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(path), str(orders)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=root,
+        )
+        for _ in range(2)
+    ]
     for racer in racers:  # both have opened the journal
         assert racer.stdout is not None
         assert racer.stdout.readline().strip() == "ready"
@@ -113,8 +130,10 @@ def main() -> None:
     print(f"orders: {orders}")
     print(f"upsert + outcome (before claims): {old:,.0f} orders/s")
     print(f"claim + outcome (now):            {new:,.0f} orders/s  ({new / old:.2f}x)")
-    print(f"two processes, same {orders} codes: won {won[0]} + {won[1]} = {sum(won)} "
-          f"(must be {orders}); {rate:,.0f} codes/s together")
+    print(
+        f"two processes, same {orders} codes: won {won[0]} + {won[1]} = {sum(won)} "
+        f"(must be {orders}); {rate:,.0f} codes/s together"
+    )
     if sum(won) != orders:
         raise SystemExit("a code was claimed twice or not at all")
 

@@ -97,9 +97,15 @@ def worker(url: str, prefix: str, count: int, threads: int) -> None:
 
 
 def two_machines(url: str, prefix: str, count: int, threads: int) -> dict[str, Any]:
-    procs = [subprocess.Popen(
-        [sys.executable, __file__, "--worker", url, prefix, str(count), str(threads)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--worker", url, prefix, str(count), str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for proc in procs:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     started = time.perf_counter()
@@ -110,15 +116,22 @@ def two_machines(url: str, prefix: str, count: int, threads: int) -> dict[str, A
     results = [json.loads(proc.communicate(timeout=1800)[0]) for proc in procs]
     seconds = time.perf_counter() - started
     won = sum(r["won"] for r in results)
-    return {"won": won, "seconds": seconds,
-            "latencies": [x for r in results for x in r["latencies"]]}
+    return {
+        "won": won,
+        "seconds": seconds,
+        "latencies": [x for r in results for x in r["latencies"]],
+    }
 
 
-def figures(label: str, backend: str, won: int, orders: int, latencies: list[float],
-            seconds: float) -> dict[str, Any]:
+def figures(
+    label: str, backend: str, won: int, orders: int, latencies: list[float], seconds: float
+) -> dict[str, Any]:
     ordered = sorted(latencies)
     return {
-        "backend": backend, "run": label, "orders": orders, "won": won,
+        "backend": backend,
+        "run": label,
+        "orders": orders,
+        "won": won,
         "orders_per_s": orders / seconds,
         "median_ms": statistics.median(ordered) * 1000,
         "p95_ms": ordered[int(len(ordered) * 0.95) - 1] * 1000,
@@ -135,8 +148,9 @@ def bench_backend(backend: str, url: str, orders: int) -> list[dict[str, Any]]:
     rows.append(figures("c=8", backend, won, orders, lat, secs))
     journal.close()
     both = two_machines(url, f"{backend}-two", orders, 4)
-    row = figures("2 machines, c=4 each", backend, both["won"], orders, both["latencies"],
-                  both["seconds"])
+    row = figures(
+        "2 machines, c=4 each", backend, both["won"], orders, both["latencies"], both["seconds"]
+    )
     row["exactly_once"] = both["won"] == orders
     rows.append(row)
     return rows
@@ -148,12 +162,14 @@ def main() -> None:
     args = parser.parse_args()
     from tests.pgserver import running_postgres
 
-    print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(
+        f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kalixo-bench-") as work:
-        rows += bench_backend("sqlite", f"sqlite://{Path(work) / 'journal.sqlite3'}",
-                              args.orders)
+        rows += bench_backend("sqlite", f"sqlite://{Path(work) / 'journal.sqlite3'}", args.orders)
         with running_postgres(durable=True) as server:
             os.environ["PGPASSWORD"] = server.password
             url = server.create_database("bench")
@@ -163,20 +179,26 @@ def main() -> None:
                 fresh.migrate()
             with server.connect() as admin:
                 version = admin.execute("SHOW server_version").fetchone()
-            print(f"# PostgreSQL {version[0] if version else '?'}, fsync on, loopback",
-                  flush=True)
+            print(f"# PostgreSQL {version[0] if version else '?'}, fsync on, loopback", flush=True)
             rows += bench_backend("postgresql", url, args.orders)
     print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
-    print("| backend | run | orders | orders/s | added latency per order, median (ms) "
-          "| p95 (ms) | each code won once |")
+    print(
+        "| backend | run | orders | orders/s | added latency per order, median (ms) "
+        "| p95 (ms) | each code won once |"
+    )
     print("|---|---|---:|---:|---:|---:|---|")
     for row in rows:
-        once = ("yes" if row.get("exactly_once", row["won"] == row["orders"]) else
-                f"NO ({row['won']} won)")
-        print(f"| {row['backend']} | {row['run']} | {row['orders']} | "
-              f"{row['orders_per_s']:.0f} | {row['median_ms']:.2f} | {row['p95_ms']:.2f} | "
-              f"{once} |")
+        once = (
+            "yes"
+            if row.get("exactly_once", row["won"] == row["orders"])
+            else f"NO ({row['won']} won)"
+        )
+        print(
+            f"| {row['backend']} | {row['run']} | {row['orders']} | "
+            f"{row['orders_per_s']:.0f} | {row['median_ms']:.2f} | {row['p95_ms']:.2f} | "
+            f"{once} |"
+        )
 
 
 if __name__ == "__main__":

@@ -28,48 +28,58 @@ if TYPE_CHECKING:
 COMMANDS: dict[str, LazyCommand] = {
     "place-order": LazyCommand(
         "kalixo_cli.commands.order:place_order",
-        "Place an order from a JSON or CSV file and print its PINs."),
+        "Place an order from a JSON or CSV file and print its PINs.",
+    ),
     "retrieve-order": LazyCommand(
-        "kalixo_cli.commands.order:retrieve_order",
-        "Show an order's status, lines and PINs."),
+        "kalixo_cli.commands.order:retrieve_order", "Show an order's status, lines and PINs."
+    ),
     "place-orders": LazyCommand(
         "kalixo_cli.commands.place_orders:place_orders",
-        "Place many orders from one file, each exactly once; re-runs resume."),
+        "Place many orders from one file, each exactly once; re-runs resume.",
+    ),
     "wallet": LazyCommand(
         "kalixo_cli.commands.account:wallet",
-        "Show the wallet: balance per currency and the low-balance alert (API v2)."),
+        "Show the wallet: balance per currency and the low-balance alert (API v2).",
+    ),
     "ping": LazyCommand(
         "kalixo_cli.commands.account:ping",
-        "Check that the API v2 answers: its status, server time and the round trip."),
+        "Check that the API v2 answers: its status, server time and the round trip.",
+    ),
     "doctor": LazyCommand(
         "kalixo_cli.commands.account:doctor",
-        "Check the setup: config file, profile, credential, connectivity, clock."),
+        "Check the setup: config file, profile, credential, connectivity, clock.",
+    ),
     "schema": LazyCommand(
         "kalixo_cli.commands.schema:schema",
-        "Print the JSON Schema (2020-12) of what kalixo reads and prints."),
+        "Print the JSON Schema (2020-12) of what kalixo reads and prints.",
+    ),
     "api": LazyCommand(
         "kalixo_cli.commands.api:api",
-        "Call any path of the configured API, authenticated, and print the answer."),
+        "Call any path of the configured API, authenticated, and print the answer.",
+    ),
     "orders": LazyCommand(
         "kalixo_cli.commands.orders:app",
         "What was sent: the journal of placed orders (this machine's, or the shared one "
-        "journal_url names)."),
+        "journal_url names).",
+    ),
     "journal": LazyCommand(
         "kalixo_cli.commands.journal:app",
-        "Set up the shared journal (PostgreSQL) that several machines use."),
+        "Set up the shared journal (PostgreSQL) that several machines use.",
+    ),
     "auth": LazyCommand(
         "kalixo_cli.commands.auth:app",
-        "Manage credentials: log in (v1), or store a token (v1) or an API key (v2)."),
-    "config": LazyCommand(
-        "kalixo_cli.commands.config:app",
-        "Show and change settings."),
+        "Manage credentials: log in (v1), or store a token (v1) or an API key (v2).",
+    ),
+    "config": LazyCommand("kalixo_cli.commands.config:app", "Show and change settings."),
     "sandbox": LazyCommand(
         "kalixo_cli.commands.sandbox:app",
         "Run the offline emulator of the Kalixo API v1 and v2 (test credentials and API key, "
-        "test products, fake PINs)."),
+        "test products, fake PINs).",
+    ),
     "catalog": LazyCommand(
         "kalixo_cli.commands.catalog:app",
-        "Browse the catalog: products, prices and open-denomination ranges."),
+        "Browse the catalog: products, prices and open-denomination ranges.",
+    ),
 }
 
 # Global flags that may also be typed after the command name; moved before it on parsing.
@@ -104,7 +114,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
         if arg in _GLOBAL_FLAGS:
             moved.append(arg)
         elif arg in _GLOBAL_OPTIONS_WITH_VALUE and index + 1 < len(tail):
-            moved.extend(tail[index:index + 2])
+            moved.extend(tail[index : index + 2])
             index += 1
         elif arg.split("=", 1)[0] in _GLOBAL_OPTIONS_WITH_VALUE and "=" in arg:
             moved.append(arg)
@@ -139,9 +149,10 @@ def _name_the_variable(state: "AppState | None", error: KalixoError) -> None:
         error.message = error.message.replace("the credentials", f"the credential in {variable}")
         if variable not in error.message:
             error.message = f"{error.message} (credential from {variable})"
-        error.hint = (f"fix or unset {variable}: a credential in the environment is the only "
-                      f"one used, never the saved one instead" +
-                      (f"; {error.hint}" if error.hint else ""))
+        error.hint = (
+            f"fix or unset {variable}: a credential in the environment is the only "
+            f"one used, never the saved one instead" + (f"; {error.hint}" if error.hint else "")
+        )
 
 
 def _silence_stdout() -> None:
@@ -169,11 +180,13 @@ def _report(state: "AppState | None", error: KalixoError) -> None:
     _name_the_variable(state, error)
     redact = state.redactor if state is not None else Redactor()
     (state.out if state is not None else Output()).error(
-        [redact(line) for line in error.lines()], redact(error.hint) if error.hint else None)
+        [redact(line) for line in error.lines()], redact(error.hint) if error.hint else None
+    )
     context = state.error_context() if state is not None else None
     if context:
-        sys.stderr.write(clean(f"kalixo: (profile {context['profile']}, "
-                               f"{redact(context['apiUrl'])})") + "\n")
+        sys.stderr.write(
+            clean(f"kalixo: (profile {context['profile']}, {redact(context['apiUrl'])})") + "\n"
+        )
     if state is not None and state.json_errors:
         data = error.to_json()
         if context:
@@ -186,8 +199,10 @@ def load_command(name: str, entry: LazyCommand) -> Command:
     target = entry.load_target()
     if isinstance(target, typer.Typer):
         return typer.main.get_group_from_info(
-            TyperInfo(target, name=name), pretty_exceptions_short=app.pretty_exceptions_short,
-            rich_markup_mode=app.rich_markup_mode, suggest_commands=app.suggest_commands,
+            TyperInfo(target, name=name),
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode,
+            suggest_commands=app.suggest_commands,
         )
     if not callable(target):
         raise TypeError(f"{entry.target} is neither a command function nor a Typer app")
@@ -227,8 +242,9 @@ class KalixoGroup(TyperGroup):
             return
         limit = formatter.width - 6 - max(len(name) for name, _ in visible)
         with formatter.section(_("Commands")):
-            formatter.write_dl([(name, command.get_short_help_str(limit))
-                                for name, command in visible])
+            formatter.write_dl(
+                [(name, command.get_short_help_str(limit)) for name, command in visible]
+            )
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args))
@@ -240,8 +256,11 @@ class KalixoGroup(TyperGroup):
             return result
         except KalixoError as exc:
             state = _state_of(ctx)
-            if (not isinstance(exc, FilterFailed) and state is not None
-                    and state.out.jq_failure is not None):
+            if (
+                not isinstance(exc, FilterFailed)
+                and state is not None
+                and state.out.jq_failure is not None
+            ):
                 state.out.error([f"--jq failed on the result: {state.out.jq_failure}"])
             _report(state, exc)
             raise typer.Exit(int(exc.exit_code)) from None
@@ -264,8 +283,7 @@ class KalixoGroup(TyperGroup):
             redact = state.redactor if state is not None else str
             (state.out if state is not None else Output()).error(
                 [redact(f"unexpected error: {type(exc).__name__}: {exc}")],
-                "this is a bug in kalixo; run again with --verbose for the traceback "
-                "and report it",
+                "this is a bug in kalixo; run again with --verbose for the traceback and report it",
             )
             raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
 
@@ -301,7 +319,8 @@ def root(
     api_url: Annotated[
         str | None,
         typer.Option(
-            "--api-url", metavar="URL",
+            "--api-url",
+            metavar="URL",
             help="API base URL including the version [env KALIXO_API_URL; "
             "default https://api.kalixo.io/v1].",
             show_default=False,
@@ -309,25 +328,38 @@ def root(
     ] = None,
     profile: Annotated[
         str | None,
-        typer.Option("--profile", metavar="NAME", help="Settings and credentials of this "
-                     "profile of the config file [env KALIXO_PROFILE; default: default].",
-                     show_default=False),
+        typer.Option(
+            "--profile",
+            metavar="NAME",
+            help="Settings and credentials of this "
+            "profile of the config file [env KALIXO_PROFILE; default: default].",
+            show_default=False,
+        ),
     ] = None,
     use_sandbox: Annotated[
         bool,
-        typer.Option("--sandbox", help="Run against the built-in offline sandbox, "
-                     "started for this command (test credentials, persistent data)."),
+        typer.Option(
+            "--sandbox",
+            help="Run against the built-in offline sandbox, "
+            "started for this command (test credentials, persistent data).",
+        ),
     ] = False,
     verbose: Annotated[
         bool,
-        typer.Option("--verbose", help="Show the HTTP exchange on stderr: method, URL, "
-                     "status, time, retries, correlation key; credentials and PINs masked "
-                     "[env KALIXO_DEBUG=1]."),
+        typer.Option(
+            "--verbose",
+            help="Show the HTTP exchange on stderr: method, URL, "
+            "status, time, retries, correlation key; credentials and PINs masked "
+            "[env KALIXO_DEBUG=1].",
+        ),
     ] = False,
     quiet: Annotated[
         bool,
-        typer.Option("--quiet", "-q", help="Print results only: no notes or warnings "
-                     "(errors still go to stderr)."),
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print results only: no notes or warnings (errors still go to stderr).",
+        ),
     ] = False,
     no_color: Annotated[
         bool,
@@ -335,8 +367,9 @@ def root(
     ] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_show_version, is_eager=True,
-                     help="Print the version and exit."),
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     from kalixo_cli.commands.context import get_state

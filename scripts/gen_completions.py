@@ -161,9 +161,7 @@ def is_path_like(param: Parameter) -> bool:
     return bool(words & PATH_WORDS)
 
 
-def values_for(
-    param: Parameter, path: tuple[str, ...], sources: ValueSources
-) -> Values:
+def values_for(param: Parameter, path: tuple[str, ...], sources: ValueSources) -> Values:
     name = param.name or ""
     for key in ((path, name), ("*", name)):
         if key in sources:
@@ -177,8 +175,9 @@ def values_for(
 def build_tree(app: typer.Typer, sources: ValueSources) -> Node:
     """Walk the click command tree Typer builds, the same tree `kalixo --help` shows."""
     root = typer.main.get_command(app)
-    return _node(root, root.context_class(root, info_name=PROG, **root.context_settings), (),
-                 sources)
+    return _node(
+        root, root.context_class(root, info_name=PROG, **root.context_settings), (), sources
+    )
 
 
 def _node(command: Command, ctx: Context, path: tuple[str, ...], sources: ValueSources) -> Node:
@@ -189,28 +188,38 @@ def _node(command: Command, ctx: Context, path: tuple[str, ...], sources: ValueS
             continue
         if param.param_type_name == "argument":
             if param.nargs not in (1, -1):
-                raise SystemExit(f"{' '.join(path)} {param.name}: nargs={param.nargs} is "
-                                 "not supported; teach scripts/gen_completions.py about it")
+                raise SystemExit(
+                    f"{' '.join(path)} {param.name}: nargs={param.nargs} is "
+                    "not supported; teach scripts/gen_completions.py about it"
+                )
             metavar = param.metavar or (param.name or "arg").upper()
-            node.arguments.append(Argument(
-                metavar, short_help(getattr(param, "help", None)),
-                values_for(param, path, sources), variadic=param.nargs == -1,
-            ))
+            node.arguments.append(
+                Argument(
+                    metavar,
+                    short_help(getattr(param, "help", None)),
+                    values_for(param, path, sources),
+                    variadic=param.nargs == -1,
+                )
+            )
             continue
         is_flag = bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
         if not is_flag and param.nargs != 1:
-            raise SystemExit(f"{' '.join(path)} {param.opts}: options taking "
-                             f"{param.nargs} values are not supported yet")
+            raise SystemExit(
+                f"{' '.join(path)} {param.opts}: options taking "
+                f"{param.nargs} values are not supported yet"
+            )
         spellings = [*param.opts, *param.secondary_opts]
-        node.options.append(Option(
-            names=tuple(sorted(spellings, key=lambda name: (not name.startswith("--"), name))),
-            help=short_help(getattr(param, "help", None)),
-            takes_value=not is_flag,
-            values=NOTHING if is_flag else values_for(param, path, sources),
-            repeatable=bool(param.multiple or getattr(param, "count", False)),
-            ends_parsing=bool(set(param.opts) & help_names) or (param.is_eager and is_flag),
-            metavar=param.metavar or spellings[0].lstrip("-"),
-        ))
+        node.options.append(
+            Option(
+                names=tuple(sorted(spellings, key=lambda name: (not name.startswith("--"), name))),
+                help=short_help(getattr(param, "help", None)),
+                takes_value=not is_flag,
+                values=NOTHING if is_flag else values_for(param, path, sources),
+                repeatable=bool(param.multiple or getattr(param, "count", False)),
+                ends_parsing=bool(set(param.opts) & help_names) or (param.is_eager and is_flag),
+                metavar=param.metavar or spellings[0].lstrip("-"),
+            )
+        )
     if isinstance(command, TyperGroup):
         for name in command.list_commands(ctx):
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
@@ -234,7 +243,7 @@ def _sh_quote(text: str) -> str:
 
 def _bash_values(values: Values) -> str:
     if values.kind == "choices":
-        return f"_kalixo_words {_sh_quote(' '.join(values.items))} \"$3\""
+        return f'_kalixo_words {_sh_quote(" ".join(values.items))} "$3"'
     if values.kind == "files":
         return '_kalixo_files "$3"'
     if values.kind == "hook":
@@ -354,8 +363,11 @@ def render_bash(tree: Node) -> str:
     values: list[str] = []
     for node in tree.walk():
         key = " ".join(node.path)
-        lines = [f"        {_sh_quote(key)})  # {node.help}" if node.help
-                 else f"        {_sh_quote(key)})"]
+        lines = [
+            f"        {_sh_quote(key)})  # {node.help}"
+            if node.help
+            else f"        {_sh_quote(key)})"
+        ]
         if node.commands:
             names = " ".join(child.path[-1] for child in node.commands)
             lines.append(f"            commands={_sh_quote(names)}")
@@ -377,8 +389,9 @@ def render_bash(tree: Node) -> str:
                 continue
             pattern = "|".join(_sh_quote(f"{key}:{name}") for name in spellings)
             values.append(f"        {pattern}) {_bash_values(value)} ;;")
-    body = (BASH_FUNCTIONS.replace("@SPECS@", "\n".join(specs))
-            .replace("@VALUES@", "\n".join(values)))
+    body = BASH_FUNCTIONS.replace("@SPECS@", "\n".join(specs)).replace(
+        "@VALUES@", "\n".join(values)
+    )
     return (
         f"{HEADER}\n"
         f"# {PROG} completion for bash. Static: completing never runs {PROG} or Python.\n"
@@ -441,24 +454,31 @@ def _zsh_option_spec(option: Option) -> str:
 def _zsh_node(node: Node) -> str:
     title = " ".join((PROG, *node.path))
     specs = [_zsh_option_spec(option) for option in node.options]
-    out = [f"# {title}: {node.help}" if node.help else f"# {title}",
-           f"{_zsh_function(node.path)}() {{"]
+    out = [
+        f"# {title}: {node.help}" if node.help else f"# {title}",
+        f"{_zsh_function(node.path)}() {{",
+    ]
     if node.is_group:
-        out += ["    local curcontext=$curcontext state line ret=1",
-                "    typeset -A opt_args",
-                "    local -a commands=("]
-        out += [f"        {_sh_quote(child.path[-1] + ':' + child.help)}"
-                for child in node.commands]
+        out += [
+            "    local curcontext=$curcontext state line ret=1",
+            "    typeset -A opt_args",
+            "    local -a commands=(",
+        ]
+        out += [
+            f"        {_sh_quote(child.path[-1] + ':' + child.help)}" for child in node.commands
+        ]
         out += ["    )"]
         specs += ["'(-): :->command'", "'(-)*:: :->argument'"]
         out.append("    _arguments -s -S -C : \\")
         out += [f"        {spec} \\" for spec in specs[:-1]] + [f"        {specs[-1]} && ret=0"]
-        out += ["    case $state in",
-                f"        command) _describe -t commands {_sh_quote(title + ' command')}"
-                " commands && ret=0 ;;",
-                f"        argument) _kalixo_dispatch {_zsh_function(node.path)} && ret=0 ;;",
-                "    esac",
-                "    return ret"]
+        out += [
+            "    case $state in",
+            f"        command) _describe -t commands {_sh_quote(title + ' command')}"
+            " commands && ret=0 ;;",
+            f"        argument) _kalixo_dispatch {_zsh_function(node.path)} && ret=0 ;;",
+            "    esac",
+            "    return ret",
+        ]
     else:
         for arg in node.arguments:
             star = "*" if arg.variadic else ""
@@ -496,7 +516,7 @@ def render_zsh(tree: Node) -> str:
         "# runs, e.g. `fpath=(~/.zfunc $fpath)` in ~/.zshrc above `autoload -U compinit`.\n"
         f"{ZSH_HELPERS}\n"
         f"{functions}\n\n"
-        f'if [[ $funcstack[1] == {_zsh_function(())} ]]; then\n'
+        f"if [[ $funcstack[1] == {_zsh_function(())} ]]; then\n"
         f'    {_zsh_function(())} "$@"\n'
         "else\n"
         f"    compdef {_zsh_function(())} {PROG}\n"
@@ -583,23 +603,27 @@ def render_fish(tree: Node) -> str:
             specs.append(f"                set valued {' '.join(node.valued_options)}")
         lines.append(f"\n# {' '.join((PROG, *node.path))}")
         for child in node.commands:
-            lines.append(f'complete -c {PROG} -n "{cond} 1" '
-                         f"-a {_fish_quote(child.path[-1])} -d {_fish_quote(child.help)}")
+            lines.append(
+                f'complete -c {PROG} -n "{cond} 1" '
+                f"-a {_fish_quote(child.path[-1])} -d {_fish_quote(child.help)}"
+            )
         for option in node.options:
             flags = " ".join(
                 f"-l {name[2:]}" if name.startswith("--") else f"-s {name[1:]}"
                 for name in option.names
             )
             value = f" {_fish_values(option.values)}" if option.takes_value else ""
-            lines.append(f'complete -c {PROG} -n "{cond}" {flags}{value} '
-                         f"-d {_fish_quote(option.help)}")
+            lines.append(
+                f'complete -c {PROG} -n "{cond}" {flags}{value} -d {_fish_quote(option.help)}'
+            )
         for index, arg in enumerate(node.arguments, start=1):
             if arg.values.kind == "none":
                 continue
             where = f"{index}+" if arg.variadic else str(index)
             action = "-F" if arg.values.kind == "files" else _fish_values(arg.values)
-            lines.append(f'complete -c {PROG} -n "{cond} {where}" {action} '
-                         f"-d {_fish_quote(arg.name)}")
+            lines.append(
+                f'complete -c {PROG} -n "{cond} {where}" {action} -d {_fish_quote(arg.name)}'
+            )
     root_valued = " ".join(tree.valued_options)
     where = FISH_WHERE.replace("@SPECS@", "\n".join(specs)).replace("@ROOT_VALUED@", root_valued)
     return (
@@ -608,7 +632,8 @@ def render_fish(tree: Node) -> str:
         f"# Install: copy this file to ~/.config/fish/completions/{PROG}.fish\n"
         f"{where}\n"
         f"# File names only where a command takes a file.\ncomplete -c {PROG} -f\n"
-        + "\n".join(lines) + "\n"
+        + "\n".join(lines)
+        + "\n"
     )
 
 
@@ -621,8 +646,7 @@ RENDERERS: dict[str, Callable[[Node], str]] = {
 }
 
 
-def generate(app: typer.Typer | None = None,
-             sources: ValueSources | None = None) -> dict[str, str]:
+def generate(app: typer.Typer | None = None, sources: ValueSources | None = None) -> dict[str, str]:
     """File name -> text of each completion script."""
     if app is None:
         from kalixo_cli.cli import app as kalixo_app
@@ -642,8 +666,11 @@ def stale_files(directory: Path, expected: Mapping[str, str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None, directory: Path = COMPLETIONS_DIR) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 naming the files that are out of date")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 naming the files that are out of date",
+    )
     args = parser.parse_args(argv)
     expected = generate()
     stale = stale_files(directory, expected)

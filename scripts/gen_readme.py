@@ -33,8 +33,9 @@ def help_text(args: str) -> str:
 
     from kalixo_cli.cli import app
 
-    result = CliRunner().invoke(app, [*args.split(), "--help"],
-                                env={"COLUMNS": WIDTH, "TERM": "dumb"})
+    result = CliRunner().invoke(
+        app, [*args.split(), "--help"], env={"COLUMNS": WIDTH, "TERM": "dumb"}
+    )
     if result.exit_code != 0:
         raise SystemExit(f"kalixo {args} --help failed: {result.output}")
     return "\n".join(line.rstrip() for line in result.stdout.strip("\n").splitlines()) + "\n"

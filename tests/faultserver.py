@@ -166,7 +166,7 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 block = b" " * 65536
                 sent = 0
                 while sent < reply.size and not server._stop.is_set():
-                    piece = block[:reply.size - sent]
+                    piece = block[: reply.size - sent]
                     if reply.chunked:
                         self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                     else:

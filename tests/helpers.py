@@ -115,8 +115,9 @@ def run(args: Sequence[str], *, input: str | bytes | None = None) -> Result:
     return result
 
 
-def kill_repeatedly(command: Sequence[str], env: dict[str, str], *, seed: int, kills: int = 3,
-                    tries: int = 8) -> int:
+def kill_repeatedly(
+    command: Sequence[str], env: dict[str, str], *, seed: int, kills: int = 3, tries: int = 8
+) -> int:
     """Start `command` and SIGKILL it at a random moment, until it has been killed `kills`
     times (or `tries` runs went by); returns how many runs were killed."""
     import random
@@ -126,8 +127,9 @@ def kill_repeatedly(command: Sequence[str], env: dict[str, str], *, seed: int, k
     rng = random.Random(seed)
     killed = 0
     for _ in range(tries):
-        process = subprocess.Popen(list(command), env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            list(command), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(rng.uniform(0.5, 1.2))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)

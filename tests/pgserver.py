@@ -54,8 +54,10 @@ def bin_dir() -> Path | None:
 def missing_reason() -> str | None:
     """Why no test server can be started here, or None when one can."""
     if bin_dir() is None:
-        return ("PostgreSQL server binaries (initdb, pg_ctl) not found: install them "
-                f"(Debian: apt-get install postgresql) or set {ENV_BIN}")
+        return (
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: install them "
+            f"(Debian: apt-get install postgresql) or set {ENV_BIN}"
+        )
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
@@ -91,9 +93,15 @@ class PostgresServer:
     def connect(self, database: str = "postgres", **options: Any) -> Any:
         import psycopg
 
-        return psycopg.connect(host=self.host, port=self.port, user=self.user,
-                               password=self.password, dbname=database, autocommit=True,
-                               **options)
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=database,
+            autocommit=True,
+            **options,
+        )
 
     def create_database(self, name: str) -> str:
         """A new empty database; returns its URL."""
@@ -110,7 +118,8 @@ class PostgresServer:
         with self.connect() as admin:
             row = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
             ).fetchone()
         return int(row[0]) if row else 0
 
@@ -120,8 +129,15 @@ def _as_server_user(command: list[str], folder: Path, **options: Any) -> None:
     kwargs: dict[str, Any] = {}
     if os.geteuid() == 0:
         kwargs = {"user": "postgres", "group": "postgres", "extra_groups": []}
-    subprocess.run(command, check=True, cwd=folder, stdout=subprocess.PIPE,
-                   stderr=subprocess.STDOUT, **kwargs, **options)
+    subprocess.run(
+        command,
+        check=True,
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **kwargs,
+        **options,
+    )
 
 
 @contextlib.contextmanager
@@ -149,24 +165,52 @@ def running_postgres(*, durable: bool = False, tries: int = 5) -> Iterator[Postg
         os.chown(pwfile, entry.pw_uid, entry.pw_gid)
     started = False
     try:
-        _as_server_user([str(binaries / "initdb"), "-D", str(data), "-U", SUPERUSER,
-                         "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8",
-                         "--no-locale", "--no-sync"], folder)
+        _as_server_user(
+            [
+                str(binaries / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+            folder,
+        )
         pwfile.unlink()
         last_error = ""
         for _ in range(tries):
             port = free_port()
             settings = {
-                "port": str(port), "listen_addresses": "'127.0.0.1'",
-                "unix_socket_directories": "''", "fsync": "on" if durable else "off",
+                "port": str(port),
+                "listen_addresses": "'127.0.0.1'",
+                "unix_socket_directories": "''",
+                "fsync": "on" if durable else "off",
                 "synchronous_commit": "on" if durable else "off",
-                "full_page_writes": "on" if durable else "off", "max_connections": "100",
+                "full_page_writes": "on" if durable else "off",
+                "max_connections": "100",
             }
             conf = data / "postgresql.auto.conf"
             conf.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
             try:
-                _as_server_user([str(binaries / "pg_ctl"), "-D", str(data), "-l",
-                                 str(folder / "server.log"), "-w", "-t", "120", "start"], folder)
+                _as_server_user(
+                    [
+                        str(binaries / "pg_ctl"),
+                        "-D",
+                        str(data),
+                        "-l",
+                        str(folder / "server.log"),
+                        "-w",
+                        "-t",
+                        "120",
+                        "start",
+                    ],
+                    folder,
+                )
             except subprocess.CalledProcessError as exc:  # the port was taken meanwhile
                 last_error = exc.stdout.decode(errors="replace") if exc.stdout else str(exc)
                 continue
@@ -180,6 +224,8 @@ def running_postgres(*, durable: bool = False, tries: int = 5) -> Iterator[Postg
     finally:
         if started:
             with contextlib.suppress(subprocess.CalledProcessError):
-                _as_server_user([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                 "-w", "stop"], folder)
+                _as_server_user(
+                    [str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                    folder,
+                )
         shutil.rmtree(folder, ignore_errors=True)

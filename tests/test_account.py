@@ -24,10 +24,16 @@ from kalixo_cli.sandbox import SANDBOX_TOKEN
 from kalixo_cli.sandbox.server import RunningSandbox
 from tests.helpers import Clock, run
 
-CHECK_NAMES = ["config file", "journal", "profile", "api version", "credential", "connectivity",
-               "credential accepted", "clock"]
-
-
+CHECK_NAMES = [
+    "config file",
+    "journal",
+    "profile",
+    "api version",
+    "credential",
+    "connectivity",
+    "credential accepted",
+    "clock",
+]
 
 
 @pytest.fixture
@@ -59,7 +65,8 @@ def test_wallet_shows_the_balances_in_major_units(v2: RunningSandbox) -> None:
     wallet = json.loads(result.stdout)
     assert wallet == {
         "balances": {c: amount / 100 for c, amount in v2.balances().items()},
-        "lowBalance": False, "threshold": v2.wallet.threshold / 100,
+        "lowBalance": False,
+        "threshold": v2.wallet.threshold / 100,
     }
     assert result.stderr == ""
 
@@ -98,8 +105,9 @@ def test_wallet_on_v1_says_v1_has_none_and_exits_2(sandbox: RunningSandbox) -> N
     assert sandbox.request_count() == 0
 
 
-def test_wallet_with_a_refused_key_exits_4(v2: RunningSandbox,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wallet_with_a_refused_key_exits_4(
+    v2: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_API_KEY", "kal_test_not-the-sandbox-key-0000")
     assert run(["wallet"]).exit_code == ExitCode.AUTH
 
@@ -132,8 +140,9 @@ def test_ping_on_v1_exits_2_and_points_to_doctor(sandbox: RunningSandbox) -> Non
     assert "kalixo doctor" in result.stderr and sandbox.request_count() == 0
 
 
-def test_ping_unreachable_exits_5(v2: RunningSandbox, monkeypatch: pytest.MonkeyPatch,
-                                  closed_port: int) -> None:
+def test_ping_unreachable_exits_5(
+    v2: RunningSandbox, monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
     monkeypatch.setenv("KALIXO_API_URL", f"http://127.0.0.1:{closed_port}/v2")
     assert run(["ping"]).exit_code == ExitCode.TEMPORARY
 
@@ -150,8 +159,10 @@ def test_doctor_on_a_healthy_v1_setup_is_all_ok(sandbox: RunningSandbox) -> None
     assert "API v1" in checks["profile"]["detail"]
     assert "catalog/products" in checks["connectivity"]["detail"]
     assert SANDBOX_TOKEN not in result.stdout + result.stderr
-    assert "(" in checks["credential"]["detail"] and "env KALIXO_TOKEN" in \
-        checks["credential"]["detail"]
+    assert (
+        "(" in checks["credential"]["detail"]
+        and "env KALIXO_TOKEN" in checks["credential"]["detail"]
+    )
     assert sandbox.request_count("GET", "/v1/catalog/products") == 1
 
 
@@ -173,8 +184,9 @@ def test_doctor_table_has_a_line_a_check(sandbox: RunningSandbox) -> None:
     assert "8 ok" in result.stderr
 
 
-def test_doctor_with_a_refused_token_exits_4(sandbox: RunningSandbox,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_with_a_refused_token_exits_4(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_TOKEN", "not-a-valid-token-0123456789")
     result = run(["doctor", "-o", "json"])
     assert result.exit_code == ExitCode.AUTH
@@ -184,8 +196,9 @@ def test_doctor_with_a_refused_token_exits_4(sandbox: RunningSandbox,
     assert "not-a-valid-token-0123456789" not in result.stdout + result.stderr
 
 
-def test_doctor_with_a_refused_key_exits_4(v2: RunningSandbox,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_with_a_refused_key_exits_4(
+    v2: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_API_KEY", "kal_test_not-the-sandbox-key-0000")
     result = run(["doctor", "-o", "json"])
     assert result.exit_code == ExitCode.AUTH
@@ -193,7 +206,8 @@ def test_doctor_with_a_refused_key_exits_4(v2: RunningSandbox,
 
 
 def test_doctor_without_a_credential_exits_4_and_skips_the_network(
-        sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KALIXO_TOKEN")
     result = run(["doctor", "-o", "json"])
     assert result.exit_code == ExitCode.AUTH
@@ -203,8 +217,9 @@ def test_doctor_without_a_credential_exits_4_and_skips_the_network(
     assert sandbox.request_count() == 0
 
 
-def test_doctor_with_an_unreachable_url_exits_5(sandbox: RunningSandbox, closed_port: int,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_with_an_unreachable_url_exits_5(
+    sandbox: RunningSandbox, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_API_URL", f"http://127.0.0.1:{closed_port}/v1")
     result = run(["doctor", "-o", "json"])
     assert result.exit_code == ExitCode.TEMPORARY
@@ -214,8 +229,9 @@ def test_doctor_with_an_unreachable_url_exits_5(sandbox: RunningSandbox, closed_
     assert checks["credential accepted"]["status"] == "skip"
 
 
-def test_doctor_warns_of_clock_skew_beyond_30_seconds(v2: RunningSandbox,
-                                                      sandbox_clock: Clock) -> None:
+def test_doctor_warns_of_clock_skew_beyond_30_seconds(
+    v2: RunningSandbox, sandbox_clock: Clock
+) -> None:
     sandbox_clock.advance(-45)
     result = run(["doctor", "-o", "json"])
     assert result.exit_code == 0
@@ -223,16 +239,18 @@ def test_doctor_warns_of_clock_skew_beyond_30_seconds(v2: RunningSandbox,
     assert clock["status"] == "warn" and "45 s ahead of the server's" in clock["detail"]
 
 
-def test_doctor_fails_a_version_that_contradicts_the_url(v2: RunningSandbox,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_fails_a_version_that_contradicts_the_url(
+    v2: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_API_URL", v2.v1_url)
     result = run(["doctor", "-o", "json"])
     assert result.exit_code == ExitCode.USAGE
     assert statuses(result)["api version"] == "fail"
 
 
-def test_doctor_warns_of_a_url_without_a_version(sandbox: RunningSandbox,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_warns_of_a_url_without_a_version(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_API_URL", sandbox.base_url)
     result = run(["doctor", "-o", "json"])
     assert statuses(result)["api version"] == "warn"
@@ -240,7 +258,7 @@ def test_doctor_warns_of_a_url_without_a_version(sandbox: RunningSandbox,
     assert result.exit_code == ExitCode.USAGE
 
 
-def config_file(isolated: Path, mode: int, text: str = 'retries = 2\n') -> Path:
+def config_file(isolated: Path, mode: int, text: str = "retries = 2\n") -> Path:
     path = isolated / "xdg-config" / "kalixo" / "config.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -255,8 +273,9 @@ def test_doctor_accepts_a_0600_config_file(sandbox: RunningSandbox, isolated: Pa
     assert checks_of(result)["config file"]["detail"] == f"{path} (mode 0600)"
 
 
-def test_doctor_warns_of_a_config_file_others_can_read(sandbox: RunningSandbox,
-                                                       isolated: Path) -> None:
+def test_doctor_warns_of_a_config_file_others_can_read(
+    sandbox: RunningSandbox, isolated: Path
+) -> None:
     path = config_file(isolated, 0o644)
     result = run(["doctor", "-o", "json"])
     assert result.exit_code == 0
@@ -265,8 +284,7 @@ def test_doctor_warns_of_a_config_file_others_can_read(sandbox: RunningSandbox,
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_doctor_fails_an_unparsable_config_file(sandbox: RunningSandbox,
-                                                isolated: Path) -> None:
+def test_doctor_fails_an_unparsable_config_file(sandbox: RunningSandbox, isolated: Path) -> None:
     config_file(isolated, 0o600, "retries = [\n")
     result = run(["doctor", "-o", "json"])
     assert result.exit_code == ExitCode.USAGE
@@ -274,8 +292,7 @@ def test_doctor_fails_an_unparsable_config_file(sandbox: RunningSandbox,
     assert only["check"] == "config file" and only["status"] == "fail"
 
 
-def test_doctor_names_the_profile_and_where_the_version_comes_from(
-        sandbox: RunningSandbox) -> None:
+def test_doctor_names_the_profile_and_where_the_version_comes_from(sandbox: RunningSandbox) -> None:
     detail = checks_of(run(["doctor", "-o", "json"]))["profile"]["detail"]
     assert detail.startswith("profile default (default); API v1 (the path of ")
 
@@ -285,9 +302,15 @@ def test_doctor_names_the_profile_and_where_the_version_comes_from(
 
 
 def probe(**changes: Any) -> Probe:
-    base: dict[str, Any] = dict(url="https://api.kalixo.io/v2/ping", status=200,
-                                round_trip_ms=40.0, server_time=1000.0, received_at=1000.02,
-                                data={"status": "ok"}, error=None)
+    base: dict[str, Any] = dict(
+        url="https://api.kalixo.io/v2/ping",
+        status=200,
+        round_trip_ms=40.0,
+        server_time=1000.0,
+        received_at=1000.02,
+        data={"status": "ok"},
+        error=None,
+    )
     return Probe(**{**base, **changes})
 
 
@@ -300,14 +323,18 @@ def test_skew_is_measured_from_the_middle_of_the_round_trip() -> None:
 def test_network_checks_read_one_probe() -> None:
     ok = network_checks(probe(), ApiVersion.V2)
     assert [(c.name, c.status) for c in ok] == [
-        ("connectivity", "ok"), ("credential accepted", "ok"), ("clock", "ok")]
+        ("connectivity", "ok"),
+        ("credential accepted", "ok"),
+        ("clock", "ok"),
+    ]
     skewed = network_checks(probe(server_time=1031.0), ApiVersion.V2)
     assert skewed[2].status == "warn" and "31 s behind" in skewed[2].detail
     refused = network_checks(probe(status=401, error=AuthRejected("no", status=401)), ApiVersion.V1)
     assert [c.status for c in refused] == ["ok", "fail", "ok"]
     assert refused[1].exit_code == ExitCode.AUTH
-    down = network_checks(probe(status=None, error=TransportError("cannot reach it")),
-                          ApiVersion.V1)
+    down = network_checks(
+        probe(status=None, error=TransportError("cannot reach it")), ApiVersion.V1
+    )
     assert [c.status for c in down] == ["fail", "skip", "skip"]
     busy = network_checks(probe(status=503, error=None, server_time=None), ApiVersion.V2)
     assert [c.status for c in busy] == ["fail", "skip", "warn"]
@@ -320,8 +347,7 @@ def test_unreachable_wins_over_refused_wins_over_other_failures() -> None:
     assert doctor_exit_code([Check("x", "ok", ""), Check("y", "warn", "")]) == ExitCode.OK
     assert doctor_exit_code([fail(None)]) == ExitCode.USAGE
     assert doctor_exit_code([fail(ExitCode.USAGE), fail(ExitCode.AUTH)]) == ExitCode.AUTH
-    assert doctor_exit_code([fail(ExitCode.AUTH), fail(ExitCode.TEMPORARY)]) == \
-        ExitCode.TEMPORARY
+    assert doctor_exit_code([fail(ExitCode.AUTH), fail(ExitCode.TEMPORARY)]) == ExitCode.TEMPORARY
 
 
 # --------------------------------------------------------------------------------------
@@ -338,9 +364,21 @@ main()
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["catalog", "--help"], ["catalog", "list", "-h"],
-                                  ["wallet", "--help"], ["doctor", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["catalog", "--help"],
+        ["catalog", "list", "-h"],
+        ["wallet", "--help"],
+        ["doctor", "--help"],
+    ],
+)
 def test_help_of_the_new_commands_loads_nothing_heavy(args: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-c", PROBE.format(heavy=set(HEAVY), args=args)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=set(HEAVY), args=args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ast.literal_eval(result.stderr.strip().splitlines()[-1]) == []

@@ -23,22 +23,40 @@ CLIMB = "/".join(("catalog", "..", "orders"))
 # -- the rules ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("POST", "orders/place-order"), ("POST", "/orders"), ("post", "v2/orders"),
-    ("PUT", "orders/59401"), ("DELETE", "orders/KX-1"), ("PATCH", "ORDERS"),
-    ("POST", CLIMB), ("POST", "orders%2Fplace-order"),
-    ("POST", "%6Frders"), ("POST", "//orders/"), ("POST", "orders;x=1"),
-    ("POST", "orders?x=1"), ("POST", "v1/./orders/place-order"), ("POST", "orders%252F"),
-    ("POST", "catalog\\..\\orders"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "orders/place-order"),
+        ("POST", "/orders"),
+        ("post", "v2/orders"),
+        ("PUT", "orders/59401"),
+        ("DELETE", "orders/KX-1"),
+        ("PATCH", "ORDERS"),
+        ("POST", CLIMB),
+        ("POST", "orders%2Fplace-order"),
+        ("POST", "%6Frders"),
+        ("POST", "//orders/"),
+        ("POST", "orders;x=1"),
+        ("POST", "orders?x=1"),
+        ("POST", "v1/./orders/place-order"),
+        ("POST", "orders%252F"),
+        ("POST", "catalog\\..\\orders"),
+    ],
+)
 def test_every_spelling_of_an_order_write_is_caught(method: str, path: str) -> None:
     assert writes_orders(method, path)
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "orders/59401"), ("HEAD", "orders"), ("POST", "auth/login"),
-    ("POST", "catalog/orders"), ("GET", "orders/retrieve-order?id=1"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "orders/59401"),
+        ("HEAD", "orders"),
+        ("POST", "auth/login"),
+        ("POST", "catalog/orders"),
+        ("GET", "orders/retrieve-order?id=1"),
+    ],
+)
 def test_reads_and_other_paths_are_not_order_writes(method: str, path: str) -> None:
     assert not writes_orders(method, path)
 
@@ -62,14 +80,12 @@ def test_a_get_prints_the_body_as_received(sandbox: RunningSandbox) -> None:
     assert result.exit_code == 0, result.stderr
     body = json.loads(result.stdout)
     assert body["take"] == 2 and len(body["products"]) == 2
-    filtered = run(["api", "/v1/catalog/products", "-f", "take=3", "--jq",
-                    ".products[].sku"])
+    filtered = run(["api", "/v1/catalog/products", "-f", "take=3", "--jq", ".products[].sku"])
     assert filtered.exit_code == 0, filtered.stderr
     assert len(filtered.stdout.splitlines()) == 3
 
 
-def test_include_shows_status_and_headers_never_the_credential(
-        sandbox: RunningSandbox) -> None:
+def test_include_shows_status_and_headers_never_the_credential(sandbox: RunningSandbox) -> None:
     placed = run(["place-order", str(EXAMPLE), "-o", "json"])
     order_id = json.loads(placed.stdout)["orderId"]
     result = run(["api", "orders/retrieve-order", "-f", f"id={order_id}", "-i"])
@@ -89,8 +105,9 @@ def test_verbose_masks_the_credential(sandbox: RunningSandbox) -> None:
 
 
 def test_v2_with_its_api_key(v2: RunningSandbox) -> None:
-    placed = json.loads(run(["place-order", str(EXAMPLE), "-o", "json",
-                             "--external-order-code", "API-V2-1"]).stdout)
+    placed = json.loads(
+        run(["place-order", str(EXAMPLE), "-o", "json", "--external-order-code", "API-V2-1"]).stdout
+    )
     result = run(["--verbose", "api", "orders/API-V2-1", "-i", "--jq", ".externalOrderCode"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.endswith("\n\nAPI-V2-1\n")
@@ -99,13 +116,17 @@ def test_v2_with_its_api_key(v2: RunningSandbox) -> None:
     assert "x-api-key: [REDACTED]" in result.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["-X", "POST", "orders/place-order", "--input", str(EXAMPLE)],
-    ["-X", "POST", "/v1/orders/place-order", "-f", "price=1"],
-    ["--input", str(EXAMPLE), f"{CLIMB}/place-order"],
-])
-def test_order_writes_are_refused_before_anything_is_sent(sandbox: RunningSandbox,
-                                                         args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-X", "POST", "orders/place-order", "--input", str(EXAMPLE)],
+        ["-X", "POST", "/v1/orders/place-order", "-f", "price=1"],
+        ["--input", str(EXAMPLE), f"{CLIMB}/place-order"],
+    ],
+)
+def test_order_writes_are_refused_before_anything_is_sent(
+    sandbox: RunningSandbox, args: list[str]
+) -> None:
     result = run(["api", *args])
     assert result.exit_code == 2
     assert "kalixo api does not send POST" in result.stderr
@@ -120,14 +141,25 @@ def test_v2_order_writes_are_refused(v2: RunningSandbox) -> None:
 
 
 def test_a_post_elsewhere_sends_the_fields_as_json(sandbox: RunningSandbox) -> None:
-    result = run(["api", "-X", "POST", "auth/login", "-f", "email=sandbox@kalixo.test",
-                  "-f", "password=sandbox-password", "--jq", "keys"])
+    result = run(
+        [
+            "api",
+            "-X",
+            "POST",
+            "auth/login",
+            "-f",
+            "email=sandbox@kalixo.test",
+            "-f",
+            "password=sandbox-password",
+            "--jq",
+            "keys",
+        ]
+    )
     assert result.exit_code == 0, result.stderr
     assert "accessToken" in result.stdout
 
 
-def test_an_error_status_prints_the_body_and_exits_as_any_command(
-        sandbox: RunningSandbox) -> None:
+def test_an_error_status_prints_the_body_and_exits_as_any_command(sandbox: RunningSandbox) -> None:
     result = run(["api", "orders/retrieve-order", "-f", "id=999999"])
     assert result.exit_code == 3
     assert json.loads(result.stdout)["statusCode"] == 404
@@ -167,15 +199,17 @@ def test_a_refused_credential_is_exit_4(faults: FaultServer) -> None:
     result = run(["api", "things"])
     assert result.exit_code == 4
     assert "fault-server-token" not in result.stdout + result.stderr
-    assert faults.seen[-1].headers.get("Authorization") == \
-        "Bearer fault-server-token-0123456789"
+    assert faults.seen[-1].headers.get("Authorization") == "Bearer fault-server-token-0123456789"
 
 
 def test_a_stored_v1_token_is_refreshed_as_for_any_command(
-        sandbox: RunningSandbox, sandbox_clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox: RunningSandbox, sandbox_clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KALIXO_TOKEN")
-    login = run(["auth", "login", "--email", SANDBOX_EMAIL, "--password-stdin"],
-                input=SANDBOX_PASSWORD + "\n")
+    login = run(
+        ["auth", "login", "--email", SANDBOX_EMAIL, "--password-stdin"],
+        input=SANDBOX_PASSWORD + "\n",
+    )
     assert login.exit_code == 0, login.stderr
     sandbox_clock.advance(5 * 3600)  # past the access token's ~4 h, within the refresh's
     sandbox.reset_counts()

@@ -26,8 +26,7 @@ LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 
 
 
 def order(code: str, **changes: Any) -> dict[str, Any]:
-    return {"externalOrderCode": code, "currency": "GBP",
-            "orderProducts": [{**LINE, **changes}]}
+    return {"externalOrderCode": code, "currency": "GBP", "orderProducts": [{**LINE, **changes}]}
 
 
 def write_jsonl(path: Path, codes: list[str]) -> str:
@@ -66,21 +65,22 @@ def ledger(sandbox: RunningSandbox, codes: list[str]) -> dict[str, int]:
     return {code: len(sandbox.store.orders_by_code(code)) for code in codes}
 
 
-def test_jsonl_batch_places_each_order_and_reports_each(sandbox: RunningSandbox,
-                                                        tmp_path: Path) -> None:
+def test_jsonl_batch_places_each_order_and_reports_each(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     codes = [f"JL-{i}" for i in range(12)]
     result = run(["place-orders", write_jsonl(tmp_path / "o.jsonl", codes), "-c", "4"])
     assert result.exit_code == 0, result.stderr
     out = results(result.stdout)
     assert set(out) == set(codes)
-    assert all(r["outcome"] == "placed" and r["order"]["products"][0]["pins"]
-               for r in out.values())
+    assert all(r["outcome"] == "placed" and r["order"]["products"][0]["pins"] for r in out.values())
     assert ledger(sandbox, codes) == dict.fromkeys(codes, 1)
     assert "placed 12" in result.stderr
 
 
-def test_running_the_same_batch_twice_sends_no_post(sandbox: RunningSandbox,
-                                                    tmp_path: Path) -> None:
+def test_running_the_same_batch_twice_sends_no_post(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     path = write_jsonl(tmp_path / "o.jsonl", [f"TW-{i}" for i in range(10)])
     assert run(["place-orders", path]).exit_code == 0
     sandbox.reset_counts()
@@ -92,10 +92,12 @@ def test_running_the_same_batch_twice_sends_no_post(sandbox: RunningSandbox,
 
 def test_csv_and_json_array_inputs(sandbox: RunningSandbox, tmp_path: Path) -> None:
     csv_path = tmp_path / "o.csv"
-    csv_path.write_text("externalOrderCode,productId,quantity,price,sku,currency\r\n"
-                        "CS-1,6,1,839,GB-EN-4251604133182,GBP\r\n"
-                        "CS-1,2,1,3299,GB-EN-4251604177278,GBP\r\n"
-                        "CS-2,6,2,839,GB-EN-4251604133182,GBP\r\n")
+    csv_path.write_text(
+        "externalOrderCode,productId,quantity,price,sku,currency\r\n"
+        "CS-1,6,1,839,GB-EN-4251604133182,GBP\r\n"
+        "CS-1,2,1,3299,GB-EN-4251604177278,GBP\r\n"
+        "CS-2,6,2,839,GB-EN-4251604133182,GBP\r\n"
+    )
     out = results(run(["place-orders", str(csv_path)]).stdout)
     assert out["CS-1"]["order"]["price"] == 839 + 3299
     assert out["CS-2"]["order"]["price"] == 2 * 839
@@ -104,8 +106,7 @@ def test_csv_and_json_array_inputs(sandbox: RunningSandbox, tmp_path: Path) -> N
     assert set(results(run(["place-orders", str(array)]).stdout)) == {"AR-1", "AR-2"}
 
 
-def test_any_invalid_order_means_nothing_is_sent(sandbox: RunningSandbox,
-                                                 tmp_path: Path) -> None:
+def test_any_invalid_order_means_nothing_is_sent(sandbox: RunningSandbox, tmp_path: Path) -> None:
     lines = [json.dumps(order(f"IV-{i}")) for i in range(5)]
     lines[3] = json.dumps(order("IV-3", price=8.39))
     lines.append(json.dumps(order("IV-0")))
@@ -126,11 +127,11 @@ def test_dry_run_validates_and_sends_nothing(sandbox: RunningSandbox, tmp_path: 
     assert sandbox.request_count() == 0
 
 
-def test_a_rejected_order_can_be_fixed_and_sent_again(sandbox: RunningSandbox,
-                                                      tmp_path: Path) -> None:
+def test_a_rejected_order_can_be_fixed_and_sent_again(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     path = tmp_path / "o.jsonl"
-    path.write_text(json.dumps(order("RJ-1", price=840)) + "\n" + json.dumps(order("RJ-2"))
-                    + "\n")
+    path.write_text(json.dumps(order("RJ-1", price=840)) + "\n" + json.dumps(order("RJ-2")) + "\n")
     first = run(["place-orders", str(path)])
     assert first.exit_code == ExitCode.REJECTED
     assert results(first.stdout)["RJ-1"]["outcome"] == "rejected"
@@ -142,8 +143,9 @@ def test_a_rejected_order_can_be_fixed_and_sent_again(sandbox: RunningSandbox,
     assert ledger(sandbox, ["RJ-1", "RJ-2"]) == {"RJ-1": 1, "RJ-2": 1}
 
 
-def test_a_code_reused_for_another_order_is_refused(sandbox: RunningSandbox,
-                                                    tmp_path: Path) -> None:
+def test_a_code_reused_for_another_order_is_refused(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     path = write_jsonl(tmp_path / "o.jsonl", ["RU-1"])
     assert run(["place-orders", path]).exit_code == 0
     (tmp_path / "o.jsonl").write_text(json.dumps(order("RU-1", quantity=2)) + "\n")
@@ -232,8 +234,7 @@ def test_ctrl_c_mid_batch_stops_cleanly_and_a_rerun_finishes(
     faulty.faults = Faults(latency_ms=40)
     env = {**os.environ, "KALIXO_API_URL": faulty.v1_url}
     command = [sys.executable, "-m", "kalixo_cli", "place-orders", path, "-c", "4"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Event-driven: Ctrl-C once 20 orders are journaled placed, however slow the machine.
     wait_for_placed(faulty.v1_url, 20, within=120)
     process.send_signal(signal.SIGINT)
@@ -276,7 +277,9 @@ def test_a_rerun_prints_the_same_result_lines_with_the_orders_looked_up(
         assert after[code]["order"] == before[code]["order"]
         assert after[code]["order"]["products"][0]["pins"]
         assert (after[code]["orderId"], after[code]["status"]) == (
-            before[code]["orderId"], "completed")
+            before[code]["orderId"],
+            "completed",
+        )
     sandbox.reset_counts()
     quick = results(run(["place-orders", path, "-o", "jsonl", "--no-lookup"]).stdout)
     assert sandbox.request_count() == 0
@@ -293,8 +296,9 @@ def test_results_file_holds_every_line_private_and_never_overwritten(
     assert table.exit_code == 0, table.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     lines = results(target.read_text())
-    assert set(lines) == set(codes) and all(r["order"]["products"][0]["pins"]
-                                            for r in lines.values())
+    assert set(lines) == set(codes) and all(
+        r["order"]["products"][0]["pins"] for r in lines.values()
+    )
     assert f"written to {target}" in table.stderr
     sandbox.reset_counts()
     refused = run(["place-orders", path, "--results", str(target)])

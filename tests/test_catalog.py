@@ -45,8 +45,6 @@ def cache_home(isolated: Path) -> Path:
     return isolated / "xdg-cache" / "kalixo" / "catalog"
 
 
-
-
 def listed(args: list[str]) -> list[dict[str, Any]]:
     result = run(["catalog", "list", *args, "-o", "json"])
     assert result.exit_code == 0, result.stderr
@@ -58,13 +56,23 @@ def listed(args: list[str]) -> list[dict[str, Any]]:
 # Normalizing: one shape from either API.
 
 V2_EXAMPLE: dict[str, Any] = {
-    "id": 2, "productCode": "10020000213575",
-    "name": "Sony PlayStation®Network Wallet Top-Up £100", "price": 10000,
-    "currencyCode": "GBP", "buyingPrice": 9500, "denominationType": "fixed",
-    "denominationMinValue": None, "denominationMaxValue": None, "denominationStep": None,
-    "brand": "PlayStation", "countryCode": "GB", "mainCategory": "Gaming",
-    "subCategory": "PlayStation", "productCategory": "PlayStation",
-    "tags": ["bestseller", "gaming"], "status": "active",
+    "id": 2,
+    "productCode": "10020000213575",
+    "name": "Sony PlayStation®Network Wallet Top-Up £100",
+    "price": 10000,
+    "currencyCode": "GBP",
+    "buyingPrice": 9500,
+    "denominationType": "fixed",
+    "denominationMinValue": None,
+    "denominationMaxValue": None,
+    "denominationStep": None,
+    "brand": "PlayStation",
+    "countryCode": "GB",
+    "mainCategory": "Gaming",
+    "subCategory": "PlayStation",
+    "productCategory": "PlayStation",
+    "tags": ["bestseller", "gaming"],
+    "status": "active",
     "languages": [{"languageCode": "en", "sku": "GB-EN-10020000213575"}],
 }
 
@@ -72,25 +80,52 @@ V2_EXAMPLE: dict[str, Any] = {
 def test_a_v2_product_takes_its_sku_from_its_language() -> None:
     product = normalize_product(V2_EXAMPLE)
     assert product.to_json() == {
-        "id": 2, "sku": "GB-EN-10020000213575", "productCode": "10020000213575",
-        "name": "Sony PlayStation®Network Wallet Top-Up £100", "brand": "PlayStation",
-        "country": "GB", "category": "Gaming", "categories": ["Gaming", "PlayStation"],
-        "languages": ["en"], "tags": ["bestseller", "gaming"], "denominationType": "fixed",
-        "price": 10000, "currency": "GBP", "denominationMin": None, "denominationMax": None,
-        "denominationStep": None, "buyingPrice": 9500, "status": "active",
+        "id": 2,
+        "sku": "GB-EN-10020000213575",
+        "productCode": "10020000213575",
+        "name": "Sony PlayStation®Network Wallet Top-Up £100",
+        "brand": "PlayStation",
+        "country": "GB",
+        "category": "Gaming",
+        "categories": ["Gaming", "PlayStation"],
+        "languages": ["en"],
+        "tags": ["bestseller", "gaming"],
+        "denominationType": "fixed",
+        "price": 10000,
+        "currency": "GBP",
+        "denominationMin": None,
+        "denominationMax": None,
+        "denominationStep": None,
+        "buyingPrice": 9500,
+        "status": "active",
     }
 
 
 def test_a_v1_product_keeps_its_sku_ean_and_an_open_range_given_as_floats() -> None:
-    product = normalize_product({
-        "id": "814", "sku": "GB-EN-123", "ean": "123", "currencyCode": "gbp", "price": 2500,
-        "denominationType": "open", "denominationMinValue": 500.0,
-        "denominationMaxValue": 10000, "denominationStep": 100.0,
-    })
+    product = normalize_product(
+        {
+            "id": "814",
+            "sku": "GB-EN-123",
+            "ean": "123",
+            "currencyCode": "gbp",
+            "price": 2500,
+            "denominationType": "open",
+            "denominationMinValue": 500.0,
+            "denominationMaxValue": 10000,
+            "denominationStep": 100.0,
+        }
+    )
     assert (product.id, product.sku, product.productCode, product.currency) == (
-        814, "GB-EN-123", "123", "GBP")
+        814,
+        "GB-EN-123",
+        "123",
+        "GBP",
+    )
     assert (product.denominationMin, product.denominationMax, product.denominationStep) == (
-        500, 10000, 100)
+        500,
+        10000,
+        100,
+    )
     assert product.languages == ("en",)  # from the locale SKU, as v2 spells it
     assert product.is_open
 
@@ -102,8 +137,9 @@ def test_what_is_not_a_product_is_refused(raw: Any) -> None:
 
 
 def test_a_list_skips_broken_products_and_a_bare_list_guesses_whether_more_follow() -> None:
-    assert normalize_product_list({"count": 7, "products": [{"id": 1}, "junk"]},
-                                  skip=0, take=2) == (7, [Product(id=1)])
+    assert normalize_product_list(
+        {"count": 7, "products": [{"id": 1}, "junk"]}, skip=0, take=2
+    ) == (7, [Product(id=1)])
     assert normalize_product_list([{"id": 1}, {"id": 2}], skip=4, take=2)[0] == 7
     assert normalize_product_list([{"id": 1}], skip=4, take=2)[0] == 5
     with pytest.raises(ValueError):
@@ -119,11 +155,28 @@ def test_a_product_round_trips_through_its_json() -> None:
 
 def test_prices_read_in_major_units_and_open_ranges_with_their_step() -> None:
     assert price_label(Product(id=1, price=3299, currency="GBP")) == "32.99 GBP"
-    open_product = Product(id=2, denominationType="open", currency="GBP", price=2500,
-                           denominationMin=500, denominationMax=10000, denominationStep=100)
+    open_product = Product(
+        id=2,
+        denominationType="open",
+        currency="GBP",
+        price=2500,
+        denominationMin=500,
+        denominationMax=10000,
+        denominationStep=100,
+    )
     assert price_label(open_product) == "5.00-100.00 GBP, step 1.00"
-    assert price_label(Product(id=3, denominationType="open", currency="JPY",
-                               denominationMin=500, denominationMax=90000)) == "500-90,000 JPY"
+    assert (
+        price_label(
+            Product(
+                id=3,
+                denominationType="open",
+                currency="JPY",
+                denominationMin=500,
+                denominationMax=90000,
+            )
+        )
+        == "500-90,000 JPY"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -138,13 +191,15 @@ def test_filters_are_or_within_a_field_and_and_across_fields() -> None:
     assert not filters.matches(Product(id=2, brand="Xbox", country="FR", tags=("gaming",)))
     assert not filters.matches(Product(id=2, brand="Xbox", country="GB", tags=("music",)))
     assert CatalogFilters.parse(search="pass").matches(
-        Product(id=2, name="Xbox Game Pass", productCode="42"))
+        Product(id=2, name="Xbox Game Pass", productCode="42")
+    )
     assert CatalogFilters.parse(search="42").matches(Product(id=2, productCode="0042"))
 
 
 def test_filter_keys_ignore_order_and_case() -> None:
-    assert (CatalogFilters.parse(country="GB,IE").key()
-            == CatalogFilters.parse(country="ie,gb").key())
+    assert (
+        CatalogFilters.parse(country="GB,IE").key() == CatalogFilters.parse(country="ie,gb").key()
+    )
 
 
 @pytest.mark.parametrize("kwargs", [{"country": ","}, {"tag": " "}, {"search": "  "}])
@@ -157,9 +212,9 @@ def test_an_empty_filter_is_a_usage_error(kwargs: dict[str, str]) -> None:
 # Paging.
 
 
-def pager(total: int, calls: list[tuple[int, int]],
-          keep: Callable[[int], bool] = lambda _: True) -> Callable[[int, int],
-                                                                     tuple[int, list[Product]]]:
+def pager(
+    total: int, calls: list[tuple[int, int]], keep: Callable[[int], bool] = lambda _: True
+) -> Callable[[int, int], tuple[int, list[Product]]]:
     def fetch(skip: int, take: int) -> tuple[int, list[Product]]:
         calls.append((skip, take))
         ids = range(skip + 1, min(skip + take, total) + 1)
@@ -193,8 +248,7 @@ def test_a_limit_stops_early_and_says_more_were_left() -> None:
 
 def test_pages_filtered_here_go_on_past_short_pages_until_the_count() -> None:
     calls: list[tuple[int, int]] = []
-    pages = CatalogPages(pager(250, calls, keep=lambda i: i % 50 == 0),
-                         short_page_ends=False)
+    pages = CatalogPages(pager(250, calls, keep=lambda i: i % 50 == 0), short_page_ends=False)
     assert [p.id for p in pages] == [50, 100, 150, 200, 250]
     assert len(calls) == 3
 
@@ -247,9 +301,17 @@ def test_cache_files_are_0600_in_a_0700_folder(tmp_path: Path) -> None:
     assert stat.S_IMODE(cache.path(KEY).stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe", b"[]", b'{"format": 1}',
-                                     b'{"format": 1, "key": null, "savedAt": 1, "count": 1, '
-                                     b'"products": []}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b"\xff\xfe",
+        b"[]",
+        b'{"format": 1}',
+        b'{"format": 1, "key": null, "savedAt": 1, "count": 1, "products": []}',
+    ],
+)
 def test_a_corrupt_or_foreign_cache_file_is_a_miss(tmp_path: Path, content: bytes) -> None:
     cache = CatalogCache(tmp_path, 3600)
     cache.path(KEY).write_bytes(content)
@@ -296,8 +358,12 @@ def test_list_prints_the_whole_small_catalog_as_normalized_json(sandbox: Running
     xbox = next(p for p in products if p["id"] == 2)
     assert (xbox["sku"], xbox["price"], xbox["currency"]) == ("GB-EN-4251604177278", 3299, "GBP")
     opened = next(p for p in products if p["id"] == KTEST_OPEN_ID)
-    assert (opened["denominationType"], opened["denominationMin"], opened["denominationMax"],
-            opened["denominationStep"]) == ("open", 500, 10000, 100)
+    assert (
+        opened["denominationType"],
+        opened["denominationMin"],
+        opened["denominationMax"],
+        opened["denominationStep"],
+    ) == ("open", 500, 10000, 100)
 
 
 def test_a_second_list_comes_from_the_cache_without_a_request(sandbox: RunningSandbox) -> None:
@@ -318,8 +384,9 @@ def test_refresh_bypasses_the_cache_and_refreshes_it(sandbox: RunningSandbox) ->
     assert sandbox.request_count("GET", V1_LIST) == 2
 
 
-def test_an_expired_cache_is_fetched_again(sandbox: RunningSandbox, cache_home: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_expired_cache_is_fetched_again(
+    sandbox: RunningSandbox, cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     listed([])
     for path in cache_home.iterdir():  # fetched two hours ago
         data = json.loads(path.read_text())
@@ -333,8 +400,9 @@ def test_an_expired_cache_is_fetched_again(sandbox: RunningSandbox, cache_home: 
     assert sandbox.request_count("GET", V1_LIST) == 4
 
 
-def test_a_bad_ttl_setting_is_a_usage_error(sandbox: RunningSandbox,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_ttl_setting_is_a_usage_error(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_CATALOG_TTL", "an hour")
     result = run(["catalog", "list"])
     assert result.exit_code == ExitCode.USAGE
@@ -352,8 +420,7 @@ def test_cache_files_written_by_list_are_0600(sandbox: RunningSandbox, cache_hom
     assert SANDBOX_TOKEN not in text
 
 
-def test_a_corrupt_cache_is_a_miss_not_an_error(sandbox: RunningSandbox,
-                                                cache_home: Path) -> None:
+def test_a_corrupt_cache_is_a_miss_not_an_error(sandbox: RunningSandbox, cache_home: Path) -> None:
     listed([])
     for path in cache_home.iterdir():
         path.write_bytes(b'{"format": 1, "products": [')
@@ -365,8 +432,9 @@ def test_v1_filters_are_applied_here(sandbox: RunningSandbox) -> None:
     assert [p["id"] for p in listed(["--brand", "xbox,ROBLOX"])] == [2, 6]
     assert [p["id"] for p in listed(["--category", "gaming", "--tag", "bestseller"])] == [2]
     assert [p["id"] for p in listed(["--search", "ktest-o"])] == [9001, KTEST_OPEN_ID]
-    assert [p["id"] for p in listed(["--country", "GB", "--language", "en",
-                                     "--search", "spotify"])] == [1]
+    assert [
+        p["id"] for p in listed(["--country", "GB", "--language", "en", "--search", "spotify"])
+    ] == [1]
     result = run(["catalog", "list", "--country", "IE", "-o", "json"])
     assert result.exit_code == 0 and json.loads(result.stdout) == []
     assert "no products match" in result.stderr
@@ -379,8 +447,9 @@ def test_different_filters_are_cached_apart(sandbox: RunningSandbox) -> None:
     assert sandbox.request_count("GET", V1_LIST) == 2
 
 
-def test_all_pages_through_the_catalog(sandbox: RunningSandbox,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_all_pages_through_the_catalog(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(catalog, "PAGE_SIZE", 3)
     result = run(["catalog", "list", "--all", "-o", "jsonl"])
     assert result.exit_code == 0, result.stderr
@@ -405,8 +474,9 @@ def test_the_table_shows_major_units_and_open_ranges(sandbox: RunningSandbox) ->
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["ID", "SKU", "Name", "Brand", "Country", "Price"]
     assert any("Xbox Game Pass" in line and line.endswith("32.99 GBP") for line in lines)
-    assert any("KTEST-OPEN" in line and line.endswith("5.00-100.00 GBP, step 1.00")
-               for line in lines)
+    assert any(
+        "KTEST-OPEN" in line and line.endswith("5.00-100.00 GBP, step 1.00") for line in lines
+    )
 
 
 def test_csv_has_a_header_and_a_row_a_product(sandbox: RunningSandbox) -> None:
@@ -419,8 +489,7 @@ def test_csv_has_a_header_and_a_row_a_product(sandbox: RunningSandbox) -> None:
 def test_jsonl_is_one_product_a_line(sandbox: RunningSandbox) -> None:
     result = run(["catalog", "list", "--tag", "test", "-o", "jsonl"])
     lines = result.stdout.splitlines()
-    assert len(lines) == 7 and all(json.loads(line)["brand"] == "Kalixo Sandbox"
-                                   for line in lines)
+    assert len(lines) == 7 and all(json.loads(line)["brand"] == "Kalixo Sandbox" for line in lines)
 
 
 # --------------------------------------------------------------------------------------
@@ -450,8 +519,9 @@ def test_show_of_an_unknown_product_exits_3(sandbox: RunningSandbox) -> None:
 
 
 @pytest.mark.parametrize("args", [[], ["2", "--ean", "1"], ["--ean", " "], ["0"]])
-def test_show_needs_exactly_one_way_to_find_the_product(sandbox: RunningSandbox,
-                                                        args: list[str]) -> None:
+def test_show_needs_exactly_one_way_to_find_the_product(
+    sandbox: RunningSandbox, args: list[str]
+) -> None:
     assert run(["catalog", "show", *args]).exit_code == ExitCode.USAGE
     assert sandbox.request_count() == 0
 
@@ -467,8 +537,9 @@ def test_v2_lists_with_server_side_filters(v2: RunningSandbox) -> None:
     assert v2.request_count("GET", V2_LIST) == 3 and v2.request_count("GET", V1_LIST) == 0
 
 
-def test_v2_products_are_normalized_like_v1_ones(v2: RunningSandbox,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_v2_products_are_normalized_like_v1_ones(
+    v2: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from_v2 = listed([])
     monkeypatch.setenv("KALIXO_API_URL", v2.v1_url)
     monkeypatch.setenv("KALIXO_API_VERSION", "v1")
@@ -478,8 +549,9 @@ def test_v2_products_are_normalized_like_v1_ones(v2: RunningSandbox,
     assert listed([]) == from_v2
 
 
-def test_v2_all_pages_and_caches_each_page(v2: RunningSandbox,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_v2_all_pages_and_caches_each_page(
+    v2: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(catalog, "PAGE_SIZE", 4)
     assert [p["id"] for p in listed(["--all"])] == ALL_IDS
     assert v2.request_count("GET", V2_LIST) == 3
@@ -508,8 +580,9 @@ def test_v2_unknown_product_exits_3(v2: RunningSandbox) -> None:
     assert run(["catalog", "show", "999"]).exit_code == ExitCode.REJECTED
 
 
-def test_v1_and_v2_answers_are_cached_apart(v2: RunningSandbox,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_v1_and_v2_answers_are_cached_apart(
+    v2: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     listed([])
     monkeypatch.setenv("KALIXO_API_URL", v2.v1_url)
     monkeypatch.setenv("KALIXO_API_VERSION", "v1")
@@ -527,8 +600,16 @@ CATALOG = {
     2: Product(id=2, sku="GB-EN-4251604177278", price=3299, currency="GBP"),
     6: Product(id=6, sku="GB-EN-4251604133182", price=839, currency="GBP"),
     7: Product(id=7, sku="IE-EN-77", price=1500, currency="EUR"),
-    814: Product(id=814, sku="GB-EN-814", price=2500, currency="GBP", denominationType="open",
-                 denominationMin=500, denominationMax=10000, denominationStep=100),
+    814: Product(
+        id=814,
+        sku="GB-EN-814",
+        price=2500,
+        currency="GBP",
+        denominationType="open",
+        denominationMin=500,
+        denominationMax=10000,
+        denominationStep=100,
+    ),
 }
 
 
@@ -551,21 +632,33 @@ def problems(*specs: str, currency: str | None = None) -> list[str]:
 def test_an_order_takes_price_sku_and_currency_from_the_catalog() -> None:
     request = order("2:2", "814:1:5000", "6:1")
     assert request.body() == {
-        "externalOrderCode": "O-1", "price": 2 * 3299 + 5000 + 839, "currency": "GBP",
+        "externalOrderCode": "O-1",
+        "price": 2 * 3299 + 5000 + 839,
+        "currency": "GBP",
         "orderProducts": [
-            {"productId": 2, "price": 3299, "sku": "GB-EN-4251604177278", "currency": "GBP",
-             "quantity": 2},
-            {"productId": 814, "price": 5000, "sku": "GB-EN-814", "currency": "GBP",
-             "quantity": 1},
-            {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "currency": "GBP",
-             "quantity": 1},
+            {
+                "productId": 2,
+                "price": 3299,
+                "sku": "GB-EN-4251604177278",
+                "currency": "GBP",
+                "quantity": 2,
+            },
+            {"productId": 814, "price": 5000, "sku": "GB-EN-814", "currency": "GBP", "quantity": 1},
+            {
+                "productId": 6,
+                "price": 839,
+                "sku": "GB-EN-4251604133182",
+                "currency": "GBP",
+                "quantity": 1,
+            },
         ],
     }
 
 
 def test_an_open_amount_off_the_step_names_the_spec_the_step_and_the_range() -> None:
     assert problems("814:1:5050") == [
-        "--product 814:1:5050: 5050 is not a multiple of the step 100 (range 500-10000)"]
+        "--product 814:1:5050: 5050 is not a multiple of the step 100 (range 500-10000)"
+    ]
 
 
 @pytest.mark.parametrize("spec", ["814:1:400", "814:1:10100"])
@@ -595,11 +688,19 @@ def test_a_currency_given_must_be_every_products() -> None:
     assert line == "--product 2:1: product 2 is priced in GBP, not EUR (--currency)"
 
 
-@pytest.mark.parametrize(("spec", "says"), [
-    ("2", "productId:quantity"), ("2:1:2:3", "productId:quantity"), ("x:1", "productId"),
-    ("2:0", "quantity must be 1 or more"), ("0:1", "productId must be 1 or more"),
-    ("814:1:50.50", "minor units"), ("2:-1", "quantity"), ("814:1:", "amount"),
-])
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("2", "productId:quantity"),
+        ("2:1:2:3", "productId:quantity"),
+        ("x:1", "productId"),
+        ("2:0", "quantity must be 1 or more"),
+        ("0:1", "productId must be 1 or more"),
+        ("814:1:50.50", "minor units"),
+        ("2:-1", "quantity"),
+        ("814:1:", "amount"),
+    ],
+)
 def test_malformed_specs_say_what_is_wrong(spec: str, says: str) -> None:
     (line,) = problems(spec)
     assert line.startswith(f"--product {spec}: ") and says in line
@@ -608,7 +709,10 @@ def test_malformed_specs_say_what_is_wrong(spec: str, says: str) -> None:
 def test_every_bad_spec_is_reported_at_once() -> None:
     lines = problems("2:0", "999:1", "814:1:5050", "6:1")
     assert [line.split(": ", 1)[0] for line in lines] == [
-        "--product 2:0", "--product 999:1", "--product 814:1:5050"]
+        "--product 2:0",
+        "--product 999:1",
+        "--product 814:1:5050",
+    ]
     assert "product 999 is not in the catalog" in lines[1]
 
 
@@ -647,10 +751,12 @@ def test_the_sandbox_catalog_source_is_a_lookup(sandbox: RunningSandbox) -> None
     from kalixo_cli.workflows.catalog_source import CatalogSource
 
     client = V1Client(Transport(sandbox.v1_url, SANDBOX_TOKEN, timeout=5, retries=0))
-    source = CatalogSource(client, api=sandbox.v1_url, version=ApiVersion.V1, account="a",
-                           cache=None)
-    request = request_from_products([f"{KTEST_OPEN_ID}:2:2500", "2:1"], lookup=source.product,
-                                    currency=None, code="O-2")
+    source = CatalogSource(
+        client, api=sandbox.v1_url, version=ApiVersion.V1, account="a", cache=None
+    )
+    request = request_from_products(
+        [f"{KTEST_OPEN_ID}:2:2500", "2:1"], lookup=source.product, currency=None, code="O-2"
+    )
     assert request.price == 2 * 2500 + 3299 and request.orderProducts[0].sku == "KTEST-OPEN"
     with pytest.raises(InputError, match="not in the catalog"):
         request_from_products(["999:1"], lookup=source.product, currency=None, code="O-3")

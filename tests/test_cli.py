@@ -22,8 +22,9 @@ from tests.helpers import record_exit, run
 ROOT = Path(__file__).parent.parent
 
 
-def test_a_bug_exits_1_without_a_traceback(faults: FaultServer,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_exits_1_without_a_traceback(
+    faults: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     faults.on("/v1/orders/retrieve-order", Reply(200, {"orderId": 1, "products": []}))
 
     def broken(body: object) -> None:
@@ -44,7 +45,10 @@ def test_ctrl_c_exits_130(faults: FaultServer, isolated: Path) -> None:
     env = {**os.environ, "KALIXO_API_URL": f"{faults.url}/v1", "KALIXO_TOKEN": "t" * 24}
     process = subprocess.Popen(
         [sys.executable, "-m", "kalixo_cli", "retrieve-order", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120  # waits for the event (the request arrived), not a time
     while faults.count() == 0:
@@ -67,12 +71,20 @@ def test_usage_errors_exit_2() -> None:
 
 def test_global_options_move_before_the_command() -> None:
     assert hoist_global_options(["retrieve-order", "1", "--sandbox", "-o", "json"]) == [
-        "--sandbox", "retrieve-order", "1", "-o", "json"]
-    assert hoist_global_options(["--api-url", "http://x/v1", "retrieve-order", "1",
-                                 "--verbose"]) == [
-        "--api-url", "http://x/v1", "--verbose", "retrieve-order", "1"]
+        "--sandbox",
+        "retrieve-order",
+        "1",
+        "-o",
+        "json",
+    ]
+    assert hoist_global_options(
+        ["--api-url", "http://x/v1", "retrieve-order", "1", "--verbose"]
+    ) == ["--api-url", "http://x/v1", "--verbose", "retrieve-order", "1"]
     assert hoist_global_options(["place-order", "--", "--sandbox"]) == [
-        "place-order", "--", "--sandbox"]
+        "place-order",
+        "--",
+        "--sandbox",
+    ]
 
 
 def _leaf_commands(group: object, prefix: list[str]) -> list[list[str]]:
@@ -145,13 +157,17 @@ main()
 def _heavy_modules_loaded(args: list[str], env: dict[str, str]) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-c", PROBE.format(heavy=HEAVY, args=args)],
-        capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
     )
     return list(ast.literal_eval(result.stderr.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["config", "path"],
-                                  ["place-order", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["config", "path"], ["place-order", "--help"]]
+)
 def test_help_version_and_config_load_nothing_heavy(args: list[str]) -> None:
     assert _heavy_modules_loaded(args, {}) == []
 
@@ -160,4 +176,6 @@ def test_retrieve_order_json_loads_requests_only(faults: FaultServer) -> None:
     faults.on("/v1/orders/retrieve-order", Reply(200, {"orderId": 1, "products": []}))
     env = {"KALIXO_API_URL": f"{faults.url}/v1", "KALIXO_TOKEN": "t" * 24}
     assert _heavy_modules_loaded(["retrieve-order", "1", "-o", "json"], env) == [
-        "requests", "urllib3"]
+        "requests",
+        "urllib3",
+    ]

@@ -197,19 +197,37 @@ class Shells:
         return done.stdout
 
     def bash(self, line: str) -> list[str]:
-        out = self._run(["bash", "--norc", "--noprofile", "-c", BASH_DRIVER, "bash",
-                         str(self.completions / "kalixo.bash"), line,
-                         *_words_as_bash_splits_them(line)])
+        out = self._run(
+            [
+                "bash",
+                "--norc",
+                "--noprofile",
+                "-c",
+                BASH_DRIVER,
+                "bash",
+                str(self.completions / "kalixo.bash"),
+                line,
+                *_words_as_bash_splits_them(line),
+            ]
+        )
         return [word for word in out.split("\n") if word]
 
     def fish(self, line: str) -> list[str]:
-        out = self._run(["fish", "--no-config", "-c", "source $argv[1]; complete -C $argv[2]",
-                         str(self.completions / "kalixo.fish"), line])
+        out = self._run(
+            [
+                "fish",
+                "--no-config",
+                "-c",
+                "source $argv[1]; complete -C $argv[2]",
+                str(self.completions / "kalixo.fish"),
+                line,
+            ]
+        )
         return [row.split("\t", 1)[0] for row in out.splitlines() if row]
 
     def zsh(self, line: str) -> list[str]:
         out = self._run(["zsh", "-f", "-c", ZSH_DRIVER, "zsh", str(self.session), line])
-        captured = out[out.index("\x02") + 1:out.rindex("\x03")]
+        captured = out[out.index("\x02") + 1 : out.rindex("\x03")]
         return [word for word in captured.split("\n") if word]
 
     def started(self) -> str:
@@ -261,8 +279,15 @@ def test_a_group_offers_its_subcommands(complete: Complete) -> None:
 
 def test_double_dash_offers_the_commands_options(complete: Complete) -> None:
     candidates = complete("kalixo place-order --")
-    expected = {"--dry-run", "--format", "--external-order-code", "--currency", "--output",
-                "--raw", "--help"}
+    expected = {
+        "--dry-run",
+        "--format",
+        "--external-order-code",
+        "--currency",
+        "--output",
+        "--raw",
+        "--help",
+    }
     assert expected <= set(candidates)
     assert "--exit-status" not in candidates
 

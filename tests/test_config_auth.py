@@ -104,9 +104,15 @@ def test_a_token_is_never_a_command_line_argument() -> None:
 
 def test_api_url_precedence_flag_over_env_over_file(monkeypatch: pytest.MonkeyPatch) -> None:
     def shown() -> dict[str, str]:
-        return dict(json.loads(run(["--api-url", flag, "config", "show", "-o", "json"])
-                               .stdout)["api_url"]) if flag else dict(
-            json.loads(run(["config", "show", "-o", "json"]).stdout)["api_url"])
+        return (
+            dict(
+                json.loads(run(["--api-url", flag, "config", "show", "-o", "json"]).stdout)[
+                    "api_url"
+                ]
+            )
+            if flag
+            else dict(json.loads(run(["config", "show", "-o", "json"]).stdout)["api_url"])
+        )
 
     flag = ""
     assert shown() == {"value": "https://api.kalixo.io/v1", "source": "default"}
@@ -127,10 +133,17 @@ def test_config_show_masks_the_token() -> None:
     assert TOKEN not in run(["config", "show", "-o", "table"]).stdout
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("api_url", "ftp://x"), ("api_url", "https://u:p@host/v1"), ("timeout", "0"),
-    ("timeout", "nan"), ("retries", "99"), ("nope", "1"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("api_url", "ftp://x"),
+        ("api_url", "https://u:p@host/v1"),
+        ("timeout", "0"),
+        ("timeout", "nan"),
+        ("retries", "99"),
+        ("nope", "1"),
+    ],
+)
 def test_config_set_validates(key: str, value: str) -> None:
     result = run(["config", "set", key, value])
     assert result.exit_code == ExitCode.USAGE

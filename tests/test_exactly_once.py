@@ -84,14 +84,26 @@ class LaxServer:
         finally:
             with self._lock:
                 self.in_flight -= hold
-        products = [{"productId": line["productId"], "price": line["price"],
-                     "quantity": line["quantity"],
-                     "pin": [{"PIN": f"PIN-{order_id}-{n}"} for n in range(line["quantity"])]}
-                    for line in body["orderProducts"]]
+        products = [
+            {
+                "productId": line["productId"],
+                "price": line["price"],
+                "quantity": line["quantity"],
+                "pin": [{"PIN": f"PIN-{order_id}-{n}"} for n in range(line["quantity"])],
+            }
+            for line in body["orderProducts"]
+        ]
         if self.version == "v1":
             return Reply(201, {"orderId": str(order_id), "products": products})
-        return Reply(202, {"orderId": order_id, "externalOrderCode": code,
-                           "status": "completed", "products": products})
+        return Reply(
+            202,
+            {
+                "orderId": order_id,
+                "externalOrderCode": code,
+                "status": "completed",
+                "products": products,
+            },
+        )
 
 
 @pytest.fixture(params=["v1", "v2"])
@@ -113,15 +125,21 @@ def lax(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def kalixo(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "kalixo_cli", *args], env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kalixo_cli", *args],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 # -- 1. two runs at once --------------------------------------------------------------------
 
 
 def test_two_place_orders_runs_at_once_post_every_code_exactly_once(
-        lax: LaxServer, tmp_path: Path) -> None:
+    lax: LaxServer, tmp_path: Path
+) -> None:
     codes = [f"TWO-{i:02d}" for i in range(10)]
     path = write_jsonl(tmp_path / "batch.jsonl", codes)
     lax.free = 1  # the first run's first POST is answered: its pacer then lets three go
@@ -130,8 +148,7 @@ def test_two_place_orders_runs_at_once_post_every_code_exactly_once(
     lax.free = 1  # and so is the second run's first
     second = kalixo("place-orders", path, "-c", "3", "-o", "jsonl")
     # The second run claims what the first has not, and holds those POSTs too.
-    wait_until(lambda: lax.in_flight == 6 or second.poll() is not None,
-               "the second run's POSTs")
+    wait_until(lambda: lax.in_flight == 6 or second.poll() is not None, "the second run's POSTs")
     lax.gate.set()
     out_first, err_first = first.communicate(timeout=120)
     out_second, err_second = second.communicate(timeout=120)
@@ -150,7 +167,8 @@ def journal_key(lax: LaxServer) -> str:
 
 
 def test_place_order_while_another_process_sends_the_code_exits_6(
-        lax: LaxServer, tmp_path: Path) -> None:
+    lax: LaxServer, tmp_path: Path
+) -> None:
     file = tmp_path / "order.json"
     file.write_text(json.dumps(order("ONE-1")))
     first = kalixo("place-order", str(file), "-o", "json")
@@ -168,7 +186,8 @@ def test_place_order_while_another_process_sends_the_code_exits_6(
 
 
 def test_two_place_orders_of_a_file_without_a_code_buy_it_once(
-        lax: LaxServer, tmp_path: Path) -> None:
+    lax: LaxServer, tmp_path: Path
+) -> None:
     file = tmp_path / "order.json"
     file.write_text(json.dumps(order(None)))
     first = kalixo("place-order", str(file), "-o", "json")
@@ -185,14 +204,22 @@ def test_two_place_orders_of_a_file_without_a_code_buy_it_once(
 def test_a_claim_is_won_by_exactly_one_of_many_processes(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     Journal(path).close()
-    script = ("import sys, json; from pathlib import Path; "
-              "from kalixo_cli.store.journal import Journal; "
-              "j = Journal(Path(sys.argv[1])); "
-              "print(json.dumps(j.claim('api', 'RACE-1', {'n': 1}).won)); sys.stdout.flush(); "
-              "sys.stdin.read()")  # stay alive, holding the claim, until told to go
-    racers = [subprocess.Popen([sys.executable, "-c", script, str(path)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-              for _ in range(6)]
+    script = (
+        "import sys, json; from pathlib import Path; "
+        "from kalixo_cli.store.journal import Journal; "
+        "j = Journal(Path(sys.argv[1])); "
+        "print(json.dumps(j.claim('api', 'RACE-1', {'n': 1}).won)); sys.stdout.flush(); "
+        "sys.stdin.read()"
+    )  # stay alive, holding the claim, until told to go
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
     try:
         won = [json.loads(racer.stdout.readline()) for racer in racers]  # type: ignore[union-attr]
     finally:
@@ -207,9 +234,11 @@ def test_a_claim_from_another_machine_holds_while_its_lease_runs(tmp_path: Path)
         assert journal.claim("api", "M-1", {"n": 1}).won
     db = sqlite3.connect(path)
     with db:
-        db.execute("UPDATE orders SET owner_token = 'other', owner_host = 'elsewhere', "
-                   "owner_pid = 1, owner_boot = 'another-boot', lease_until = ?",
-                   (time.time() + 30,))
+        db.execute(
+            "UPDATE orders SET owner_token = 'other', owner_host = 'elsewhere', "
+            "owner_pid = 1, owner_boot = 'another-boot', lease_until = ?",
+            (time.time() + 30,),
+        )
     with Journal(path) as journal:
         entry = journal.get("api", "M-1")
         assert entry is not None and entry.effective_state == "sending"
@@ -226,8 +255,7 @@ def test_a_claim_from_another_machine_holds_while_its_lease_runs(tmp_path: Path)
         assert journal.claim("api", "M-1", {"n": 1}, can_look_up=True).won  # v2: look it up
 
 
-def test_a_claim_of_a_pid_that_now_belongs_to_another_process_is_not_held(
-        tmp_path: Path) -> None:
+def test_a_claim_of_a_pid_that_now_belongs_to_another_process_is_not_held(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     with Journal(path) as journal:
         assert journal.claim("api", "P-1", {"n": 1}).won
@@ -243,8 +271,7 @@ def test_a_claim_of_a_pid_that_now_belongs_to_another_process_is_not_held(
 # -- 2. generated codes ---------------------------------------------------------------------
 
 
-def test_a_rerun_of_a_file_without_a_code_places_no_second_order(
-        sandbox: RunningSandbox) -> None:
+def test_a_rerun_of_a_file_without_a_code_places_no_second_order(sandbox: RunningSandbox) -> None:
     first = run(["place-order", str(EXAMPLES / "order.json"), "-o", "json"])
     assert first.exit_code == 0, first.stderr
     code = json.loads(first.stdout)["externalOrderCode"]
@@ -269,8 +296,14 @@ def test_generated_codes_depend_on_content_day_and_journal() -> None:
 
     def request(code: str, quantity: int = 1) -> OrderRequest:
         line = {**LINE, "currency": "GBP", "quantity": quantity}
-        return OrderRequest.model_validate({"externalOrderCode": code, "currency": "GBP",
-                                            "price": 839 * quantity, "orderProducts": [line]})
+        return OrderRequest.model_validate(
+            {
+                "externalOrderCode": code,
+                "currency": "GBP",
+                "price": 839 * quantity,
+                "orderProducts": [line],
+            }
+        )
 
     day = date(2026, 12, 2)
     code = content_code(request("A"), salt="s", day=day)
@@ -282,8 +315,9 @@ def test_generated_codes_depend_on_content_day_and_journal() -> None:
 
 
 def test_new_code_and_a_given_code_do_not_mix(sandbox: RunningSandbox) -> None:
-    result = run(["place-order", str(EXAMPLES / "order.json"), "--new-code",
-                  "--external-order-code", "X-1"])
+    result = run(
+        ["place-order", str(EXAMPLES / "order.json"), "--new-code", "--external-order-code", "X-1"]
+    )
     assert result.exit_code == ExitCode.USAGE
     assert sandbox.request_count() == 0
 
@@ -296,9 +330,24 @@ def other_machine_places(tmp_path: Path, code: str, product: dict[str, Any]) -> 
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "other-machine")}
     file = tmp_path / f"{code}.json"
     file.write_text(json.dumps(order(code, product=product)))
-    done = subprocess.run([sys.executable, "-m", "kalixo_cli", "place-order", str(file),
-                           "-o", "json", "--wait", "--poll-interval", "1"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kalixo_cli",
+            "place-order",
+            str(file),
+            "-o",
+            "json",
+            "--wait",
+            "--poll-interval",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 
@@ -307,7 +356,8 @@ OTHER_LINE = {"productId": 2, "price": 3299, "sku": "GB-EN-4251604177278", "quan
 
 
 def test_a_409_for_a_code_that_holds_another_order_exits_3_without_its_pins(
-        v2: RunningSandbox, tmp_path: Path) -> None:
+    v2: RunningSandbox, tmp_path: Path
+) -> None:
     theirs = other_machine_places(tmp_path, "TAKEN-1", OTHER_LINE)
     their_pins = [pin for product in theirs["products"] for pin in product["pins"]]
     assert their_pins
@@ -315,15 +365,15 @@ def test_a_409_for_a_code_that_holds_another_order_exits_3_without_its_pins(
     file.write_text(json.dumps(order("TAKEN-1", product={**LINE, "quantity": 3})))
     result = run(["place-order", str(file), "-o", "json"])
     assert result.exit_code == ExitCode.REJECTED, result.stderr
-    assert f"code TAKEN-1 already holds a different order (id {theirs['orderId']})" \
-        in result.stderr
+    assert f"code TAKEN-1 already holds a different order (id {theirs['orderId']})" in result.stderr
     assert not any(pin in result.stdout + result.stderr for pin in their_pins)
     entry = json.loads(run(["orders", "show", "TAKEN-1", "-o", "json"]).stdout)
     assert (entry["state"], entry["errorKind"]) == ("rejected", "CodeTaken")
 
 
 def test_the_look_up_that_settles_an_unknown_outcome_applies_the_same_rule(
-        v2: RunningSandbox, tmp_path: Path) -> None:
+    v2: RunningSandbox, tmp_path: Path
+) -> None:
     theirs = other_machine_places(tmp_path, "TAKEN-2", OTHER_LINE)
     mine = order("TAKEN-2")
     request = {**mine, "price": 839, "orderProducts": [{**LINE, "currency": "GBP"}]}
@@ -337,14 +387,16 @@ def test_the_look_up_that_settles_an_unknown_outcome_applies_the_same_rule(
 
 
 def test_place_orders_reports_a_code_holding_another_order_as_rejected(
-        v2: RunningSandbox, tmp_path: Path) -> None:
+    v2: RunningSandbox, tmp_path: Path
+) -> None:
     theirs = other_machine_places(tmp_path, "TAKEN-3", OTHER_LINE)
     their_pins = [pin for product in theirs["products"] for pin in product["pins"]]
     path = write_jsonl(tmp_path / "b.jsonl", ["TAKEN-3", "FREE-3"])
     result = run(["place-orders", path, "-o", "jsonl"])
     assert result.exit_code == ExitCode.REJECTED
-    lines = {line["externalOrderCode"]: line
-             for line in map(json.loads, result.stdout.splitlines())}
+    lines = {
+        line["externalOrderCode"]: line for line in map(json.loads, result.stdout.splitlines())
+    }
     assert lines["TAKEN-3"]["outcome"] == "rejected"
     assert lines["TAKEN-3"]["error"]["kind"] == "code_taken"
     assert lines["TAKEN-3"]["order"] is None
@@ -357,15 +409,19 @@ def test_a_replay_of_the_same_order_under_the_code_is_this_order() -> None:
     from kalixo_cli.domain.order import Order, OrderProduct
     from kalixo_cli.workflows.placement import order_difference
 
-    request = OrderRequest.model_validate({
-        "externalOrderCode": "R", "currency": "GBP", "price": 3 * 839,
-        "orderProducts": [{**LINE, "currency": "GBP", "quantity": 3}]})
+    request = OrderRequest.model_validate(
+        {
+            "externalOrderCode": "R",
+            "currency": "GBP",
+            "price": 3 * 839,
+            "orderProducts": [{**LINE, "currency": "GBP", "quantity": 3}],
+        }
+    )
     same = Order(orderId=1, products=[OrderProduct(productId=6, quantity=3, price=839)])
     assert order_difference(same, request) is None
     assert order_difference(Order(orderId=1), request) is None  # v2 states nothing to compare
     other = Order(orderId=2, products=[OrderProduct(productId=6, quantity=1)])
-    assert order_difference(other, request) == \
-        "it holds 1 x product 6; this order is 3 x product 6"
+    assert order_difference(other, request) == "it holds 1 x product 6; this order is 3 x product 6"
     assert order_difference(Order(currency="EUR"), request) is not None
     assert order_difference(Order(price=1), request) is not None
     priced = Order(products=[OrderProduct(productId=6, quantity=3, price=1)])
@@ -382,8 +438,11 @@ def small_disk(isolated: Path) -> Iterator[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -412,7 +471,8 @@ def fill(folder: Path) -> None:
 
 
 def test_a_disk_filled_during_the_post_still_prints_the_order(
-        small_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = LaxServer("v1")
     server.gate.set()
     server.on_post = lambda: fill(small_disk)
@@ -437,7 +497,8 @@ def test_a_disk_filled_during_the_post_still_prints_the_order(
 
 
 def test_a_disk_filled_during_a_bulk_run_still_writes_the_result_lines(
-        small_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = LaxServer("v1")
     server.gate.set()
     server.on_post = lambda: fill(small_disk)
@@ -460,8 +521,7 @@ def test_a_disk_filled_during_a_bulk_run_still_writes_the_result_lines(
 # -- 5. a journal that cannot be used -------------------------------------------------------
 
 
-def test_a_corrupt_journal_is_named_with_a_fix_and_nothing_is_sent(
-        sandbox: RunningSandbox) -> None:
+def test_a_corrupt_journal_is_named_with_a_fix_and_nothing_is_sent(sandbox: RunningSandbox) -> None:
     path = default_journal_path()
     path.parent.mkdir(parents=True)
     path.write_bytes(b"this is not a database, it is a grocery list" * 100)
@@ -501,8 +561,9 @@ def read_only_data(isolated: Path) -> Iterator[Path]:
         journal.claim("https://api.kalixo.io/v1", "RO-1", {"n": 1})
         journal.finish("https://api.kalixo.io/v1", "RO-1", "placed", order_id=77)
     if os.geteuid() == 0:
-        bound = subprocess.run(["mount", "--bind", str(folder), str(folder)],
-                               capture_output=True, text=True)
+        bound = subprocess.run(
+            ["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True
+        )
         if bound.returncode != 0:
             pytest.skip(f"cannot bind-mount here: {bound.stderr.strip()}")
         subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
@@ -520,13 +581,15 @@ def read_only_data(isolated: Path) -> Iterator[Path]:
 
 
 def test_a_read_only_journal_is_read_but_not_sent_from(
-        read_only_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    read_only_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_API_URL", "https://api.kalixo.io/v1")
     monkeypatch.setenv("KALIXO_TOKEN", "some-token-0123456789")
     listed = run(["orders", "list", "-o", "json"])
     assert listed.exit_code == 0, listed.stderr
     assert [(e["externalOrderCode"], e["orderId"]) for e in json.loads(listed.stdout)] == [
-        ("RO-1", 77)]
+        ("RO-1", 77)
+    ]
     shown = run(["orders", "show", "RO-1", "-o", "json"])
     assert shown.exit_code == 0 and json.loads(shown.stdout)["state"] == "placed"
     result = run(["place-order", str(EXAMPLES / "order.json"), "--external-order-code", "RO-2"])
@@ -535,7 +598,8 @@ def test_a_read_only_journal_is_read_but_not_sent_from(
 
 
 def test_a_data_folder_that_cannot_be_created_is_named(
-        isolated: Path, monkeypatch: pytest.MonkeyPatch, sandbox: RunningSandbox) -> None:
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, sandbox: RunningSandbox
+) -> None:
     blocker = isolated / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("XDG_DATA_HOME", str(blocker / "data"))
@@ -547,7 +611,8 @@ def test_a_data_folder_that_cannot_be_created_is_named(
 
 
 def test_a_full_disk_before_sending_sends_nothing(
-        small_disk: Path, sandbox: RunningSandbox) -> None:
+    small_disk: Path, sandbox: RunningSandbox
+) -> None:
     with Journal(default_journal_path()):
         pass
     fill(small_disk)
@@ -596,10 +661,14 @@ def test_a_journal_of_the_previous_version_is_upgraded_in_place(tmp_path: Path) 
     db.execute("PRAGMA journal_mode=WAL")
     db.executescript(PREVIOUS_SCHEMA)
     with db:
-        db.execute("INSERT INTO orders VALUES ('api', 'OLD-1', 'h1', '{}', 'placed', 41, "
-                   "'completed', NULL, NULL, 1, 1000.0, 1001.0)")
-        db.execute("INSERT INTO orders VALUES ('api', 'OLD-2', 'h2', '{}', 'sending', NULL, "
-                   "NULL, NULL, NULL, 1, 1002.0, 1002.0)")
+        db.execute(
+            "INSERT INTO orders VALUES ('api', 'OLD-1', 'h1', '{}', 'placed', 41, "
+            "'completed', NULL, NULL, 1, 1000.0, 1001.0)"
+        )
+        db.execute(
+            "INSERT INTO orders VALUES ('api', 'OLD-2', 'h2', '{}', 'sending', NULL, "
+            "NULL, NULL, NULL, 1, 1002.0, 1002.0)"
+        )
     db.close()
     # Read-only commands read it as it is, before any upgrade.
     with Journal(path, readonly=True) as journal:
@@ -622,15 +691,20 @@ def test_a_journal_of_the_previous_version_is_upgraded_in_place(tmp_path: Path) 
 
 
 def test_plan_files_live_in_the_data_folder_and_stale_ones_are_removed(
-        sandbox: RunningSandbox, tmp_path: Path) -> None:
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     import socket
 
     from kalixo_cli.workflows.bulk import plan_folder
 
     folder = plan_folder()
     folder.mkdir(parents=True)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     host = socket.gethostname().replace("_", "-")
     stale = folder / f"batch_{host}_{int(dead.stdout)}_0_abc.sqlite3"
     stale.write_text("order bodies of a killed run")
@@ -645,7 +719,8 @@ def test_plan_files_live_in_the_data_folder_and_stale_ones_are_removed(
 
 
 def test_a_full_disk_before_a_bulk_run_sends_nothing(
-        small_disk: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:
+    small_disk: Path, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     with Journal(default_journal_path()):
         pass
     fill(small_disk)
@@ -657,7 +732,8 @@ def test_a_full_disk_before_a_bulk_run_sends_nothing(
 
 
 def test_a_running_process_renews_the_lease_of_its_claims(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import kalixo_cli.store.journal as journal_module
 
     monkeypatch.setattr(journal_module, "HEARTBEAT_SECONDS", 0.05)

@@ -24,10 +24,43 @@ LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 
 BASE: dict[str, Any] = {"externalOrderCode": "O-1", "currency": "GBP", "orderProducts": [LINE]}
 
 ODD_VALUES: list[Any] = [
-    None, "", " ", "x", " x", "x ", "GBP", "gbp", "EUR", "€", 0, 1, -1, 2**63 - 1, 2**63,
-    10**40, True, False, 1.0, 8.39, Decimal("839"), Decimal("8.39"), [], {}, [LINE],
-    "a\x00b", "a\x1bb", "a\u202eb", "a\u200bb", 'a"b', "a\\b", "a\x85b", "839", "x" * 101,
-    "x" * 201, "\ufeffx", "\u2028",
+    None,
+    "",
+    " ",
+    "x",
+    " x",
+    "x ",
+    "GBP",
+    "gbp",
+    "EUR",
+    "€",
+    0,
+    1,
+    -1,
+    2**63 - 1,
+    2**63,
+    10**40,
+    True,
+    False,
+    1.0,
+    8.39,
+    Decimal("839"),
+    Decimal("8.39"),
+    [],
+    {},
+    [LINE],
+    "a\x00b",
+    "a\x1bb",
+    "a\u202eb",
+    "a\u200bb",
+    'a"b',
+    "a\\b",
+    "a\x85b",
+    "839",
+    "x" * 101,
+    "x" * 201,
+    "\ufeffx",
+    "\u2028",
 ]
 
 
@@ -37,8 +70,13 @@ def careful(body: Any, currency: str | None) -> tuple[str, str] | None:
     state = JsonState()
     try:
         request = parse_batch_json_order(
-            text, name="o.jsonl", line=1, column=1, state=state,
-            value=copy.deepcopy(body), currency=currency,
+            text,
+            name="o.jsonl",
+            line=1,
+            column=1,
+            state=state,
+            value=copy.deepcopy(body),
+            currency=currency,
         )
     except InputError:
         return None
@@ -160,15 +198,38 @@ CSV_HEADERS = [
     ["externalOrderCode", "productId", "quantity", "price", "sku", "currency"],
     ["sku", "price", "quantity", "productId", "externalOrderCode"],
 ]
-CELLS = ["", "0", "1", "007", "+5", "-1", "1.0", "8.39", "1e3", "x", "GBP", "gbp", "EUR",
-         "9" * 19, "9" * 31, "\u0661", "a\u202eb", 'a"b', "a\\b", "S-1"]
+CELLS = [
+    "",
+    "0",
+    "1",
+    "007",
+    "+5",
+    "-1",
+    "1.0",
+    "8.39",
+    "1e3",
+    "x",
+    "GBP",
+    "gbp",
+    "EUR",
+    "9" * 19,
+    "9" * 31,
+    "\u0661",
+    "a\u202eb",
+    'a"b',
+    "a\\b",
+    "S-1",
+]
 
 
-def _careful_csv(rows: list[tuple[int, int, list[str]]], columns: list[str | None], code: str,
-                 currency: str | None) -> tuple[str, str] | None:
+def _careful_csv(
+    rows: list[tuple[int, int, list[str]]],
+    columns: list[str | None],
+    code: str,
+    currency: str | None,
+) -> tuple[str, str] | None:
     try:
-        request = parse_batch_csv_order(rows, columns, name="o.csv", code=code,
-                                        currency=currency)
+        request = parse_batch_csv_order(rows, columns, name="o.csv", code=code, currency=currency)
     except InputError:
         return None
     return request.externalOrderCode, request.model_dump_json()
@@ -181,8 +242,14 @@ def test_fast_csv_order_matches_the_careful_path(header: list[str], currency: st
     columns: list[str | None] = [None if at == code_at else c for at, c in enumerate(header)]
     layout = csv_layout(columns)
     assert layout is not None
-    usual = {"externalOrderCode": "O-1", "productId": "6", "quantity": "2", "price": "839",
-             "sku": "S-1", "currency": "GBP"}
+    usual = {
+        "externalOrderCode": "O-1",
+        "productId": "6",
+        "quantity": "2",
+        "price": "839",
+        "sku": "S-1",
+        "currency": "GBP",
+    }
     cases: list[list[dict[str, str]]] = [[usual], [usual, dict(usual, productId="7")]]
     for column in usual:
         for cell in CELLS:
@@ -191,8 +258,10 @@ def test_fast_csv_order_matches_the_careful_path(header: list[str], currency: st
     accepted = 0
     for case in cases:
         code = case[0]["externalOrderCode"]
-        rows = [(number, number + 1, [line.get(name, "") for name in header])
-                for number, line in enumerate(case, start=1)]
+        rows = [
+            (number, number + 1, [line.get(name, "") for name in header])
+            for number, line in enumerate(case, start=1)
+        ]
         fast = fast_csv_order(rows, layout, code, currency)
         if fast is not None:
             assert fast == _careful_csv(rows, columns, code, currency), case

@@ -27,7 +27,9 @@ PLACED = {
     ],
 }
 RETRIEVED = {
-    "orderId": 59400, "orderStatus": "completed", "externalOrderCode": "O-1",
+    "orderId": 59400,
+    "orderStatus": "completed",
+    "externalOrderCode": "O-1",
     "products": [{"productId": 2, "price": 3299, "quantity": 1, "pin": [{"pin": "AAAAA-BBBBB"}]}],
 }
 
@@ -70,8 +72,10 @@ def test_place_order_sends_bearer_token_user_agent_and_json(faults: FaultServer)
 
 
 def test_401_exits_4_with_server_message_and_correlation_key(faults: FaultServer) -> None:
-    faults.on(RETRIEVE, Reply(401, error_of(401, "Invalid token"),
-                              {"fhp-codehype-correlation-key": "corr-401"}))
+    faults.on(
+        RETRIEVE,
+        Reply(401, error_of(401, "Invalid token"), {"fhp-codehype-correlation-key": "corr-401"}),
+    )
     result = retrieve()
     assert_clean_error(result, ExitCode.AUTH)
     assert "Invalid token" in result.stderr
@@ -100,16 +104,19 @@ def test_place_order_rejections_exit_3_after_one_post(faults: FaultServer, statu
 
 
 def test_409_says_the_code_exists(faults: FaultServer) -> None:
-    faults.on(PLACE, Reply(409, error_of(409, "An order with this external order code "
-                                              "already exists.")))
+    faults.on(
+        PLACE, Reply(409, error_of(409, "An order with this external order code already exists."))
+    )
     result = place()
     assert "already exists" in result.stderr
     assert "--external-order-code" in result.stderr
 
 
 def test_json_mode_also_writes_a_json_error_object(faults: FaultServer) -> None:
-    faults.on(RETRIEVE, Reply(404, error_of(404, "Order 59400 not found"),
-                              {"fhp-codehype-correlation-key": "k-1"}))
+    faults.on(
+        RETRIEVE,
+        Reply(404, error_of(404, "Order 59400 not found"), {"fhp-codehype-correlation-key": "k-1"}),
+    )
     result = retrieve()
     last = json.loads(result.stderr.strip().splitlines()[-1])
     assert last["error"]["exitCode"] == 3
@@ -119,16 +126,21 @@ def test_json_mode_also_writes_a_json_error_object(faults: FaultServer) -> None:
 
 
 def test_get_429_waits_for_retry_after_then_succeeds(faults: FaultServer) -> None:
-    faults.on(RETRIEVE, Reply(429, error_of(429, "Rate limit exceeded. Retry after 1s."),
-                              {"Retry-After": "1"}), Reply(200, RETRIEVED))
+    faults.on(
+        RETRIEVE,
+        Reply(429, error_of(429, "Rate limit exceeded. Retry after 1s."), {"Retry-After": "1"}),
+        Reply(200, RETRIEVED),
+    )
     result = retrieve()
     assert result.exit_code == 0, result.stderr
     assert faults.count("GET") == 2
 
 
 def test_get_429_that_persists_exits_5(faults: FaultServer) -> None:
-    faults.on(RETRIEVE, Reply(429, error_of(429, "Rate limit exceeded. Retry after 0s."),
-                              {"Retry-After": "0"}))
+    faults.on(
+        RETRIEVE,
+        Reply(429, error_of(429, "Rate limit exceeded. Retry after 0s."), {"Retry-After": "0"}),
+    )
     result = retrieve()
     assert_clean_error(result, ExitCode.TEMPORARY)
     assert "429" in result.stderr
@@ -136,8 +148,10 @@ def test_get_429_that_persists_exits_5(faults: FaultServer) -> None:
 
 
 def test_post_429_is_not_retried_and_exits_5(faults: FaultServer) -> None:
-    faults.on(PLACE, Reply(429, error_of(429, "Rate limit exceeded. Retry after 7s."),
-                           {"Retry-After": "7"}))
+    faults.on(
+        PLACE,
+        Reply(429, error_of(429, "Rate limit exceeded. Retry after 7s."), {"Retry-After": "7"}),
+    )
     result = place()
     assert_clean_error(result, ExitCode.TEMPORARY)
     assert faults.count("POST") == 1
@@ -159,10 +173,14 @@ def test_get_5xx_then_success_recovers(faults: FaultServer) -> None:
     assert faults.count("GET") == 2
 
 
-@pytest.mark.parametrize("reply", [
-    Reply(500, {"statusCode": 500, "message": "Internal server error"}),
-    Reply(502, HTML_502),
-], ids=["500", "502-html"])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(500, {"statusCode": 500, "message": "Internal server error"}),
+        Reply(502, HTML_502),
+    ],
+    ids=["500", "502-html"],
+)
 def test_post_5xx_is_not_retried_and_exits_6(faults: FaultServer, reply: Reply) -> None:
     faults.on(PLACE, reply)
     result = place()
@@ -283,8 +301,11 @@ def test_post_redirect_is_not_followed(faults: FaultServer) -> None:
 
 
 def test_verbose_shows_the_exchange_but_never_the_token(faults: FaultServer) -> None:
-    faults.on(RETRIEVE, Reply(500, error_of(500, "boom")), Reply(200, RETRIEVED,
-                              {"fhp-codehype-correlation-key": "corr-v"}))
+    faults.on(
+        RETRIEVE,
+        Reply(500, error_of(500, "boom")),
+        Reply(200, RETRIEVED, {"fhp-codehype-correlation-key": "corr-v"}),
+    )
     result = run(["--verbose", "retrieve-order", "59400", "-o", "json"])
     assert result.exit_code == 0
     assert "> GET" in result.stderr
@@ -300,8 +321,9 @@ def test_global_options_are_accepted_after_the_command(faults: FaultServer) -> N
     assert "> GET" in result.stderr
 
 
-def test_missing_token_exits_4_before_any_request(faults: FaultServer,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_token_exits_4_before_any_request(
+    faults: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KALIXO_TOKEN")
     result = retrieve()
     assert_clean_error(result, ExitCode.AUTH)
@@ -323,8 +345,16 @@ def test_a_known_code_with_another_order_is_refused(faults: FaultServer, tmp_pat
     faults.on(PLACE, Reply(201, PLACED))
     assert place().exit_code == 0
     other = tmp_path / "other.json"
-    other.write_text(json.dumps({"currency": "GBP", "orderProducts": [
-        {"productId": 2, "price": 3299, "sku": "GB-EN-4251604177278", "quantity": 2}]}))
+    other.write_text(
+        json.dumps(
+            {
+                "currency": "GBP",
+                "orderProducts": [
+                    {"productId": 2, "price": 3299, "sku": "GB-EN-4251604177278", "quantity": 2}
+                ],
+            }
+        )
+    )
     result = run(["place-order", str(other), "--external-order-code", "O-FAULT-1"])
     assert_clean_error(result, ExitCode.USAGE)
     assert "different order" in result.stderr

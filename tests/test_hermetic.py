@@ -20,8 +20,11 @@ OUTSIDE = re.compile(r"""(["'/]\.\./|parents\[[2-9]\]|["'](/work|/home|/tmp/[a-z
 def _code_files() -> list[Path]:
     files = [ROOT / "pyproject.toml", *(ROOT / ".ci").iterdir()]
     for folder in ("tests", "scripts", "bench"):
-        files += [path for path in (ROOT / folder).rglob("*")
-                  if path.suffix in {".py", ".sh"} and "__pycache__" not in path.parts]
+        files += [
+            path
+            for path in (ROOT / folder).rglob("*")
+            if path.suffix in {".py", ".sh"} and "__pycache__" not in path.parts
+        ]
     return files
 
 

@@ -27,7 +27,7 @@ OSC52 = "\x1b]52;c;cm0gLXJmIH4=\x07"  # writes "rm -rf ~" to the clipboard
 CLEAR = "\x1b[2J"
 RLO = "\u202e"
 HOSTILE_SKU = f"GB{OSC52}{CLEAR}-{RLO}NE"
-HOSTILE_PIN = f"=HYPERLINK(\"http://evil.example\"){CLEAR}"
+HOSTILE_PIN = f'=HYPERLINK("http://evil.example"){CLEAR}'
 SHOWN_SKU = "GB\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J-\\u202eNE"
 SHOWN_PIN = '=HYPERLINK("http://evil.example")\\x1b[2J'
 CORRELATION = f"corr-{CLEAR}1"
@@ -35,9 +35,12 @@ CORRELATION = f"corr-{CLEAR}1"
 
 def hostile_order(sku: str = HOSTILE_SKU, pin: str = HOSTILE_PIN) -> dict[str, object]:
     return {
-        "orderId": 59400, "orderStatus": "completed", "externalOrderCode": "O-1",
-        "products": [{"productId": 2, "sku": sku, "price": 3299, "quantity": 1,
-                      "pin": [{"pin": pin}]}],
+        "orderId": 59400,
+        "orderStatus": "completed",
+        "externalOrderCode": "O-1",
+        "products": [
+            {"productId": 2, "sku": sku, "price": 3299, "quantity": 1, "pin": [{"pin": pin}]}
+        ],
     }
 
 
@@ -90,8 +93,9 @@ def test_table_shows_escape_sequences_visibly(faults: FaultServer) -> None:
     assert result.stderr == ""
 
 
-def test_stacked_table_on_a_narrow_terminal_is_clean(faults: FaultServer,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stacked_table_on_a_narrow_terminal_is_clean(
+    faults: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "40")
     faults.on(RETRIEVE, Reply(200, hostile_order()))
     result = run(["retrieve-order", "59400", "-o", "table"])
@@ -138,10 +142,10 @@ def test_pins_out_csv_is_clean_and_defused(faults: FaultServer, tmp_path: Path) 
     target = tmp_path / "pins.csv"
     result = run(["retrieve-order", "59400", "-o", "json", "--pins-out", str(target)])
     assert result.exit_code == 0, result.stderr
-    assert target.read_bytes() == (
-        "orderId,productId,sku,pin\n"
-        f"59400,2,{SHOWN_SKU},'+1-555-0100\n"
-    ).encode()
+    assert (
+        target.read_bytes()
+        == (f"orderId,productId,sku,pin\n59400,2,{SHOWN_SKU},'+1-555-0100\n").encode()
+    )
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert rows[0]["pin"] == "'+1-555-0100"
 
@@ -158,10 +162,14 @@ def test_pins_out_json_keeps_the_data(faults: FaultServer, tmp_path: Path) -> No
 
 
 def test_server_message_and_correlation_key_on_stderr_are_clean(faults: FaultServer) -> None:
-    faults.on(RETRIEVE, Reply(
-        404, {"statusCode": 404, "message": f"no such order {OSC52}{RLO}"},
-        {"fhp-codehype-correlation-key": CORRELATION},
-    ))
+    faults.on(
+        RETRIEVE,
+        Reply(
+            404,
+            {"statusCode": 404, "message": f"no such order {OSC52}{RLO}"},
+            {"fhp-codehype-correlation-key": CORRELATION},
+        ),
+    )
     result = run(["retrieve-order", "59400", "-o", "json"])
     assert result.exit_code == ExitCode.REJECTED
     lines = result.stderr.splitlines()
@@ -177,8 +185,14 @@ def test_server_message_and_correlation_key_on_stderr_are_clean(faults: FaultSer
 
 
 def test_place_order_failure_is_journaled_and_shown_clean(faults: FaultServer) -> None:
-    faults.on(PLACE, Reply(422, {"statusCode": 422, "message": f"bad sku {CLEAR}{RLO}"},
-                           {"fhp-codehype-correlation-key": CORRELATION}))
+    faults.on(
+        PLACE,
+        Reply(
+            422,
+            {"statusCode": 422, "message": f"bad sku {CLEAR}{RLO}"},
+            {"fhp-codehype-correlation-key": CORRELATION},
+        ),
+    )
     result = run(["place-order", ORDER, "--external-order-code", "O-H-1", "-o", "json"])
     assert result.exit_code == ExitCode.REJECTED
     assert not raw_bytes(result.stderr)
@@ -198,13 +212,38 @@ def test_place_order_failure_is_journaled_and_shown_clean(faults: FaultServer) -
 
 def test_markup_in_a_sku_is_printed_as_it_is(faults: FaultServer, tmp_path: Path) -> None:
     sku = "GB-[/]EN [link=https://evil.example]click[/link] :thumbs_up:"
-    faults.on(PLACE, Reply(201, {"orderId": "59400", "products": [
-        {"productId": 2, "sku": sku, "price": 3299, "quantity": 1, "pin": [{"PIN": "P-1"}]},
-        {"productId": 6, "price": 839, "quantity": 1, "pin": [{"PIN": "P-2"}]},
-    ]}))
+    faults.on(
+        PLACE,
+        Reply(
+            201,
+            {
+                "orderId": "59400",
+                "products": [
+                    {
+                        "productId": 2,
+                        "sku": sku,
+                        "price": 3299,
+                        "quantity": 1,
+                        "pin": [{"PIN": "P-1"}],
+                    },
+                    {"productId": 6, "price": 839, "quantity": 1, "pin": [{"PIN": "P-2"}]},
+                ],
+            },
+        ),
+    )
     target = tmp_path / "pins.csv"
-    result = run(["place-order", ORDER, "--external-order-code", "O-M-1", "-o", "table",
-                  "--pins-out", str(target)])
+    result = run(
+        [
+            "place-order",
+            ORDER,
+            "--external-order-code",
+            "O-M-1",
+            "-o",
+            "table",
+            "--pins-out",
+            str(target),
+        ]
+    )
     assert result.exit_code == 0, result.stderr
     assert sku in result.stdout
     assert "\x1b]8;" not in result.stdout  # no hyperlink
@@ -216,8 +255,9 @@ def test_markup_in_the_users_own_file_is_printed_as_it_is(tmp_path: Path) -> Non
     order["orderProducts"][0]["sku"] = "GB-[/]EN"
     path = tmp_path / "order.json"
     path.write_text(json.dumps(order))
-    result = run(["place-order", str(path), "--dry-run", "-o", "table",
-                  "--external-order-code", "O-D-1"])
+    result = run(
+        ["place-order", str(path), "--dry-run", "-o", "table", "--external-order-code", "O-D-1"]
+    )
     assert result.exit_code == 0, result.stderr
     assert "GB-[/]EN" in result.stdout
 
@@ -227,8 +267,11 @@ def test_markup_in_the_users_own_file_is_printed_as_it_is(tmp_path: Path) -> Non
 
 
 def test_a_code_with_bidi_or_zero_width_characters_is_refused(faults: FaultServer) -> None:
-    for code, shown in (("O-1\u202e", "\\u202e"), ("O-\u200b1", "\\u200b"),
-                        ("O-\U000e00411", "\\U000e0041")):
+    for code, shown in (
+        ("O-1\u202e", "\\u202e"),
+        ("O-\u200b1", "\\u200b"),
+        ("O-\U000e00411", "\\U000e0041"),
+    ):
         result = run(["place-order", ORDER, "--external-order-code", code, "-o", "json"])
         assert result.exit_code == ExitCode.USAGE
         assert f"must not contain invisible or text-direction characters ({shown})" in (
@@ -240,10 +283,26 @@ def test_a_code_with_bidi_or_zero_width_characters_is_refused(faults: FaultServe
 
 def test_catalog_list_is_clean_in_every_format(faults: FaultServer) -> None:
     name = f"[link=https://evil.example]Top-Up[/link] {OSC52}{RLO}£100"
-    faults.on("/v1/catalog/products", Reply(200, {"count": 1, "products": [
-        {"id": 2, "sku": HOSTILE_SKU, "name": name, "price": 10000, "currencyCode": "GBP",
-         "brand": "=cmd|' /C calc'!A0", "countryCode": "GB"},
-    ]}))
+    faults.on(
+        "/v1/catalog/products",
+        Reply(
+            200,
+            {
+                "count": 1,
+                "products": [
+                    {
+                        "id": 2,
+                        "sku": HOSTILE_SKU,
+                        "name": name,
+                        "price": 10000,
+                        "currencyCode": "GBP",
+                        "brand": "=cmd|' /C calc'!A0",
+                        "countryCode": "GB",
+                    },
+                ],
+            },
+        ),
+    )
     table = run(["catalog", "list", "-o", "table", "--refresh"])
     assert table.exit_code == 0, table.stderr
     assert not raw_bytes(table.stdout)

@@ -27,13 +27,18 @@ def journal(tmp_path: Path) -> Journal:
 def claim_and_die(path: Path, api: str, code: str, body: dict[str, object]) -> None:
     """Claim `code` from a real process that then exits without an outcome (a kill -9
     mid-request looks the same to the journal)."""
-    script = ("import json, sys; from pathlib import Path; "
-              "from kalixo_cli.store.journal import Journal; "
-              "j = Journal(Path(sys.argv[1])); "
-              "assert j.claim(sys.argv[2], sys.argv[3], json.loads(sys.argv[4])).won; "
-              "import os; os._exit(0)")
-    subprocess.run([sys.executable, "-c", script, str(path), api, code, json.dumps(body)],
-                   check=True, timeout=60)
+    script = (
+        "import json, sys; from pathlib import Path; "
+        "from kalixo_cli.store.journal import Journal; "
+        "j = Journal(Path(sys.argv[1])); "
+        "assert j.claim(sys.argv[2], sys.argv[3], json.loads(sys.argv[4])).won; "
+        "import os; os._exit(0)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(path), api, code, json.dumps(body)],
+        check=True,
+        timeout=60,
+    )
 
 
 def test_the_journal_file_is_private_under_umask_000(tmp_path: Path) -> None:
@@ -128,14 +133,24 @@ def test_processes_started_together_on_a_new_journal_all_open_it(tmp_path: Path)
     """While one process switches a new file to WAL, SQLite can answer "locked" at once,
     without its busy handler: a cron job and a terminal started together on a new journal
     must both open it and claim, not one of them exit 11."""
-    script = ("import sys; from kalixo_cli.store.journal_url import locate, open_journal; "
-              "j = open_journal(locate('sqlite://' + sys.argv[1])); "
-              "[j.claim(sys.argv[2], f'C-{n}', {}) for n in range(40)]; j.close()")
+    script = (
+        "import sys; from kalixo_cli.store.journal_url import locate, open_journal; "
+        "j = open_journal(locate('sqlite://' + sys.argv[1])); "
+        "[j.claim(sys.argv[2], f'C-{n}', {}) for n in range(40)]; j.close()"
+    )
     for round_ in range(12):
         path = tmp_path / f"round-{round_}" / "journal.sqlite3"
-        started = [subprocess.Popen([sys.executable, "-c", script, str(path), API],
-                                    stderr=subprocess.PIPE, text=True) for _ in range(3)]
-        failures = [err for process in started
-                    for err in [process.communicate(timeout=120)[1]] if process.returncode]
+        started = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(path), API], stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(3)
+        ]
+        failures = [
+            err
+            for process in started
+            for err in [process.communicate(timeout=120)[1]]
+            if process.returncode
+        ]
         assert failures == []
         assert len(list(Journal(path).entries())) == 40

@@ -40,15 +40,28 @@ def claim_in_a_process(backend: JournalBackend, codes: list[str], *, die: bool) 
         "j.close()\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script, backend.url, json.dumps(codes), API, json.dumps(BODY),
-         "die" if die else "live"],
-        timeout=120, capture_output=True, text=True, env=os.environ.copy())
+        [
+            sys.executable,
+            "-c",
+            script,
+            backend.url,
+            json.dumps(codes),
+            API,
+            json.dumps(BODY),
+            "die" if die else "live",
+        ],
+        timeout=120,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
     assert done.returncode == 0, done.stderr
     return list(json.loads(done.stdout))
 
 
 def test_a_claim_is_durable_and_seen_by_another_handle_as_held(
-        journal_backend: JournalBackend) -> None:
+    journal_backend: JournalBackend,
+) -> None:
     mine = journal_backend.open()
     assert mine.claim(API, "J-1", BODY).won
     entry = journal_backend.open().get(API, "J-1")  # another process sees it, now
@@ -92,7 +105,8 @@ def test_states_and_verdicts(journal_backend: JournalBackend) -> None:
 
 
 def test_of_many_handles_claiming_one_code_at_once_exactly_one_wins(
-        journal_backend: JournalBackend) -> None:
+    journal_backend: JournalBackend,
+) -> None:
     handles = [journal_backend.open() for _ in range(8)]
     start = threading.Barrier(len(handles))
 
@@ -102,24 +116,27 @@ def test_of_many_handles_claiming_one_code_at_once_exactly_one_wins(
 
     # Futures hand a thread's failure to the test (a bare Thread would only print it).
     with ThreadPoolExecutor(max_workers=len(handles)) as pool:
-        wins = [future.result(timeout=120) for future in
-                [pool.submit(race, handle) for handle in handles]]
+        wins = [
+            future.result(timeout=120)
+            for future in [pool.submit(race, handle) for handle in handles]
+        ]
     assert sorted(wins) == [False] * 7 + [True]
 
 
 def test_two_processes_claiming_the_same_codes_win_each_exactly_once(
-        journal_backend: JournalBackend) -> None:
+    journal_backend: JournalBackend,
+) -> None:
     codes = [f"P-{n}" for n in range(40)]
     # Futures hand a failed process's stderr to the test (a bare Thread would only print it).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(claim_in_a_process, journal_backend, codes, die=False)
-                   for _ in range(2)]
+        futures = [
+            pool.submit(claim_in_a_process, journal_backend, codes, die=False) for _ in range(2)
+        ]
         results = [future.result(timeout=180) for future in futures]
     assert sorted(results[0] + results[1]) == sorted(codes)  # each won by exactly one
 
 
-def test_another_machines_claim_holds_while_its_lease_runs(
-        journal_backend: JournalBackend) -> None:
+def test_another_machines_claim_holds_while_its_lease_runs(journal_backend: JournalBackend) -> None:
     other_machine = journal_backend.open_as(Owner("t" * 32, "machine-b", 4242, "boot-of-b", None))
     assert other_machine.claim(API, "M-1", BODY).won
     here = journal_backend.open()
@@ -127,8 +144,10 @@ def test_another_machines_claim_holds_while_its_lease_runs(
     assert entry is not None and entry.owner_host == "machine-b"
     assert entry.effective_state == "sending"  # pid 4242 is not checked: not this machine
     assert here.claim(API, "M-1", BODY).verdict.kind == "busy"
-    journal_backend.sql("UPDATE {orders} SET lease_until = lease_until - ? WHERE code = ?",
-                        (LEASE_SECONDS * 2, "M-1"))  # machine-b died: nobody renews it
+    journal_backend.sql(
+        "UPDATE {orders} SET lease_until = lease_until - ? WHERE code = ?",
+        (LEASE_SECONDS * 2, "M-1"),
+    )  # machine-b died: nobody renews it
     entry = here.get(API, "M-1")
     assert entry is not None and entry.effective_state == "unknown"
     assert here.claim(API, "M-1", BODY).verdict.kind == "unknown"
@@ -151,7 +170,8 @@ def test_entries_are_per_api_and_filterable(journal_backend: JournalBackend) -> 
 
 
 def test_abandon_in_flight_marks_only_its_own_claims_unknown(
-        journal_backend: JournalBackend) -> None:
+    journal_backend: JournalBackend,
+) -> None:
     mine, theirs = journal_backend.open(), journal_backend.open()
     assert mine.claim(API, "A-1", BODY).won
     assert theirs.claim(API, "A-2", BODY).won
@@ -197,8 +217,9 @@ def test_a_read_only_handle_reads_and_refuses_to_claim(journal_backend: JournalB
         reader.claim(API, "RO-2", BODY)
 
 
-def test_entries_come_in_order_across_pages(journal_backend: JournalBackend,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entries_come_in_order_across_pages(
+    journal_backend: JournalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import kalixo_cli.store.journal_pg
 
     monkeypatch.setattr(kalixo_cli.store.journal_pg, "PAGE", 3)  # PostgreSQL reads 3 rows a query
@@ -214,7 +235,8 @@ def test_entries_come_in_order_across_pages(journal_backend: JournalBackend,
 
 
 def test_an_outcome_never_replaces_placed_and_sync_writes_only_an_unchanged_row(
-        journal_backend: JournalBackend) -> None:
+    journal_backend: JournalBackend,
+) -> None:
     journal = journal_backend.open()
     assert journal.claim(API, "S-1", BODY).won
     assert journal.finish(API, "S-1", "placed", order_id=5)
@@ -228,12 +250,14 @@ def test_an_outcome_never_replaces_placed_and_sync_writes_only_an_unchanged_row(
     assert not journal.finish(API, "S-2", "failed", expected_rev=read.rev)
     settled = journal.get(API, "S-2")
     assert settled is not None and settled.order_id == 77
-    assert journal.finish(API, "S-2", "placed", order_id=77, status="completed",
-                          expected_rev=settled.rev)
+    assert journal.finish(
+        API, "S-2", "placed", order_id=77, status="completed", expected_rev=settled.rev
+    )
 
 
 def test_get_many_reads_the_known_codes_with_their_state(
-        journal_backend: JournalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal_backend: JournalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import kalixo_cli.store.journal_pg
 
     monkeypatch.setattr(kalixo_cli.store.journal_pg, "PAGE", 2)
@@ -248,7 +272,8 @@ def test_get_many_reads_the_known_codes_with_their_state(
 
 
 def test_status_follows_the_api_and_rows_are_found_by_order_id(
-        journal_backend: JournalBackend) -> None:
+    journal_backend: JournalBackend,
+) -> None:
     journal = journal_backend.open()
     assert journal.claim(API, "O-1", BODY).won
     journal.finish(API, "O-1", "placed", order_id=321, status="processing")

@@ -46,9 +46,12 @@ class OtherProcess:
     )
 
     def __init__(self, path: Path) -> None:
-        self.child = subprocess.Popen([sys.executable, "-c", self.SCRIPT, str(path)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      text=True)
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.lock = threading.Lock()
 
     def state(self, code: str) -> str:
@@ -101,8 +104,9 @@ class Held:
         self.thread = threading.Thread(target=journal._commit, args=(self.work,))
 
     def work(self, db: sqlite3.Connection) -> None:
-        db.execute("INSERT INTO meta (name, value) VALUES ('held', '1') "
-                   "ON CONFLICT (name) DO NOTHING")
+        db.execute(
+            "INSERT INTO meta (name, value) VALUES ('held', '1') ON CONFLICT (name) DO NOTHING"
+        )
         self.inside.set()
         assert self.release.wait(60)
 
@@ -124,7 +128,8 @@ def in_threads(count: int, target: Callable[[int], None]) -> list[threading.Thre
 
 
 def test_many_threads_claiming_the_same_codes_win_each_once_and_on_disk_first(
-        journal: Journal, other: OtherProcess) -> None:
+    journal: Journal, other: OtherProcess
+) -> None:
     codes = [f"G-{n}" for n in range(40)]
     won: dict[str, list[int]] = {code: [] for code in codes}
     seen_by_other: dict[str, str] = {}
@@ -132,7 +137,7 @@ def test_many_threads_claiming_the_same_codes_win_each_once_and_on_disk_first(
 
     def claimer(n: int) -> None:
         try:
-            for code in codes[n % 5:] + codes[:n % 5]:  # each thread its own order
+            for code in codes[n % 5 :] + codes[: n % 5]:  # each thread its own order
                 if journal.claim(API, code, body(code)).won:
                     # Returned: another process must already see the claim.
                     seen_by_other[code] = other.state(code)
@@ -148,12 +153,14 @@ def test_many_threads_claiming_the_same_codes_win_each_once_and_on_disk_first(
 
 
 def test_claims_queued_behind_a_commit_share_the_next_one(
-        journal: Journal, other: OtherProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal: Journal, other: OtherProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sizes = batch_sizes(journal, monkeypatch)
     results: dict[int, bool] = {}
     with Held(journal):
-        threads = in_threads(6, lambda n: results.__setitem__(
-            n, journal.claim(API, f"B-{n}", body(f"B-{n}")).won))
+        threads = in_threads(
+            6, lambda n: results.__setitem__(n, journal.claim(API, f"B-{n}", body(f"B-{n}")).won)
+        )
         wait_until(lambda: len(journal._pending) == 6, "six claims to queue")
         assert other.state("B-0") == "-"  # nothing of them is written before their commit
         assert not results  # and no claim returned before it
@@ -164,8 +171,9 @@ def test_claims_queued_behind_a_commit_share_the_next_one(
     assert [other.state(f"B-{n}") for n in range(6)] == ["sending"] * 6
 
 
-def test_a_failing_piece_of_a_batch_fails_alone(journal: Journal,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_piece_of_a_batch_fails_alone(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sizes = batch_sizes(journal, monkeypatch)
     outcomes: dict[str, object] = {}
 
@@ -176,12 +184,15 @@ def test_a_failing_piece_of_a_batch_fails_alone(journal: Journal,
                 outcomes[name] = "ok"
             except sqlite3.Error as exc:
                 outcomes[name] = exc
+
         return run
 
     with Held(journal):
-        threads = [*in_threads(1, write("good-1", "INSERT INTO meta VALUES ('a', '1')")),
-                   *in_threads(1, write("bad", "INSERT INTO no_such_table VALUES (1)")),
-                   *in_threads(1, write("good-2", "INSERT INTO meta VALUES ('b', '2')"))]
+        threads = [
+            *in_threads(1, write("good-1", "INSERT INTO meta VALUES ('a', '1')")),
+            *in_threads(1, write("bad", "INSERT INTO no_such_table VALUES (1)")),
+            *in_threads(1, write("good-2", "INSERT INTO meta VALUES ('b', '2')")),
+        ]
         wait_until(lambda: len(journal._pending) == 3, "three writes to queue")
     for thread in threads:
         thread.join(60)
@@ -190,7 +201,9 @@ def test_a_failing_piece_of_a_batch_fails_alone(journal: Journal,
     assert 3 in sizes  # tried together, then each alone
     db = sqlite3.connect(journal.path)
     assert dict(db.execute("SELECT name, value FROM meta WHERE name IN ('a', 'b')")) == {
-        "a": "1", "b": "2"}
+        "a": "1",
+        "b": "2",
+    }
     db.close()
 
 
@@ -205,7 +218,8 @@ def test_reads_do_not_wait_for_a_commit_under_way(journal: Journal) -> None:
 
 
 def test_an_outcome_queued_with_finish_soon_is_on_disk_when_its_wait_returns(
-        journal: Journal, other: OtherProcess) -> None:
+    journal: Journal, other: OtherProcess
+) -> None:
     assert journal.claim(API, "F-1", body("F-1")).won
     durable = journal.finish_soon(API, "F-1", "placed", order_id=7, status="completed")
     assert other.state("F-1") == "sending"  # queued, not written yet
@@ -269,8 +283,14 @@ def test_readers_of_a_new_journal_opened_by_two_processes_at_once(tmp_path: Path
         "print(j.claim('api', sys.argv[2], {'n': 1}).won and all(seen) and len(seen) == 4)\n"
         "j.close()\n"
     )
-    children = [subprocess.Popen([sys.executable, "-c", script, str(path), name],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for name in ("P-1", "P-2")]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path), name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("P-1", "P-2")
+    ]
     outputs = [child.communicate(timeout=120) for child in children]
     assert [json.loads(out.strip().lower()) for out, _ in outputs] == [True, True], outputs

@@ -31,7 +31,12 @@ def placed(*extra: str) -> dict[str, object]:
 def test_results_follow_ghs_rules() -> None:
     program = compile_jq(".[]")
     assert program.apply(["a b", 1, None, {"k": [1, "é"]}, True]) == [
-        "a b", "1", "null", '{"k":[1,"é"]}', "true"]
+        "a b",
+        "1",
+        "null",
+        '{"k":[1,"é"]}',
+        "true",
+    ]
     assert result_line("x\ny") == "x\ny"
 
 
@@ -52,8 +57,14 @@ def test_place_order_prints_the_pins_one_a_line(sandbox: RunningSandbox) -> None
 
 def test_retrieve_order_filters_the_normalized_order(sandbox: RunningSandbox) -> None:
     order = placed()
-    result = run(["retrieve-order", str(order["orderId"]),
-                  "--jq", "[.orderId, .status, (.products | length)]"])
+    result = run(
+        [
+            "retrieve-order",
+            str(order["orderId"]),
+            "--jq",
+            "[.orderId, .status, (.products | length)]",
+        ]
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f'[{order["orderId"]},"completed",2]\n'
 
@@ -85,13 +96,22 @@ def test_orders_list_and_show(sandbox: RunningSandbox) -> None:
 def test_place_orders_summary_and_lines(sandbox: RunningSandbox, tmp_path: Path) -> None:
     batch = tmp_path / "batch.jsonl"
     body = json.loads(Path(EXAMPLE).read_text())
-    batch.write_text("".join(json.dumps({**body, "externalOrderCode": f"JQB-{n}"}) + "\n"
-                             for n in range(3)))
+    batch.write_text(
+        "".join(json.dumps({**body, "externalOrderCode": f"JQB-{n}"}) + "\n" for n in range(3))
+    )
     result = run(["place-orders", str(batch), "--jq", ".placed"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "3\n"
-    again = run(["place-orders", str(batch), "-o", "jsonl", "--jq",
-                 "select(.outcome == \"skipped\") | .externalOrderCode"])
+    again = run(
+        [
+            "place-orders",
+            str(batch),
+            "-o",
+            "jsonl",
+            "--jq",
+            'select(.outcome == "skipped") | .externalOrderCode',
+        ]
+    )
     assert again.exit_code == 0, again.stderr
     assert sorted(lines(again.stdout)) == ["JQB-0", "JQB-1", "JQB-2"]
 
@@ -135,8 +155,7 @@ def test_doctor_and_profiles(sandbox: RunningSandbox) -> None:
 # -- failures -------------------------------------------------------------------------------
 
 
-def test_an_invalid_expression_is_exit_2_before_anything_is_sent(
-        sandbox: RunningSandbox) -> None:
+def test_an_invalid_expression_is_exit_2_before_anything_is_sent(sandbox: RunningSandbox) -> None:
     result = run(["place-order", EXAMPLE, "--jq", ".products["])
     assert result.exit_code == 2
     assert "--jq '.products[' is not a valid jq expression" in result.stderr
@@ -152,7 +171,8 @@ def test_jq_does_not_go_with_a_table_or_csv(sandbox: RunningSandbox) -> None:
 
 
 def test_a_filter_failing_on_the_result_keeps_the_answer_and_exits_9(
-        sandbox: RunningSandbox) -> None:
+    sandbox: RunningSandbox,
+) -> None:
     result = run(["place-order", EXAMPLE, "--jq", ".products.pins"])
     assert result.exit_code == 9
     order = json.loads(result.stdout)  # printed unfiltered: the PINs are not lost

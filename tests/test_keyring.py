@@ -47,7 +47,7 @@ def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
 
 
 def test_a_token_goes_to_the_keyring_and_only_a_marker_to_the_file(
-    memory_keyring: MemoryKeyring
+    memory_keyring: MemoryKeyring,
 ) -> None:
     assert run(["auth", "set-token", "--with-token"], input=TOKEN).exit_code == 0
     assert memory_keyring.secrets == {("kalixo", "default:token"): TOKEN}

@@ -40,13 +40,19 @@ main()
 
 def loaded_modules(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """The modules a real `kalixo ARGS` process has imported when it exits."""
-    result = subprocess.run([sys.executable, "-c", PROBE % (args,)], capture_output=True,
-                            text=True, env={**os.environ, **(env or {})}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE % (args,)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
     report: dict[str, Any] = json.loads(result.stderr.strip().splitlines()[-1])
     stdlib = set(report.pop("stdlib"))
     top = set(report.pop("top"))
-    report["third_party"] = sorted(name for name in top - stdlib - {"kalixo_cli", "__main__"}
-                                   if not name.startswith("_"))
+    report["third_party"] = sorted(
+        name for name in top - stdlib - {"kalixo_cli", "__main__"} if not name.startswith("_")
+    )
     report["stdlib"] = top & stdlib
     report["exit"] = result.returncode
     return report
@@ -55,28 +61,63 @@ def loaded_modules(args: list[str], env: dict[str, str] | None = None) -> dict[s
 # What typer itself brings (with its vendored click), and requests with what it imports
 # while sending (urllib3 looks for optional decoders such as backports.zstd at request time).
 TYPER = {"typer", "shellingham", "annotated_doc"}
-REQUESTS = {"requests", "urllib3", "idna", "certifi", "charset_normalizer", "backports",
-            "cython_runtime"}
+REQUESTS = {
+    "requests",
+    "urllib3",
+    "idna",
+    "certifi",
+    "charset_normalizer",
+    "backports",
+    "cython_runtime",
+}
 
-HELP_MODULES = ["kalixo_cli", "kalixo_cli.cli", "kalixo_cli.domain", "kalixo_cli.domain.errors",
-                "kalixo_cli.lazy"]
-RETRIEVE_MODULES = sorted([
-    *HELP_MODULES,
-    "kalixo_cli.api", "kalixo_cli.api.base", "kalixo_cli.api.http", "kalixo_cli.api.v1",
-    # every request is bounded in time and size, and every output is sanitised
-    "kalixo_cli.api.limits", "kalixo_cli.domain.sanitize",
-    "kalixo_cli.commands", "kalixo_cli.commands.order", "kalixo_cli.commands.context",
-    "kalixo_cli.commands.options",
-    "kalixo_cli.store", "kalixo_cli.store.config",
-    "kalixo_cli.domain.api_version", "kalixo_cli.domain.normalize", "kalixo_cli.domain.order",
-    "kalixo_cli.domain.redact",
-    "kalixo_cli.terminal", "kalixo_cli.terminal.output", "kalixo_cli.api.retry",
-    "kalixo_cli.workflows", "kalixo_cli.workflows.session",
-])
+HELP_MODULES = [
+    "kalixo_cli",
+    "kalixo_cli.cli",
+    "kalixo_cli.domain",
+    "kalixo_cli.domain.errors",
+    "kalixo_cli.lazy",
+]
+RETRIEVE_MODULES = sorted(
+    [
+        *HELP_MODULES,
+        "kalixo_cli.api",
+        "kalixo_cli.api.base",
+        "kalixo_cli.api.http",
+        "kalixo_cli.api.v1",
+        # every request is bounded in time and size, and every output is sanitised
+        "kalixo_cli.api.limits",
+        "kalixo_cli.domain.sanitize",
+        "kalixo_cli.commands",
+        "kalixo_cli.commands.order",
+        "kalixo_cli.commands.context",
+        "kalixo_cli.commands.options",
+        "kalixo_cli.store",
+        "kalixo_cli.store.config",
+        "kalixo_cli.domain.api_version",
+        "kalixo_cli.domain.normalize",
+        "kalixo_cli.domain.order",
+        "kalixo_cli.domain.redact",
+        "kalixo_cli.terminal",
+        "kalixo_cli.terminal.output",
+        "kalixo_cli.api.retry",
+        "kalixo_cli.workflows",
+        "kalixo_cli.workflows.session",
+    ]
+)
 # Standard modules that only some branches need: never on these paths. (requests brings csv
 # and zipfile through importlib.metadata, so those count only for --help.)
-BRANCH_ONLY = {"tomllib", "sqlite3", "decimal", "asyncio", "concurrent", "zoneinfo",
-               "xml", "multiprocessing", "sysconfig"}
+BRANCH_ONLY = {
+    "tomllib",
+    "sqlite3",
+    "decimal",
+    "asyncio",
+    "concurrent",
+    "zoneinfo",
+    "xml",
+    "multiprocessing",
+    "sysconfig",
+}
 
 
 def test_help_imports_no_command_module() -> None:
@@ -105,10 +146,12 @@ def test_every_summary_is_the_first_paragraph_of_the_commands_help() -> None:
         command = group.commands[name]
         first_paragraph = (command.help or "").split("\n\n")[0]
         assert entry.summary.split() == first_paragraph.split(), (
-            f"COMMANDS[{name!r}].summary differs from the command's help: {first_paragraph!r}")
+            f"COMMANDS[{name!r}].summary differs from the command's help: {first_paragraph!r}"
+        )
         for limit in (20, 45, 70, 120):
-            assert group.lazy.peek(name).get_short_help_str(limit) == \
-                command.get_short_help_str(limit)
+            assert group.lazy.peek(name).get_short_help_str(limit) == command.get_short_help_str(
+                limit
+            )
 
 
 @pytest.mark.parametrize("width", [50, 80, 100, 160])

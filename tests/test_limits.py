@@ -22,8 +22,9 @@ PLACE = "/v1/orders/place-order"
 CATALOG = "/v1/catalog/products"
 ORDER = str(Path(__file__).parent.parent / "examples" / "order.json")
 HUGE = 200 * 1024 * 1024
-HINT_TIME = ("kalixo: hint: try again, or allow more time with KALIXO_TIMEOUT or "
-             "`kalixo config set timeout`")
+HINT_TIME = (
+    "kalixo: hint: try again, or allow more time with KALIXO_TIMEOUT or `kalixo config set timeout`"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -67,8 +68,7 @@ def test_a_trickling_get_is_retried_within_the_deadline(
 
 @pytest.mark.parametrize("action", ["trickle-headers", "trickle-body"])
 @pytest.mark.usefixtures("quick")
-def test_a_trickling_answer_to_an_order_leaves_it_unknown(faults: FaultServer,
-                                                          action: str) -> None:
+def test_a_trickling_answer_to_an_order_leaves_it_unknown(faults: FaultServer, action: str) -> None:
     faults.on(PLACE, Reply(action=action, trickle=0.1))
     result = run(["place-order", ORDER, "--external-order-code", "O-T-1", "-o", "json"])
     assert result.exit_code == ExitCode.OUTCOME_UNKNOWN
@@ -86,8 +86,9 @@ def too_large(declared: bool) -> str:
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-def test_a_huge_answer_to_a_get_exits_5_naming_the_limit(faults: FaultServer,
-                                                          chunked: bool) -> None:
+def test_a_huge_answer_to_a_get_exits_5_naming_the_limit(
+    faults: FaultServer, chunked: bool
+) -> None:
     faults.on(RETRIEVE, Reply(action="huge", size=HUGE, chunked=chunked))
     result = run(["retrieve-order", "59400", "-o", "json"])
     assert result.exit_code == ExitCode.TEMPORARY
@@ -119,8 +120,16 @@ def test_a_huge_catalog_page_is_refused(faults: FaultServer) -> None:
 
 
 def test_a_huge_redirect_body_is_not_read_whole(faults: FaultServer) -> None:
-    faults.on(RETRIEVE, Reply(302, action="huge", size=HUGE, chunked=True,
-                              headers={"Location": f"{faults.url}/elsewhere"}))
+    faults.on(
+        RETRIEVE,
+        Reply(
+            302,
+            action="huge",
+            size=HUGE,
+            chunked=True,
+            headers={"Location": f"{faults.url}/elsewhere"},
+        ),
+    )
     result = run(["retrieve-order", "59400", "-o", "json"])
     assert result.exit_code == ExitCode.TEMPORARY
     assert "over the 8 MiB limit" in result.stderr.splitlines()[0]

@@ -24,8 +24,9 @@ def signed_out(sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> Runn
 
 
 def login(password: str = SANDBOX_PASSWORD) -> Result:
-    return run(["auth", "login", "--email", SANDBOX_EMAIL, "--password-stdin"],
-               input=password + "\n")
+    return run(
+        ["auth", "login", "--email", SANDBOX_EMAIL, "--password-stdin"], input=password + "\n"
+    )
 
 
 def stored() -> dict[str, str]:
@@ -89,8 +90,7 @@ def test_an_expired_refresh_token_says_to_log_in_again(
     assert "kalixo auth login" in result.stderr
 
 
-def test_login_is_for_v1_only(signed_out: RunningSandbox,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_login_is_for_v1_only(signed_out: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KALIXO_API_VERSION", "v2")
     result = login()
     assert result.exit_code == ExitCode.USAGE

@@ -28,8 +28,12 @@ from tests.helpers import Clock, run
 EXAMPLES = Path(__file__).parent.parent / "examples"
 PLACE = "/v1/orders/place-order"
 TEST_SKUS = {
-    KTEST_OK_ID: "KTEST-OK", KTEST_FAIL_ID: "KTEST-FAIL", KTEST_SLOW_ID: "KTEST-SLOW",
-    KTEST_OPEN_ID: "KTEST-OPEN", KTEST_CANCEL_ID: "KTEST-CANCEL", KTEST_ERROR_ID: "KTEST-ERROR",
+    KTEST_OK_ID: "KTEST-OK",
+    KTEST_FAIL_ID: "KTEST-FAIL",
+    KTEST_SLOW_ID: "KTEST-SLOW",
+    KTEST_OPEN_ID: "KTEST-OPEN",
+    KTEST_CANCEL_ID: "KTEST-CANCEL",
+    KTEST_ERROR_ID: "KTEST-ERROR",
 }
 
 
@@ -42,8 +46,15 @@ def order_file(tmp_path: Path, body: dict[str, Any], name: str = "order.json") -
 def test_order(product_id: int, price: int = 1000, quantity: int = 1) -> dict[str, Any]:
     return {
         "currency": "GBP",
-        "orderProducts": [{"productId": product_id, "price": price, "quantity": quantity,
-                           "sku": TEST_SKUS[product_id], "currency": "GBP"}],
+        "orderProducts": [
+            {
+                "productId": product_id,
+                "price": price,
+                "quantity": quantity,
+                "sku": TEST_SKUS[product_id],
+                "currency": "GBP",
+            }
+        ],
     }
 
 
@@ -59,8 +70,18 @@ def placed(result: Result) -> dict[str, Any]:
 def test_place_order_from_json_prints_normalized_order(sandbox: RunningSandbox) -> None:
     result = run(["place-order", str(EXAMPLES / "order.json"), "-o", "json"])
     order = placed(result)
-    assert set(order) == {"orderId", "externalOrderCode", "status", "currency", "price",
-                          "products", "estimatedReadyAt", "delivered", "total", "reason"}
+    assert set(order) == {
+        "orderId",
+        "externalOrderCode",
+        "status",
+        "currency",
+        "price",
+        "products",
+        "estimatedReadyAt",
+        "delivered",
+        "total",
+        "reason",
+    }
     assert order["estimatedReadyAt"] is None and order["reason"] is None
     assert isinstance(order["orderId"], int)
     assert order["status"] == "completed"
@@ -76,8 +97,18 @@ def test_place_order_from_json_prints_normalized_order(sandbox: RunningSandbox) 
 
 
 def test_place_order_from_csv(sandbox: RunningSandbox) -> None:
-    order = placed(run(["place-order", str(EXAMPLES / "order.csv"), "-o", "json",
-                        "--external-order-code", "CSV-1"]))
+    order = placed(
+        run(
+            [
+                "place-order",
+                str(EXAMPLES / "order.csv"),
+                "-o",
+                "json",
+                "--external-order-code",
+                "CSV-1",
+            ]
+        )
+    )
     assert order["externalOrderCode"] == "CSV-1"
     assert order["price"] == 3299 + 2 * 839
     assert len(order["products"][1]["pins"]) == 2
@@ -98,7 +129,7 @@ def test_stdin_is_json_or_csv_by_its_first_character(sandbox: RunningSandbox, ex
 
 
 def test_stdin_sniffing_names_the_format_it_chose_when_the_input_is_bad(
-    sandbox: RunningSandbox
+    sandbox: RunningSandbox,
 ) -> None:
     result = run(["place-order", "-"], input="{}")
     assert result.exit_code == ExitCode.USAGE
@@ -149,17 +180,38 @@ def test_raw_and_table_conflict(sandbox: RunningSandbox) -> None:
 
 
 def test_dry_run_prints_the_request_and_sends_nothing(sandbox: RunningSandbox) -> None:
-    result = run(["place-order", str(EXAMPLES / "order.json"), "--dry-run", "-o", "json",
-                  "--external-order-code", "DRY-1"])
+    result = run(
+        [
+            "place-order",
+            str(EXAMPLES / "order.json"),
+            "--dry-run",
+            "-o",
+            "json",
+            "--external-order-code",
+            "DRY-1",
+        ]
+    )
     assert result.exit_code == 0
     body = json.loads(result.stdout)
     assert body == {
-        "externalOrderCode": "DRY-1", "price": 4138, "currency": "GBP",
+        "externalOrderCode": "DRY-1",
+        "price": 4138,
+        "currency": "GBP",
         "orderProducts": [
-            {"productId": 2, "price": 3299, "sku": "GB-EN-4251604177278", "currency": "GBP",
-             "quantity": 1},
-            {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "currency": "GBP",
-             "quantity": 1},
+            {
+                "productId": 2,
+                "price": 3299,
+                "sku": "GB-EN-4251604177278",
+                "currency": "GBP",
+                "quantity": 1,
+            },
+            {
+                "productId": 6,
+                "price": 839,
+                "sku": "GB-EN-4251604133182",
+                "currency": "GBP",
+                "quantity": 1,
+            },
         ],
     }
     assert "nothing was sent" in result.stderr
@@ -181,8 +233,9 @@ def test_a_placed_code_is_replayed_not_sent_again(sandbox: RunningSandbox) -> No
     as_csv = run([*args, "-o", "csv"])
     assert as_csv.exit_code == ExitCode.OK
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert [row["pin"] for row in rows] == [pin for line in first["products"]
-                                            for pin in line["pins"]]
+    assert [row["pin"] for row in rows] == [
+        pin for line in first["products"] for pin in line["pins"]
+    ]
     assert sandbox.request_count("POST") == 0
 
 
@@ -190,8 +243,14 @@ def test_reused_code_is_refused_with_409_and_nothing_new_placed(
     sandbox: RunningSandbox, isolated: Path
 ) -> None:
     """Another machine (no journal here) reusing a code: the API's 409 stops it."""
-    args = ["place-order", str(EXAMPLES / "order.json"), "--external-order-code", "DUP-1",
-            "-o", "json"]
+    args = [
+        "place-order",
+        str(EXAMPLES / "order.json"),
+        "--external-order-code",
+        "DUP-1",
+        "-o",
+        "json",
+    ]
     placed(run(args))
     (isolated / "xdg-data" / "kalixo" / "journal.sqlite3").unlink()
     before = sandbox.store.count_orders()
@@ -201,19 +260,24 @@ def test_reused_code_is_refused_with_409_and_nothing_new_placed(
     assert sandbox.store.count_orders() == before
 
 
-@pytest.mark.parametrize(("product_id", "status"), [
-    (KTEST_OK_ID, "completed"),
-    (KTEST_FAIL_ID, "failed"),
-    (KTEST_CANCEL_ID, "cancelled"),
-    (KTEST_ERROR_ID, "error"),
-])
-def test_every_final_status_is_rendered(sandbox: RunningSandbox, tmp_path: Path, product_id: int,
-                                        status: str) -> None:
+@pytest.mark.parametrize(
+    ("product_id", "status"),
+    [
+        (KTEST_OK_ID, "completed"),
+        (KTEST_FAIL_ID, "failed"),
+        (KTEST_CANCEL_ID, "cancelled"),
+        (KTEST_ERROR_ID, "error"),
+    ],
+)
+def test_every_final_status_is_rendered(
+    sandbox: RunningSandbox, tmp_path: Path, product_id: int, status: str
+) -> None:
     """place-order exits 7 for an order that ended failed, cancelled or in error (v1 states
     no status when placing: one retrieve tells it), and prints what retrieve-order prints."""
     result = run(["place-order", order_file(tmp_path, test_order(product_id)), "-o", "json"])
-    assert result.exit_code == (ExitCode.OK if status == "completed"
-                                else ExitCode.ORDER_UNSUCCESSFUL), result.stderr
+    assert result.exit_code == (
+        ExitCode.OK if status == "completed" else ExitCode.ORDER_UNSUCCESSFUL
+    ), result.stderr
     order = json.loads(result.stdout)
     assert order["status"] == status
     retrieved = placed(run(["retrieve-order", str(order["orderId"]), "-o", "json"]))
@@ -258,8 +322,16 @@ def test_a_v1_status_that_cannot_be_read_is_null_not_a_guess(
 def test_slow_order_goes_requested_processing_completed(
     sandbox: RunningSandbox, sandbox_clock: Clock, tmp_path: Path
 ) -> None:
-    order = placed(run(["place-order", order_file(tmp_path, test_order(KTEST_SLOW_ID, quantity=2)),
-                        "-o", "json"]))
+    order = placed(
+        run(
+            [
+                "place-order",
+                order_file(tmp_path, test_order(KTEST_SLOW_ID, quantity=2)),
+                "-o",
+                "json",
+            ]
+        )
+    )
     seen = []
     for advance in (0, 3, 10):
         sandbox_clock.advance(advance)
@@ -269,11 +341,13 @@ def test_slow_order_goes_requested_processing_completed(
 
 
 def test_open_denomination_takes_the_chosen_amount(sandbox: RunningSandbox, tmp_path: Path) -> None:
-    order = placed(run(["place-order", order_file(tmp_path, test_order(KTEST_OPEN_ID, 2500)),
-                        "-o", "json"]))
+    order = placed(
+        run(["place-order", order_file(tmp_path, test_order(KTEST_OPEN_ID, 2500)), "-o", "json"])
+    )
     assert order["price"] == 2500
-    outside = run(["place-order", order_file(tmp_path, test_order(KTEST_OPEN_ID, 50), "o.json"),
-                   "-o", "json"])
+    outside = run(
+        ["place-order", order_file(tmp_path, test_order(KTEST_OPEN_ID, 50), "o.json"), "-o", "json"]
+    )
     assert outside.exit_code == ExitCode.REJECTED
     assert "range" in outside.stderr
 
@@ -314,11 +388,13 @@ def test_sandbox_flag_runs_in_process_and_remembers_orders(isolated: Path) -> No
     assert again["products"] == order["products"]
 
 
-def test_sandbox_flag_never_sends_the_configured_token(isolated: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sandbox_flag_never_sends_the_configured_token(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_TOKEN", "my-real-production-token-0123456789")
-    result = run(["--sandbox", "place-order", str(EXAMPLES / "order.json"), "-o", "json",
-                  "--verbose"])
+    result = run(
+        ["--sandbox", "place-order", str(EXAMPLES / "order.json"), "-o", "json", "--verbose"]
+    )
     assert result.exit_code == 0, result.stderr
     assert "my-real-production-token" not in result.stdout + result.stderr
     assert SANDBOX_TOKEN not in result.stdout + result.stderr
@@ -333,8 +409,7 @@ def test_sandbox_and_api_url_conflict() -> None:
 def test_orders_from_the_command_line_take_prices_from_the_catalog(sandbox: RunningSandbox) -> None:
     order = placed(run(["place-order", "--product", "2:1", "-p", "6:2", "-o", "json"]))
     assert order["price"] == 3299 + 2 * 839
-    assert [p["sku"] for p in order["products"]] == ["GB-EN-4251604177278",
-                                                    "GB-EN-4251604133182"]
+    assert [p["sku"] for p in order["products"]] == ["GB-EN-4251604177278", "GB-EN-4251604133182"]
     open_amount = placed(run(["place-order", "-p", f"{KTEST_OPEN_ID}:1:2500", "-o", "json"]))
     assert open_amount["price"] == 2500
     sandbox.reset_counts()

@@ -25,8 +25,11 @@ API = "https://api.kalixo.io/v1"
 
 
 def _body(code: str) -> dict[str, Any]:
-    return {"externalOrderCode": code, "currency": "GBP",
-            "orderProducts": [{"productId": 6, "price": 839, "quantity": 1}]}
+    return {
+        "externalOrderCode": code,
+        "currency": "GBP",
+        "orderProducts": [{"productId": 6, "price": 839, "quantity": 1}],
+    }
 
 
 def _fill(count: int) -> list[str]:
@@ -38,12 +41,19 @@ def _fill(count: int) -> list[str]:
     return codes
 
 
-@pytest.mark.parametrize("items", [
-    [], [1], [{"a": "é", "b": None}], [[1, [2, {}]], {"x": {"y": []}}],
-    [{"code": f"C-{i}", "n": i, "f": i / 3} for i in range(700)],  # more than one chunk
-])
-def test_a_streamed_array_is_the_text_of_the_whole_list(items: list[Any],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "items",
+    [
+        [],
+        [1],
+        [{"a": "é", "b": None}],
+        [[1, [2, {}]], {"x": {"y": []}}],
+        [{"code": f"C-{i}", "n": i, "f": i / 3} for i in range(700)],  # more than one chunk
+    ],
+)
+def test_a_streamed_array_is_the_text_of_the_whole_list(
+    items: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
     print_json_array(iter(items), chunk=256)
@@ -51,7 +61,8 @@ def test_a_streamed_array_is_the_text_of_the_whole_list(items: list[Any],
 
 
 def test_a_streamed_array_is_written_before_the_items_run_out(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
     seen_while_producing: list[int] = []
@@ -99,8 +110,13 @@ def _at_a_terminal(args: list[str]) -> tuple[int, str, str]:
     """Run kalixo with stdout on a real pseudo-terminal; returns (exit, stdout, stderr)."""
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
-    process = subprocess.Popen([sys.executable, "-m", "kalixo_cli", *args], stdout=follower,
-                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kalixo_cli", *args],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(follower)
     chunks: list[bytes] = []
     while True:
@@ -117,7 +133,8 @@ def _at_a_terminal(args: list[str]) -> tuple[int, str, str]:
 
 
 def test_a_table_at_a_terminal_shows_the_newest_page_and_says_how_to_see_more(
-        isolated: Path) -> None:
+    isolated: Path,
+) -> None:
     codes = _fill(TABLE_PAGE + 15)
     code, out, err = _at_a_terminal(["orders", "list"])
     assert code == 0, err
@@ -133,7 +150,8 @@ def test_a_table_at_a_terminal_shows_the_newest_page_and_says_how_to_see_more(
 
 
 def test_a_piped_table_lists_everything_in_chunks_with_one_header_and_steady_columns(
-        isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("kalixo_cli.commands.orders.TABLE_CHUNK", 10)
     codes = _fill(TABLE_PAGE + 5)
     result = run(["orders", "list", "-o", "table"])

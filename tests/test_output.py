@@ -86,8 +86,9 @@ def test_force_color_brings_colour_and_no_color_removes_it(
 
 
 @pytest.mark.parametrize("width", ["40", "60", "80"])
-def test_narrow_terminals_never_cut_a_pin(sandbox: RunningSandbox,
-                                          monkeypatch: pytest.MonkeyPatch, width: str) -> None:
+def test_narrow_terminals_never_cut_a_pin(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch, width: str
+) -> None:
     order = placed_order(sandbox)
     monkeypatch.setenv("COLUMNS", width)
     out = run(["retrieve-order", str(order["orderId"]), "-o", "table"]).stdout
@@ -120,8 +121,9 @@ def test_quiet_prints_results_only(sandbox: RunningSandbox) -> None:
     assert failing.stderr.startswith("kalixo: error: ")
 
 
-def test_pins_out_csv_is_0600_under_umask_000(sandbox: RunningSandbox, tmp_path: Path,
-                                              umask_000: None) -> None:
+def test_pins_out_csv_is_0600_under_umask_000(
+    sandbox: RunningSandbox, tmp_path: Path, umask_000: None
+) -> None:
     target = tmp_path / "pins.csv"
     order = json.loads(place("-o", "json", "--pins-out", str(target)).stdout)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
@@ -158,8 +160,10 @@ def test_pins_out_never_overwrites_and_refuses_before_placing(
 def test_redactor_masks_secrets_bearer_keys_and_pins() -> None:
     redact = Redactor()
     redact.add("s3cret-token-value")
-    text = redact("t=s3cret-token-value Authorization: Bearer abc.def key=kal_live_ABC123 "
-                  "pin ABCDE-FGHIJ-KLMNO-PQRST-UVWXY")
+    text = redact(
+        "t=s3cret-token-value Authorization: Bearer abc.def key=kal_live_ABC123 "
+        "pin ABCDE-FGHIJ-KLMNO-PQRST-UVWXY"
+    )
     assert "s3cret-token-value" not in text
     assert "abc.def" not in text
     assert "kal_live_ABC123" not in text
@@ -170,18 +174,24 @@ CANARY_TOKEN = "canary-token-7f3e9b2c1d0a4e5f8a6b"
 CANARY_PIN = "CANRY-PIN00-SECRT-VALUE-ZZZZZ"
 
 
-def test_canary_secrets_never_leak(faults: FaultServer, isolated: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_canary_secrets_never_leak(
+    faults: FaultServer, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every command at full verbosity through success, 401, 500 and a bug: the planted
     token is nowhere in stdout, stderr or any file but the config that holds it, and PINs
     never reach stderr."""
     monkeypatch.setenv("KALIXO_TOKEN", CANARY_TOKEN)
     monkeypatch.setenv("KALIXO_DEBUG", "1")
     run(["auth", "set-token", "--with-token"], input=CANARY_TOKEN)
-    placed = {"orderId": "1", "products": [{"productId": 2, "price": 3299, "quantity": 1,
-                                            "pin": [{"PIN": CANARY_PIN}]}]}
-    retrieved = {"orderId": 1, "orderStatus": "completed",
-                 "products": [{"productId": 2, "quantity": 1, "pin": [{"PIN": CANARY_PIN}]}]}
+    placed = {
+        "orderId": "1",
+        "products": [{"productId": 2, "price": 3299, "quantity": 1, "pin": [{"PIN": CANARY_PIN}]}],
+    }
+    retrieved = {
+        "orderId": 1,
+        "orderStatus": "completed",
+        "products": [{"productId": 2, "quantity": 1, "pin": [{"PIN": CANARY_PIN}]}],
+    }
     outputs: list[str] = []
 
     def go(*args: str, stdin: str | None = None) -> None:
@@ -217,14 +227,18 @@ def test_canary_secrets_never_leak(faults: FaultServer, isolated: Path,
             assert CANARY_TOKEN.encode() not in path.read_bytes(), path
 
 
-@pytest.mark.parametrize(("fmt", "expected"), [
-    ("json", '{\n  "code": "A-1"\n}\n'),
-    ("jsonl", '{"code":"A-1"}\n'),
-    ("csv", "code\nA-1\n"),
-    ("table", "code A-1\n"),
-])
-def test_one_result_call_prints_the_chosen_form(fmt: OutputFormat, expected: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("json", '{\n  "code": "A-1"\n}\n'),
+        ("jsonl", '{"code":"A-1"}\n'),
+        ("csv", "code\nA-1\n"),
+        ("table", "code A-1\n"),
+    ],
+)
+def test_one_result_call_prints_the_chosen_form(
+    fmt: OutputFormat, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = Output()
     out.use(fmt, explicit=True)
     record = {"code": "A-1"}
@@ -234,18 +248,19 @@ def test_one_result_call_prints_the_chosen_form(fmt: OutputFormat, expected: str
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "table"])
 def test_a_form_not_given_prints_nothing_in_its_format(
-        fmt: OutputFormat, capsys: pytest.CaptureFixture[str]) -> None:
+    fmt: OutputFormat, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = Output()
     out.use(fmt, explicit=True)
     out.result({"code": "A-1"}, jsonl=())  # as `orders sync`: its lines went out already
     assert capsys.readouterr().out == ""
 
 
-def test_quiet_silences_notes_and_warnings_never_errors(
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_quiet_silences_notes_and_warnings_never_errors(capsys: pytest.CaptureFixture[str]) -> None:
     out = Output(quiet=True)
     out.note("a note")
     out.warn("a warning")
     out.error(["it failed\x1b[2J"], "try again")
-    assert capsys.readouterr().err == ("kalixo: error: it failed\\x1b[2J\n"
-                                       "kalixo: hint: try again\n")
+    assert capsys.readouterr().err == (
+        "kalixo: error: it failed\\x1b[2J\nkalixo: hint: try again\n"
+    )

@@ -30,13 +30,19 @@ from kalixo_cli.store.journal import Journal
 from kalixo_cli.workflows.placement import place
 from tests.helpers import run
 
-LINE = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1,
-        "currency": "GBP"}
+LINE = {
+    "productId": 6,
+    "price": 839,
+    "sku": "GB-EN-4251604133182",
+    "quantity": 1,
+    "currency": "GBP",
+}
 
 
 def order_request(code: str) -> OrderRequest:
-    return OrderRequest.model_validate({"externalOrderCode": code, "price": 839,
-                                        "currency": "GBP", "orderProducts": [LINE]})
+    return OrderRequest.model_validate(
+        {"externalOrderCode": code, "price": 839, "currency": "GBP", "orderProducts": [LINE]}
+    )
 
 
 # -- the journal's intent is written after the pacing wait ----------------------------------
@@ -45,8 +51,7 @@ def order_request(code: str) -> OrderRequest:
 class WatchingPacer:
     """Records what the journal held for the code while the request waited for its turn."""
 
-    def __init__(self, journal: Journal, api: str, code: str, *,
-                 interrupt: bool = False) -> None:
+    def __init__(self, journal: Journal, api: str, code: str, *, interrupt: bool = False) -> None:
         self.journal, self.api, self.code, self.interrupt = journal, api, code, interrupt
         self.while_waiting: list[str | None] = []
         self.on_answer: list[str | None] = []
@@ -75,8 +80,7 @@ def test_intent_is_journaled_after_the_pacing_wait_right_before_sending(
 
     journal = Journal(tmp_path / "journal.sqlite3")
     pacer = WatchingPacer(journal, sandbox.v1_url, "PACE-1")
-    client = V1Client(Transport(sandbox.v1_url, SANDBOX_TOKEN, timeout=5, retries=0,
-                                pacer=pacer))
+    client = V1Client(Transport(sandbox.v1_url, SANDBOX_TOKEN, timeout=5, retries=0, pacer=pacer))
     place(journal, sandbox.v1_url, client, order_request("PACE-1"))
     assert pacer.while_waiting == [None]  # nothing journaled while it waited for its turn
     assert pacer.on_answer == ["sending"]  # the intent was on disk when the answer came
@@ -91,8 +95,7 @@ def test_an_order_interrupted_while_paced_was_never_sent_and_leaves_no_row(
 
     journal = Journal(tmp_path / "journal.sqlite3")
     pacer = WatchingPacer(journal, sandbox.v1_url, "PACE-2", interrupt=True)
-    client = V1Client(Transport(sandbox.v1_url, SANDBOX_TOKEN, timeout=5, retries=0,
-                                pacer=pacer))
+    client = V1Client(Transport(sandbox.v1_url, SANDBOX_TOKEN, timeout=5, retries=0, pacer=pacer))
     sandbox.reset_counts()
     with pytest.raises(KeyboardInterrupt):
         place(journal, sandbox.v1_url, client, order_request("PACE-2"))
@@ -107,8 +110,12 @@ T0 = 1_800_000_000.0  # a unix time, as the server's X-RateLimit-Reset is
 
 
 def rl(limit: int, remaining: int, reset: float, **more: str) -> dict[str, str]:
-    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": f"{reset:.3f}", **more}
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": f"{reset:.3f}",
+        **more,
+    }
 
 
 class FakeTime:
@@ -129,8 +136,13 @@ def fake_pacer() -> tuple[RatePacer, FakeTime]:
     return RatePacer(clock=clock.clock, wait=clock.wait), clock
 
 
-def drive(pacer: RatePacer, clock: FakeTime, count: int, latency: float,
-          answer: Callable[[int, float], tuple[int, dict[str, str]]]) -> list[float]:
+def drive(
+    pacer: RatePacer,
+    clock: FakeTime,
+    count: int,
+    latency: float,
+    answer: Callable[[int, float], tuple[int, dict[str, str]]],
+) -> list[float]:
     """c=1: `count` requests, each answered `latency` s after it left; the send times."""
     sent = []
     for index in range(count):
@@ -170,8 +182,7 @@ def test_a_window_that_ends_early_is_followed_at_once() -> None:
     the new window's at once; a Reset announced sooner than the old one is waited for only
     until then."""
     pacer, clock = fake_pacer()
-    answers = [rl(60, 5, T0 + 60), rl(60, 4, T0 + 60), rl(60, 59, T0 + 72),
-               rl(60, 58, T0 + 72)]
+    answers = [rl(60, 5, T0 + 60), rl(60, 4, T0 + 60), rl(60, 59, T0 + 72), rl(60, 58, T0 + 72)]
 
     def answer(index: int, now: float) -> tuple[int, dict[str, str]]:
         return 200, answers[index] if index < 4 else rl(60, 0, now + 3)
@@ -226,12 +237,10 @@ def test_requests_in_flight_count_against_what_is_left() -> None:
 def test_a_reset_in_the_year_2100_is_capped() -> None:
     year_2100 = 4_102_444_800
     pacer, clock = fake_pacer()
-    sent = drive(pacer, clock, 3, 0.01,
-                 lambda i, now: (200, rl(60, 0, year_2100)))
+    sent = drive(pacer, clock, 3, 0.01, lambda i, now: (200, rl(60, 0, year_2100)))
     assert sent[1] - sent[0] <= MAX_WAIT + 0.1 and sent[2] - sent[1] <= MAX_WAIT + 0.1
     pacer, clock = fake_pacer()
-    sent = drive(pacer, clock, 5, 0.01,
-                 lambda i, now: (200, rl(60, 50, year_2100)))
+    sent = drive(pacer, clock, 5, 0.01, lambda i, now: (200, rl(60, 50, year_2100)))
     assert max(b - a for a, b in pairwise(sent)) <= MAX_WAIT / 50 + 0.1
 
 
@@ -278,16 +287,27 @@ def test_a_lost_lone_request_lets_another_ask() -> None:
 
 @pytest.mark.parametrize("value", ["abc", "-5", "", "1e999"])
 def test_unreadable_headers_are_no_window(value: str) -> None:
-    headers = {"X-RateLimit-Limit": value, "X-RateLimit-Remaining": "5",
-               "X-RateLimit-Reset": str(T0 + 5)}
+    headers = {
+        "X-RateLimit-Limit": value,
+        "X-RateLimit-Remaining": "5",
+        "X-RateLimit-Reset": str(T0 + 5),
+    }
     assert read_window(headers, T0) is None
     assert read_window(rl(10, 50, T0 + 5), T0) == Window(10, 10, T0 + 5)  # clamped
     assert read_window(rl(10, -3, T0 + 5), T0) == Window(10, 0, T0 + 5)
     assert read_window(rl(10, 5, 7), T0) == Window(10, 5, T0 + 7)  # seconds from now
 
 
-def simulate(window: Window_, *, limit: int, period: int, concurrency: int, orders: int,
-             latency: float, processes: int = 1) -> tuple[float, int]:
+def simulate(
+    window: Window_,
+    *,
+    limit: int,
+    period: int,
+    concurrency: int,
+    orders: int,
+    latency: float,
+    processes: int = 1,
+) -> tuple[float, int]:
     """`concurrency` workers per process pace `orders` requests in all, each process with
     its own `PaceRule`, against the sandbox's own limiter (one key), on a simulated clock:
     (share of the limit used, 429s).
@@ -324,11 +344,14 @@ def simulate(window: Window_, *, limit: int, period: int, concurrency: int, orde
                 continue
             waiting.discard(worker)
             sent += 1
-            heapq.heappush(events, (now + latency, next(counter), worker, -1,
-                                    limiter.hit("key", now + latency / 2)))
+            heapq.heappush(
+                events,
+                (now + latency, next(counter), worker, -1, limiter.hit("key", now + latency / 2)),
+            )
             continue
-        rules[worker % processes].answered(now, 200 if decision.allowed else 429,
-                                           dict(decision.headers()))
+        rules[worker % processes].answered(
+            now, 200 if decision.allowed else 429, dict(decision.headers())
+        )
         if decision.allowed:
             placed, last = placed + 1, now
         else:
@@ -347,8 +370,9 @@ def test_simulated_runs_use_the_whole_limit_without_a_429(
 ) -> None:
     """Kalixo's minute, many windows long, against the sandbox's fixed and sliding
     limiters (their Reset in whole seconds, as the sandbox sends it)."""
-    share, rejected = simulate(window, limit=limit, period=60, concurrency=concurrency,
-                               orders=limit * 4, latency=latency)
+    share, rejected = simulate(
+        window, limit=limit, period=60, concurrency=concurrency, orders=limit * 4, latency=latency
+    )
     assert rejected == 0
     assert share >= 0.97
 
@@ -358,28 +382,46 @@ def test_simulated_runs_use_the_whole_limit_without_a_429(
 
 def place_batch(tmp_path: Path, prefix: str, count: int, concurrency: int) -> dict[str, Any]:
     path = tmp_path / f"{prefix}.jsonl"
-    path.write_text("".join(json.dumps({"externalOrderCode": f"{prefix}-{i}", "currency": "GBP",
-                                        "orderProducts": [{**LINE, "currency": "GBP"}]}) + "\n"
-                            for i in range(count)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "externalOrderCode": f"{prefix}-{i}",
+                    "currency": "GBP",
+                    "orderProducts": [{**LINE, "currency": "GBP"}],
+                }
+            )
+            + "\n"
+            for i in range(count)
+        )
+    )
     result = run(["place-orders", str(path), "-c", str(concurrency), "-o", "json"])
     assert result.exit_code == 0, result.stderr
     summary: dict[str, Any] = json.loads(result.stdout)
     return summary
 
 
-@pytest.mark.parametrize(("window", "limit", "period", "orders", "concurrency"), [
-    # Whole windows of 2 s (the first one shorter: it starts on a whole second), and a
-    # minute-long sliding window (see below for why not a short one). The pace is 2 or 3
-    # a second: on two cores shared by several test suites a request can cost a few hundred
-    # ms of CPU, and the share must measure the pacer, not the machine.
-    ("fixed", 4, 2, 12, 1),
-    ("fixed", 6, 2, 18, 8),
-    ("sliding", 120, 60, 12, 1),
-    ("sliding", 180, 60, 18, 8),
-])
+@pytest.mark.parametrize(
+    ("window", "limit", "period", "orders", "concurrency"),
+    [
+        # Whole windows of 2 s (the first one shorter: it starts on a whole second), and a
+        # minute-long sliding window (see below for why not a short one). The pace is 2 or 3
+        # a second: on two cores shared by several test suites a request can cost a few hundred
+        # ms of CPU, and the share must measure the pacer, not the machine.
+        ("fixed", 4, 2, 12, 1),
+        ("fixed", 6, 2, 18, 8),
+        ("sliding", 120, 60, 12, 1),
+        ("sliding", 180, 60, 18, 8),
+    ],
+)
 def test_a_batch_uses_the_limit_with_no_429(
-    sandbox: RunningSandbox, tmp_path: Path, window: Window_, limit: int, period: int,
-    orders: int, concurrency: int
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+    window: Window_,
+    limit: int,
+    period: int,
+    orders: int,
+    concurrency: int,
 ) -> None:
     """The sandbox's limiter over real HTTP, kalixo's workers on real threads. The share is
     measured on the send times (the journal writes each intent right before its request),
@@ -392,9 +434,14 @@ def test_a_batch_uses_the_limit_with_no_429(
     # With 8 workers the answers take longer than the pace (600-800 ms, slept, not
     # computed), so several requests are in flight and count against what is left.
     latency = 600 if concurrency > 1 else 2
-    sandbox.faults = Faults(rate_limit_per_minute=limit, rate_limit_window=window,
-                            rate_limit_period_seconds=period, latency_ms=latency,
-                            latency_jitter_ms=200, seed=17)
+    sandbox.faults = Faults(
+        rate_limit_per_minute=limit,
+        rate_limit_window=window,
+        rate_limit_period_seconds=period,
+        latency_ms=latency,
+        latency_jitter_ms=200,
+        seed=17,
+    )
     try:
         summary = place_batch(tmp_path, f"RT-{window}-{concurrency}", orders, concurrency)
         rejected = sandbox.fault_counts()["rate_limited"]
@@ -455,21 +502,51 @@ def test_two_processes_on_one_key_share_the_limit(v2: RunningSandbox, tmp_path: 
     race for the last slot of a window (a 429, whose Retry-After v2 waits out and
     retries), so only the outcome and the share are asserted."""
     limit, period, orders = 10, 2, 16
-    v2.faults = Faults(rate_limit_per_minute=limit, rate_limit_period_seconds=period,
-                       latency_ms=2, latency_jitter_ms=8, seed=29)
+    v2.faults = Faults(
+        rate_limit_per_minute=limit,
+        rate_limit_period_seconds=period,
+        latency_ms=2,
+        latency_jitter_ms=8,
+        seed=29,
+    )
     processes = []
     started = time.monotonic()
     try:
         for name in ("A", "B"):
             path = tmp_path / f"{name}.jsonl"
-            path.write_text("".join(
-                json.dumps({"externalOrderCode": f"SHARE-{name}-{i}", "currency": "GBP",
-                            "orderProducts": [LINE]}) + "\n" for i in range(orders)))
+            path.write_text(
+                "".join(
+                    json.dumps(
+                        {
+                            "externalOrderCode": f"SHARE-{name}-{i}",
+                            "currency": "GBP",
+                            "orderProducts": [LINE],
+                        }
+                    )
+                    + "\n"
+                    for i in range(orders)
+                )
+            )
             env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / f"data-{name}")}
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "kalixo_cli", "place-orders", str(path), "-c", "4",
-                 "-o", "json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "kalixo_cli",
+                        "place-orders",
+                        str(path),
+                        "-c",
+                        "4",
+                        "-o",
+                        "json",
+                    ],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
         outputs = [process.communicate(timeout=120) for process in processes]
         elapsed = time.monotonic() - started
     finally:
@@ -493,14 +570,34 @@ def test_the_progress_bar_says_the_server_sets_the_pace(
 
     sandbox.faults = Faults(rate_limit_per_minute=6, rate_limit_period_seconds=2, seed=3)
     path = tmp_path / "o.jsonl"
-    path.write_text("".join(json.dumps({"externalOrderCode": f"BAR-{i}", "currency": "GBP",
-                                        "orderProducts": [LINE]}) + "\n" for i in range(10)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"externalOrderCode": f"BAR-{i}", "currency": "GBP", "orderProducts": [LINE]}
+            )
+            + "\n"
+            for i in range(10)
+        )
+    )
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "200", "TERM": "xterm"}
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "kalixo_cli", "place-orders", str(path), "-c", "2",
-             "-o", "jsonl"], env=env, stdout=subprocess.DEVNULL, stderr=follower)
+            [
+                sys.executable,
+                "-m",
+                "kalixo_cli",
+                "place-orders",
+                str(path),
+                "-c",
+                "2",
+                "-o",
+                "jsonl",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+        )
         os.close(follower)
         screen = b""
         while True:

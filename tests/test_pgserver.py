@@ -20,8 +20,9 @@ def test_each_test_gets_an_empty_database_of_its_own(pg_url: str) -> None:
     assert pg_url.startswith("postgresql://") and ":" not in pg_url.split("@")[0][13:]
 
 
-def test_a_wrong_password_is_refused(postgres_server: PostgresServer,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_password_is_refused(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import psycopg
 
     monkeypatch.setenv("PGPASSWORD", "not-the-password")

@@ -20,10 +20,13 @@ def shown(*args: str) -> dict[str, dict[str, Any]]:
 
 
 def test_profiles_hold_their_own_settings_and_credentials() -> None:
-    assert run(["--profile", "v2", "config", "set", "api_url",
-                "https://sandbox.kalixo.io/v2"]).exit_code == 0
-    assert run(["--profile", "v2", "auth", "set-key", "--with-key"],
-               input=TEST_KEY).exit_code == 0
+    assert (
+        run(
+            ["--profile", "v2", "config", "set", "api_url", "https://sandbox.kalixo.io/v2"]
+        ).exit_code
+        == 0
+    )
+    assert run(["--profile", "v2", "auth", "set-key", "--with-key"], input=TEST_KEY).exit_code == 0
     run(["auth", "set-token", "--with-token"], input="v1-token-0123456789abcdef")
     v2 = shown("--profile", "v2")
     assert v2["profile"]["value"] == "v2"
@@ -38,7 +41,7 @@ def test_profiles_hold_their_own_settings_and_credentials() -> None:
 
 
 def test_kalixo_profile_selects_and_unknown_profiles_are_named(
-    monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run(["--profile", "other", "config", "set", "timeout", "9"])
     monkeypatch.setenv("KALIXO_PROFILE", "other")
@@ -57,10 +60,13 @@ def test_env_vars_work_without_any_profile(monkeypatch: pytest.MonkeyPatch) -> N
     assert shown()["api_version"]["value"] == "v2"
 
 
-@pytest.mark.parametrize(("key", "url", "word"), [
-    (LIVE_KEY, "sandbox", "live key"),
-    (TEST_KEY, "https://api.kalixo.io/v2", "test key"),
-])
+@pytest.mark.parametrize(
+    ("key", "url", "word"),
+    [
+        (LIVE_KEY, "sandbox", "live key"),
+        (TEST_KEY, "https://api.kalixo.io/v2", "test key"),
+    ],
+)
 def test_keys_never_go_to_the_wrong_kind_of_server(
     faults: FaultServer, monkeypatch: pytest.MonkeyPatch, key: str, url: str, word: str
 ) -> None:
@@ -74,7 +80,9 @@ def test_keys_never_go_to_the_wrong_kind_of_server(
 
 
 def test_every_error_names_the_profile_and_url(faults: FaultServer) -> None:
-    faults.on("/v1/orders/retrieve-order", )
+    faults.on(
+        "/v1/orders/retrieve-order",
+    )
     result = run(["retrieve-order", "1", "-o", "json"])
     assert f"(profile default, {faults.url}/v1)" in result.stderr
     error = json.loads(result.stderr.strip().splitlines()[-1])["error"]

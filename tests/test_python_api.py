@@ -22,11 +22,16 @@ from tests.helpers import Clock, run
 EXAMPLE = Path(__file__).parent.parent / "examples" / "order.json"
 
 
-def order(code: str | None, product_id: int = 2, price: int = 3299,
-          sku: str = "GB-EN-4251604177278") -> dict[str, Any]:
-    body: dict[str, Any] = {"price": price, "currency": "GBP", "orderProducts": [
-        {"productId": product_id, "price": price, "sku": sku, "currency": "GBP",
-         "quantity": 1}]}
+def order(
+    code: str | None, product_id: int = 2, price: int = 3299, sku: str = "GB-EN-4251604177278"
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "price": price,
+        "currency": "GBP",
+        "orderProducts": [
+            {"productId": product_id, "price": price, "sku": sku, "currency": "GBP", "quantity": 1}
+        ],
+    }
     if code is not None:
         body["externalOrderCode"] = code
     return body
@@ -38,9 +43,9 @@ def journal_states(api: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_orders_are_the_json_the_commands_print(version: str, sandbox: RunningSandbox,
-                                                sandbox_clock: Clock,
-                                                request: pytest.FixtureRequest) -> None:
+def test_orders_are_the_json_the_commands_print(
+    version: str, sandbox: RunningSandbox, sandbox_clock: Clock, request: pytest.FixtureRequest
+) -> None:
     if version == "v2":
         request.getfixturevalue("v2")
     with Kalixo() as kalixo:
@@ -66,8 +71,9 @@ def test_a_placed_code_is_replayed_never_bought_twice(sandbox: RunningSandbox) -
     assert again.orderId == first.orderId
     assert sandbox.request_count("POST", "/v1/orders/place-order") == posts  # nothing sent
     # and the command sees the same journal: a replay, not a purchase
-    assert run(["place-order", "-", "-o", "json"],
-               input=json.dumps(order("PY-REPLAY"))).exit_code == 0
+    assert (
+        run(["place-order", "-", "-o", "json"], input=json.dumps(order("PY-REPLAY"))).exit_code == 0
+    )
     assert sandbox.request_count("POST", "/v1/orders/place-order") == posts
 
 
@@ -90,7 +96,8 @@ def test_an_order_file_is_read_as_the_command_reads_it(sandbox: RunningSandbox) 
 
 
 def test_an_invalid_order_raises_input_error_naming_the_field_and_is_never_sent(
-        sandbox: RunningSandbox) -> None:
+    sandbox: RunningSandbox,
+) -> None:
     bad = order("PY-BAD")
     bad["orderProducts"][0]["quantity"] = 0
     before = sandbox.request_count("POST", "/v1/orders/place-order")
@@ -102,8 +109,7 @@ def test_an_invalid_order_raises_input_error_naming_the_field_and_is_never_sent(
     assert "PY-BAD" not in journal_states(sandbox.v1_url)
 
 
-def test_failures_are_the_commands_errors_with_their_exit_codes(
-        sandbox: RunningSandbox) -> None:
+def test_failures_are_the_commands_errors_with_their_exit_codes(sandbox: RunningSandbox) -> None:
     with Kalixo() as kalixo, pytest.raises(KalixoError) as raised:
         kalixo.retrieve_order(999_999_999)
     assert raised.value.exit_code == ExitCode.REJECTED
@@ -113,8 +119,7 @@ def test_failures_are_the_commands_errors_with_their_exit_codes(
         kalixo.place_order(order("PY-NEW"), new_code=True)  # it has a code of its own
 
 
-def test_place_orders_places_each_once_and_a_rerun_places_none(
-        sandbox: RunningSandbox) -> None:
+def test_place_orders_places_each_once_and_a_rerun_places_none(sandbox: RunningSandbox) -> None:
     batch = [order(f"PY-BULK-{n}") for n in range(5)]
     before = sandbox.request_count("POST", "/v1/orders/place-order")
     with Kalixo() as kalixo:
@@ -129,16 +134,18 @@ def test_place_orders_places_each_once_and_a_rerun_places_none(
     states = journal_states(sandbox.v1_url)
     assert all(states[f"PY-BULK-{n}"] == "placed" for n in range(5))
     # the same result lines as the command's, for the same orders
-    rerun = run(["place-orders", "-", "--format", "jsonl", "-o", "jsonl"],
-                input="\n".join(json.dumps(body) for body in batch))
+    rerun = run(
+        ["place-orders", "-", "--format", "jsonl", "-o", "jsonl"],
+        input="\n".join(json.dumps(body) for body in batch),
+    )
     assert rerun.exit_code == 0, rerun.stderr
     lines = [json.loads(line) for line in rerun.stdout.splitlines()]
     assert sorted(lines, key=lambda line: line["externalOrderCode"]) == sorted(
-        (result.to_json() for result in again), key=lambda line: line["externalOrderCode"])
+        (result.to_json() for result in again), key=lambda line: line["externalOrderCode"]
+    )
 
 
-def test_place_orders_validates_everything_before_sending_anything(
-        sandbox: RunningSandbox) -> None:
+def test_place_orders_validates_everything_before_sending_anything(sandbox: RunningSandbox) -> None:
     batch = [order("PY-V-1"), {**order("PY-V-2"), "currency": "pounds"}]
     before = sandbox.request_count("POST", "/v1/orders/place-order")
     with Kalixo() as kalixo, pytest.raises(InputError) as raised:

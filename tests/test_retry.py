@@ -33,8 +33,11 @@ from tests.faultserver import FaultServer, Reply, fault_server
 
 NOW = 1_750_000_000.0  # a fixed wall-clock time, unix seconds
 
-TRANSIENT = [Failure.connect("connection refused"), Failure.timeout(),
-             Failure.broken("connection reset by peer")]
+TRANSIENT = [
+    Failure.connect("connection refused"),
+    Failure.timeout(),
+    Failure.broken("connection reset by peer"),
+]
 RETRIED_STATUSES = [429, 500, 502, 503, 504]
 NEVER_RETRIED_STATUSES = [400, 401, 403, 404, 409, 422]
 
@@ -46,11 +49,26 @@ class Top:
         return b
 
 
-def ask(rules: RetryRules, method: str, failure: Failure, attempt: int = 1, *,
-        now: float = NOW, deadline: float | None = None,
-        budget: RetryBudget | None = None) -> Decision:
-    return decide(rules, method, failure, attempt, now=now, deadline=deadline, budget=budget,
-                  rng=random.Random(7))
+def ask(
+    rules: RetryRules,
+    method: str,
+    failure: Failure,
+    attempt: int = 1,
+    *,
+    now: float = NOW,
+    deadline: float | None = None,
+    budget: RetryBudget | None = None,
+) -> Decision:
+    return decide(
+        rules,
+        method,
+        failure,
+        attempt,
+        now=now,
+        deadline=deadline,
+        budget=budget,
+        rng=random.Random(7),
+    )
 
 
 def test_the_policy_module_does_not_import_requests() -> None:
@@ -61,18 +79,20 @@ def test_the_policy_module_does_not_import_requests() -> None:
 
 # -- which failures are retried ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("rules", [V1_RULES, V2_RULES], ids=["v1", "v2"])
-@pytest.mark.parametrize("failure", TRANSIENT + [Failure.http(s) for s in RETRIED_STATUSES],
-                         ids=lambda f: f.describe())
-def test_get_retries_network_failures_and_transient_statuses(rules: RetryRules,
-                                                             failure: Failure) -> None:
+@pytest.mark.parametrize(
+    "failure", TRANSIENT + [Failure.http(s) for s in RETRIED_STATUSES], ids=lambda f: f.describe()
+)
+def test_get_retries_network_failures_and_transient_statuses(
+    rules: RetryRules, failure: Failure
+) -> None:
     assert ask(rules, "GET", failure).action is Action.RETRY
 
 
 @pytest.mark.parametrize("rules", [V1_RULES, V2_RULES], ids=["v1", "v2"])
 @pytest.mark.parametrize("status", NEVER_RETRIED_STATUSES)
-def test_get_never_retries_a_client_error_nor_looks_it_up(rules: RetryRules,
-                                                         status: int) -> None:
+def test_get_never_retries_a_client_error_nor_looks_it_up(rules: RetryRules, status: int) -> None:
     assert ask(rules, "GET", Failure.http(status)).action is Action.GIVE_UP
 
 
@@ -80,18 +100,24 @@ def test_v1_post_retries_a_connect_failure_because_nothing_left() -> None:
     assert ask(V1_RULES, "POST", Failure.connect("connection refused")).retry
 
 
-@pytest.mark.parametrize("failure", [
-    Failure.timeout(), Failure.broken("connection reset by peer"),
-    *[Failure.http(s) for s in RETRIED_STATUSES + NEVER_RETRIED_STATUSES],
-], ids=lambda f: f.describe())
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Failure.timeout(),
+        Failure.broken("connection reset by peer"),
+        *[Failure.http(s) for s in RETRIED_STATUSES + NEVER_RETRIED_STATUSES],
+    ],
+    ids=lambda f: f.describe(),
+)
 def test_v1_post_gives_up_on_everything_else(failure: Failure) -> None:
     decision = ask(V1_RULES, "POST", failure)
     assert decision.action is Action.GIVE_UP
     assert "not retried for POST (v1)" in decision.reason
 
 
-@pytest.mark.parametrize("failure", TRANSIENT + [Failure.http(s) for s in RETRIED_STATUSES],
-                         ids=lambda f: f.describe())
+@pytest.mark.parametrize(
+    "failure", TRANSIENT + [Failure.http(s) for s in RETRIED_STATUSES], ids=lambda f: f.describe()
+)
 def test_v2_post_is_idempotent_so_transient_failures_are_retried(failure: Failure) -> None:
     assert ask(V2_RULES, "POST", failure).retry
 
@@ -147,6 +173,7 @@ def test_only_post_failures_after_sending_are_doubtful() -> None:
 
 # -- backoff ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("attempt", range(1, 9))
 def test_backoff_stays_within_zero_and_the_capped_exponential(attempt: int) -> None:
     rng = random.Random(attempt)
@@ -184,6 +211,7 @@ def test_zero_base_means_no_wait() -> None:
 
 
 # -- the server's wait ------------------------------------------------------------------------
+
 
 def test_retry_after_in_seconds() -> None:
     assert server_delay({"Retry-After": "7"}, NOW) == 7.0
@@ -229,35 +257,45 @@ def test_unreadable_retry_after_falls_back_to_rate_limit_reset() -> None:
     assert server_delay(headers, NOW) == 9.0
 
 
-@pytest.mark.parametrize("headers", [{}, {"Retry-After": "soon"}, {"Retry-After": ""},
-                                     {"X-RateLimit-Reset": "nan"}, {"X-RateLimit-Reset": "x"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Retry-After": "soon"},
+        {"Retry-After": ""},
+        {"X-RateLimit-Reset": "nan"},
+        {"X-RateLimit-Reset": "x"},
+    ],
+)
 def test_no_usable_header_means_no_server_wait(headers: Mapping[str, str]) -> None:
     assert server_delay(headers, NOW) is None
 
 
 def test_429_waits_at_least_what_the_server_asks() -> None:
-    decision = decide(V1_RULES, "GET", Failure.http(429, {"Retry-After": "5"}), 1, now=NOW,
-                      rng=Top())
+    decision = decide(
+        V1_RULES, "GET", Failure.http(429, {"Retry-After": "5"}), 1, now=NOW, rng=Top()
+    )
     assert decision.retry
     assert decision.delay == 5.0
 
 
 def test_retry_after_zero_still_backs_off() -> None:
-    decision = decide(V1_RULES, "GET", Failure.http(429, {"Retry-After": "0"}), 2, now=NOW,
-                      rng=Top())
+    decision = decide(
+        V1_RULES, "GET", Failure.http(429, {"Retry-After": "0"}), 2, now=NOW, rng=Top()
+    )
     assert decision.delay == 1.0  # the backoff ceiling for attempt 2
 
 
 def test_the_larger_of_backoff_and_server_wait_is_taken() -> None:
     rules = replace(V1_RULES, base_delay=4.0, max_delay=8.0, max_attempts=5)
-    decision = decide(rules, "GET", Failure.http(503, {"Retry-After": "1"}), 2, now=NOW,
-                      rng=Top())
+    decision = decide(rules, "GET", Failure.http(503, {"Retry-After": "1"}), 2, now=NOW, rng=Top())
     assert decision.delay == 8.0
 
 
 def test_server_wait_is_capped_by_max_wait() -> None:
-    decision = decide(V1_RULES, "GET", Failure.http(429, {"Retry-After": "3600"}), 1, now=NOW,
-                      rng=Top())
+    decision = decide(
+        V1_RULES, "GET", Failure.http(429, {"Retry-After": "3600"}), 1, now=NOW, rng=Top()
+    )
     assert decision.delay == V1_RULES.max_wait
 
 
@@ -278,6 +316,7 @@ def test_retry_after_on_a_500_is_ignored() -> None:
 
 # -- the deadline -----------------------------------------------------------------------------
 
+
 def test_a_retry_whose_wait_passes_the_deadline_is_not_made() -> None:
     failure = Failure.http(429, {"Retry-After": "10"})
     decision = ask(V1_RULES, "GET", failure, deadline=NOW + 5)
@@ -295,6 +334,7 @@ def test_a_deadline_already_passed_stops_retries() -> None:
 
 
 # -- the retry budget -------------------------------------------------------------------------
+
 
 def test_budget_allows_its_initial_tokens_then_refuses() -> None:
     budget = RetryBudget(ratio=0.2, initial=3)
@@ -336,8 +376,7 @@ def test_a_failure_that_is_not_retried_costs_no_token() -> None:
     budget = RetryBudget(initial=1)
     ask(V1_RULES, "GET", Failure.http(404), budget=budget)
     ask(V1_RULES, "GET", Failure.http(500), attempt=3, budget=budget)
-    ask(V1_RULES, "GET", Failure.http(429, {"Retry-After": "60"}), deadline=NOW + 1,
-        budget=budget)
+    ask(V1_RULES, "GET", Failure.http(429, {"Retry-After": "60"}), deadline=NOW + 1, budget=budget)
     assert budget.tokens == 1
 
 
@@ -384,6 +423,7 @@ def test_the_storm_bound_holds_across_threads() -> None:
 
 # -- the seam: Transport driven by the rules, against a real local server ---------------------
 
+
 @dataclass
 class FakeTime:
     """A clock that only moves when the code under test sleeps."""
@@ -424,15 +464,25 @@ def server() -> Iterator[FaultServer]:
         yield running
 
 
-def transport(server: FaultServer, fake: FakeTime, *, version: str = "v1", retries: int = 2,
-              **options: object) -> Transport:
-    return Transport(f"{server.url}/{version}", "tok", timeout=2.0, retries=retries,
-                     sleep=fake.sleep, clock=fake.clock, wall_clock=fake.wall,
-                     rng=random.Random(1), **options)  # type: ignore[arg-type]
+def transport(
+    server: FaultServer, fake: FakeTime, *, version: str = "v1", retries: int = 2, **options: object
+) -> Transport:
+    return Transport(
+        f"{server.url}/{version}",
+        "tok",
+        timeout=2.0,
+        retries=retries,
+        sleep=fake.sleep,
+        clock=fake.clock,
+        wall_clock=fake.wall,
+        rng=random.Random(1),
+        **options,
+    )  # type: ignore[arg-type]
 
 
-def test_get_5xx_is_retried_with_backoff_and_logged(server: FaultServer,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_get_5xx_is_retried_with_backoff_and_logged(
+    server: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
     server.on("/v1/x", Reply(500, {"message": "boom"}))
     fake = FakeTime()
     caplog.set_level(logging.INFO, logger="kalixo.http")
@@ -442,8 +492,9 @@ def test_get_5xx_is_retried_with_backoff_and_logged(server: FaultServer,
     assert len(fake.sleeps) == 2
     assert 0 <= fake.sleeps[0] <= 0.5 and 0 <= fake.sleeps[1] <= 1.0
     retried = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying")]
-    assert retried[0] == (f"retrying GET {server.url}/v1/x after HTTP 500 in "
-                          f"{fake.sleeps[0]:.1f} s (attempt 2 of 3)")
+    assert retried[0] == (
+        f"retrying GET {server.url}/v1/x after HTTP 500 in {fake.sleeps[0]:.1f} s (attempt 2 of 3)"
+    )
     assert retried[1].endswith("(attempt 3 of 3)")
 
 
@@ -494,8 +545,11 @@ def test_a_shared_budget_stops_retries_across_transports(server: FaultServer) ->
 
 
 def test_the_pacer_is_called_around_every_attempt(server: FaultServer) -> None:
-    server.on("/v1/x", Reply(502, {}, {"X-RateLimit-Remaining": "4"}),
-              Reply(200, {}, {"X-RateLimit-Remaining": "3"}))
+    server.on(
+        "/v1/x",
+        Reply(502, {}, {"X-RateLimit-Remaining": "4"}),
+        Reply(200, {}, {"X-RateLimit-Remaining": "3"}),
+    )
     pacer = RecordingPacer()
     transport(server, FakeTime(), pacer=pacer).get("x")
     assert pacer.before == 2
@@ -523,7 +577,8 @@ def test_v2_post_502_is_retried_with_the_same_body(server: FaultServer) -> None:
     server.on("/v2/orders", Reply(502, {}), Reply(202, {"orderId": 7, "status": "processing"}))
     body = {"externalOrderCode": "C-2", "price": 100}
     answer = transport(server, FakeTime(), version="v2", rules=V2_RULES).post_order(
-        "orders", body, code="C-2")
+        "orders", body, code="C-2"
+    )
     assert answer.data["orderId"] == 7
     assert server.count("POST") == 2
     assert server.seen[0].body == server.seen[1].body
@@ -531,11 +586,14 @@ def test_v2_post_502_is_retried_with_the_same_body(server: FaultServer) -> None:
 
 
 def test_v2_post_409_raises_order_exists_with_the_code(server: FaultServer) -> None:
-    server.on("/v2/orders", Reply(409, {"message": "An order with this external order code "
-                                                   "already exists."}))
+    server.on(
+        "/v2/orders",
+        Reply(409, {"message": "An order with this external order code already exists."}),
+    )
     with pytest.raises(OrderExists) as caught:
         transport(server, FakeTime(), version="v2", rules=V2_RULES).post_order(
-            "orders", {"externalOrderCode": "C-3"}, code="C-3")
+            "orders", {"externalOrderCode": "C-3"}, code="C-3"
+        )
     assert caught.value.code == "C-3"
     assert caught.value.exit_code == ExitCode.REJECTED
     assert caught.value.server_message is not None
@@ -546,16 +604,19 @@ def test_v2_post_broken_then_409_is_an_order_to_look_up(server: FaultServer) -> 
     server.on("/v2/orders", Reply(action="reset"), Reply(409, {}))
     with pytest.raises(OrderExists):
         transport(server, FakeTime(), version="v2", rules=V2_RULES).post_order(
-            "orders", {}, code="C-4")
+            "orders", {}, code="C-4"
+        )
     assert server.count("POST") == 2
 
 
 def test_v2_post_that_ends_in_429_after_a_doubtful_attempt_is_outcome_unknown(
-        server: FaultServer) -> None:
+    server: FaultServer,
+) -> None:
     server.on("/v2/orders", Reply(action="reset"), Reply(429, {}, {"Retry-After": "0"}))
     with pytest.raises(OutcomeUnknown) as caught:
         transport(server, FakeTime(), version="v2", rules=V2_RULES).post_order(
-            "orders", {}, code="C-5")
+            "orders", {}, code="C-5"
+        )
     assert server.count("POST") == 3
     assert "may have been placed" in caught.value.message
     assert "kalixo orders resolve C-5" in (caught.value.hint or "")
@@ -565,7 +626,6 @@ def test_v2_post_429_alone_placed_nothing(server: FaultServer) -> None:
     server.on("/v2/orders", Reply(429, {}, {"Retry-After": "1"}))
     fake = FakeTime()
     with pytest.raises(ServiceUnavailable) as caught:
-        transport(server, fake, version="v2", rules=V2_RULES).post_order(
-            "orders", {}, code="C-6")
+        transport(server, fake, version="v2", rules=V2_RULES).post_order("orders", {}, code="C-6")
     assert "nothing was placed" in caught.value.message
     assert fake.sleeps == [1.0, 1.0]

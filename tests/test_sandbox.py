@@ -60,8 +60,6 @@ LINE_6 = {
 }
 
 
-
-
 @pytest.fixture(scope="module")
 def fake_clock() -> FakeClock:
     return FakeClock(START)

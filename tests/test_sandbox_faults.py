@@ -35,8 +35,6 @@ CORRELATION = "fhp-codehype-correlation-key"
 LINE_6 = {"productId": 6, "price": 839, "currency": "GBP", "quantity": 1}
 
 
-
-
 @pytest.fixture(scope="module")
 def clock() -> FakeClock:
     return FakeClock(START)
@@ -374,7 +372,10 @@ def test_a_streaming_client_sees_the_real_status_and_length_then_the_break(
     live.faults.update(drop_after_commit_rate=1.0)
     code = new_code()
     response = http.post(
-        f"{live.v1_url}/orders/place-order", json=order(code), headers=auth(), timeout=5,
+        f"{live.v1_url}/orders/place-order",
+        json=order(code),
+        headers=auth(),
+        timeout=5,
         stream=True,
     )
     assert response.status_code == 201
@@ -550,9 +551,22 @@ def test_serve_flags_and_variables_make_the_faults(
     monkeypatch.setenv("KALIXO_SANDBOX_SEED", "5")
     monkeypatch.setenv("KALIXO_SANDBOX_RATE_LIMIT", "30")
     result = run(
-        ["sandbox", "serve", "--latency-ms", "15", "--drop-after-commit", "0.1",
-         "--hang-rate", "0.05", "--hang-seconds", "2", "--rate-limit-window", "sliding",
-         "--seed", "6"]
+        [
+            "sandbox",
+            "serve",
+            "--latency-ms",
+            "15",
+            "--drop-after-commit",
+            "0.1",
+            "--hang-rate",
+            "0.05",
+            "--hang-seconds",
+            "2",
+            "--rate-limit-window",
+            "sliding",
+            "--seed",
+            "6",
+        ]
     )
     assert result.exit_code == 0, result.output
     assert served == [
@@ -596,8 +610,17 @@ def test_serve_announces_its_faults_injects_them_and_logs_them(tmp_path: Path) -
         "NO_COLOR": "1",
     }
     child = subprocess.Popen(
-        [sys.executable, "-m", "kalixo_cli", "sandbox", "serve", "--port", "0",
-         "--db", str(tmp_path / "serve.sqlite3")],
+        [
+            sys.executable,
+            "-m",
+            "kalixo_cli",
+            "sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "serve.sqlite3"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -68,20 +68,28 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]
 
 def _is_spec_gap(method: str, path: str, status: int, failure: Exception) -> bool:
     """A status the spec's parameter bounds call for but list nowhere (see SPEC_GAPS)."""
-    return ((method.lower(), path, status) in SPEC_GAPS
-            and type(failure).__name__ == "UndefinedStatusCode")
+    return (method.lower(), path, status) in SPEC_GAPS and type(
+        failure
+    ).__name__ == "UndefinedStatusCode"
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                         ids=["valid", "forbidden"])
+@pytest.mark.parametrize(
+    "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "forbidden"]
+)
 @pytest.mark.parametrize("operation", OPERATIONS, ids=[op.label for op in OPERATIONS])
-def test_schemathesis_finds_no_deviation(fuzzed: RunningSandbox, operation: Operation,
-                                         mode: GenerationMode) -> None:
+def test_schemathesis_finds_no_deviation(
+    fuzzed: RunningSandbox, operation: Operation, mode: GenerationMode
+) -> None:
     seen: list[int] = []
 
-    @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, database=None,
-              deadline=None, phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def fuzz(case: Case[Any]) -> None:
         case.headers = CaseInsensitiveDict({**case.headers, "x-api-key": SANDBOX_API_KEY})
@@ -90,12 +98,13 @@ def test_schemathesis_finds_no_deviation(fuzzed: RunningSandbox, operation: Oper
         try:
             case.validate_response(response, checks=CHECKS)
         except FailureGroup as group:
-            real = [failure for failure in group.exceptions
-                    if not _is_spec_gap(operation.method, operation.path,
-                                        response.status_code, failure)]
+            real = [
+                failure
+                for failure in group.exceptions
+                if not _is_spec_gap(operation.method, operation.path, response.status_code, failure)
+            ]
             if real:
                 raise FailureGroup(real, group.message) from None
 
     fuzz()
     assert seen, "Schemathesis generated no case"
-

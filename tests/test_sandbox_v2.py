@@ -46,8 +46,6 @@ LINE_6 = {"productId": 6, "price": 839, "quantity": 1}
 ORDER_LIMIT = "Your account order limit has been exceeded. Contact support for assistance."
 
 
-
-
 @pytest.fixture(scope="module")
 def clock() -> FakeClock:
     return FakeClock(START)

@@ -83,20 +83,33 @@ def test_a_wrong_name_or_both_or_neither_is_exit_2(args: list[str]) -> None:
 def test_order_files_that_kalixo_accepts_fit_the_order_file_schema() -> None:
     validator = Draft202012Validator(published("order-file"))
     validator.validate(json.loads(EXAMPLE.read_text()))
-    validator.validate({"orderProducts": [{"productId": 2, "price": 3299, "sku": "X",
-                                            "quantity": 1, "currency": None}],
-                        "price": None, "externalOrderCode": None})
+    validator.validate(
+        {
+            "orderProducts": [
+                {"productId": 2, "price": 3299, "sku": "X", "quantity": 1, "currency": None}
+            ],
+            "price": None,
+            "externalOrderCode": None,
+        }
+    )
 
 
-@pytest.mark.parametrize("bad", [
-    {"orderProducts": [{"productId": 2, "price": 32.99, "sku": "X", "quantity": 1}]},
-    {"orderProducts": [{"productId": 2, "price": 3299, "sku": "X", "quantity": 1}],
-     "curency": "GBP"},
-    {"orderProducts": [{"productId": 0, "price": 3299, "sku": "X", "quantity": 1}]},
-    {"orderProducts": []},
-    {"currency": "gbp", "orderProducts": [{"productId": 2, "price": 1, "sku": "X",
-                                            "quantity": 1}]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"orderProducts": [{"productId": 2, "price": 32.99, "sku": "X", "quantity": 1}]},
+        {
+            "orderProducts": [{"productId": 2, "price": 3299, "sku": "X", "quantity": 1}],
+            "curency": "GBP",
+        },
+        {"orderProducts": [{"productId": 0, "price": 3299, "sku": "X", "quantity": 1}]},
+        {"orderProducts": []},
+        {
+            "currency": "gbp",
+            "orderProducts": [{"productId": 2, "price": 1, "sku": "X", "quantity": 1}],
+        },
+    ],
+)
 def test_the_schema_flags_what_kalixo_refuses(bad: dict[str, Any], tmp_path: Path) -> None:
     assert not Draft202012Validator(published("order-file")).is_valid(bad)
     file = tmp_path / "bad.json"
@@ -113,8 +126,9 @@ def test_a_batch_order_needs_its_code() -> None:
 
 def test_an_order_file_may_name_its_schema(tmp_path: Path) -> None:
     file = tmp_path / "order.json"
-    file.write_text(json.dumps({"$schema": "./order-file.schema.json",
-                                **json.loads(EXAMPLE.read_text())}))
+    file.write_text(
+        json.dumps({"$schema": "./order-file.schema.json", **json.loads(EXAMPLE.read_text())})
+    )
     Draft202012Validator(published("order-file")).validate(json.loads(file.read_text()))
     result = run(["place-order", str(file), "--dry-run", "-o", "json"])
     assert result.exit_code == 0, result.stderr
@@ -124,8 +138,7 @@ def test_an_order_file_may_name_its_schema(tmp_path: Path) -> None:
 # -- real outputs of every command ----------------------------------------------------------
 
 
-def test_place_and_retrieve_order_print_the_order_schema_on_v1(
-        sandbox: RunningSandbox) -> None:
+def test_place_and_retrieve_order_print_the_order_schema_on_v1(sandbox: RunningSandbox) -> None:
     order = place()
     check("order", order)
     retrieved = run(["retrieve-order", str(order["orderId"]), "-o", "json"])
@@ -137,17 +150,24 @@ def test_place_and_retrieve_order_print_the_order_schema_on_v1(
 def test_place_and_retrieve_order_print_the_order_schema_on_v2(v2: RunningSandbox) -> None:
     order = place("--wait", "--poll-interval", "1")
     check("order", order)
-    check("order", json.loads(run(["retrieve-order", order["externalOrderCode"],
-                                   "-o", "json"]).stdout))
+    check(
+        "order",
+        json.loads(run(["retrieve-order", order["externalOrderCode"], "-o", "json"]).stdout),
+    )
 
 
-def test_place_orders_lines_fit_the_bulk_result_schema(sandbox: RunningSandbox,
-                                                      tmp_path: Path) -> None:
+def test_place_orders_lines_fit_the_bulk_result_schema(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     body = json.loads(EXAMPLE.read_text())
     good = {**body, "externalOrderCode": "S-1"}
-    refused = {"externalOrderCode": "S-2", "currency": "GBP",
-               "orderProducts": [{"productId": 2, "price": 1, "sku": "GB-EN-4251604177278",
-                                  "quantity": 1}]}
+    refused = {
+        "externalOrderCode": "S-2",
+        "currency": "GBP",
+        "orderProducts": [
+            {"productId": 2, "price": 1, "sku": "GB-EN-4251604177278", "quantity": 1}
+        ],
+    }
     batch = tmp_path / "batch.jsonl"
     batch.write_text(json.dumps(good) + "\n" + json.dumps(refused) + "\n")
     for line in batch.read_text().splitlines():
@@ -208,14 +228,25 @@ def test_the_skeleton_is_a_valid_order_file_made_offline(tmp_path: Path) -> None
 
 
 def test_the_skeleton_of_products_has_todays_catalog_prices(sandbox: RunningSandbox) -> None:
-    result = run(["place-order", "--skeleton", "-p", "1:2", "-p", "9004:1:2500",
-                  "--external-order-code", "SK-1"])
+    result = run(
+        [
+            "place-order",
+            "--skeleton",
+            "-p",
+            "1:2",
+            "-p",
+            "9004:1:2500",
+            "--external-order-code",
+            "SK-1",
+        ]
+    )
     assert result.exit_code == 0, result.stderr
     skeleton = json.loads(result.stdout)
     assert skeleton["externalOrderCode"] == "SK-1"
-    assert [(line["productId"], line["price"], line["quantity"], line["sku"])
-            for line in skeleton["orderProducts"]] == [
-        (1, 1099, 2, "GB-EN-4251604160010"), (9004, 2500, 1, "KTEST-OPEN")]
+    assert [
+        (line["productId"], line["price"], line["quantity"], line["sku"])
+        for line in skeleton["orderProducts"]
+    ] == [(1, 1099, 2, "GB-EN-4251604160010"), (9004, 2500, 1, "KTEST-OPEN")]
     assert skeleton["price"] == 2 * 1099 + 2500
     assert sandbox.request_count("POST") == 0
     assert run(["orders", "list", "-o", "json"]).stdout.strip() == "[]"
@@ -245,4 +276,3 @@ def test_v1_auth_status_and_settings_fit_too(sandbox: RunningSandbox) -> None:
     check("auth-status", json_of(["auth", "status"]))
     check("settings", json_of(["config", "show"]))
     check("doctor", json_of(["doctor"]))
-

@@ -56,8 +56,7 @@ def _orders_file(folder: Path, tag: str) -> str:
 # {placeholders}: code (a fresh code for place-order), seen (a placed order's code),
 # seen_id (its orderId), batch (a JSON Lines file of two new orders).
 ROWS: dict[str, Row] = {
-    "place-order": Row(("place-order", str(EXAMPLE), "--external-order-code", "{code}"),
-                       "{code}"),
+    "place-order": Row(("place-order", str(EXAMPLE), "--external-order-code", "{code}"), "{code}"),
     "retrieve-order": Row(("retrieve-order", "{seen_id}"), "{seen}"),
     "place-orders": Row(("place-orders", "{batch}"), "placed"),
     "wallet": Row(("wallet",), "GBP", v2_only=True),
@@ -96,10 +95,15 @@ def _output_modes() -> dict[str, tuple[str, ...]]:
 # Commands that work only on a shared PostgreSQL journal: their -o json is checked against
 # a real PostgreSQL in tests/test_shared_journal.py, not against the sandbox's SQLite one.
 ON_A_SHARED_JOURNAL = {"journal migrate", "journal import"}
-MODES = {name: modes for name, modes in _output_modes().items()
-         if name not in ON_A_SHARED_JOURNAL}
-CASES = [(name, mode, api) for name, modes in MODES.items() if name in ROWS for mode in modes
-         for api in ("v1", "v2") if api == "v2" or not ROWS[name].v2_only]
+MODES = {name: modes for name, modes in _output_modes().items() if name not in ON_A_SHARED_JOURNAL}
+CASES = [
+    (name, mode, api)
+    for name, modes in MODES.items()
+    if name in ROWS
+    for mode in modes
+    for api in ("v1", "v2")
+    if api == "v2" or not ROWS[name].v2_only
+]
 
 
 def test_the_matrix_covers_every_command_and_mode() -> None:
@@ -124,15 +128,21 @@ def seeded(sandbox: RunningSandbox, tmp_path: Path) -> Callable[[str], Prepared]
     def prepare(name: str) -> Prepared:
         tag = uuid.uuid4().hex[:10]
         row = ROWS[name]
-        values = {"code": f"M-{tag}", "seen": f"MATRIX-{tag}", "seen_id": "",
-                  "batch": _orders_file(tmp_path, tag) if name == "place-orders" else ""}
+        values = {
+            "code": f"M-{tag}",
+            "seen": f"MATRIX-{tag}",
+            "seen_id": "",
+            "batch": _orders_file(tmp_path, tag) if name == "place-orders" else "",
+        }
         if "{seen" in " ".join([*row.args, row.table_shows]):
-            placed = run(["place-order", str(EXAMPLE), "--external-order-code",
-                          values["seen"], "-o", "json"])
+            placed = run(
+                ["place-order", str(EXAMPLE), "--external-order-code", values["seen"], "-o", "json"]
+            )
             assert placed.exit_code == 0, placed.stderr
             values["seen_id"] = str(json.loads(placed.stdout)["orderId"])
-        return Prepared([arg.format(**values) for arg in row.args],
-                        row.table_shows.format(**values))
+        return Prepared(
+            [arg.format(**values) for arg in row.args], row.table_shows.format(**values)
+        )
 
     return prepare
 
@@ -163,7 +173,10 @@ def check_output(mode: str, stdout: str, shows: str) -> None:
 
 @pytest.mark.parametrize(("name", "mode", "api"), CASES)
 def test_every_command_in_every_output_mode(
-    name: str, mode: str, api: str, seeded: Callable[[str], Prepared],
+    name: str,
+    mode: str,
+    api: str,
+    seeded: Callable[[str], Prepared],
     request: pytest.FixtureRequest,
 ) -> None:
     _use(api, request)
@@ -174,13 +187,19 @@ def test_every_command_in_every_output_mode(
 
 
 def _spawn(args: list[str], stdout: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "kalixo_cli", *args], stdout=stdout,
-                            stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "160"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "kalixo_cli", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "160"},
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
 def test_every_command_at_a_terminal_prints_its_table(
-    name: str, seeded: Callable[[str], Prepared], request: pytest.FixtureRequest,
+    name: str,
+    seeded: Callable[[str], Prepared],
+    request: pytest.FixtureRequest,
 ) -> None:
     _use("v2", request)
     prepared = seeded(name)
@@ -206,7 +225,9 @@ def test_every_command_at_a_terminal_prints_its_table(
 
 @pytest.mark.parametrize("name", sorted(ROWS))
 def test_a_closed_stdout_ends_quietly_as_cat_does(
-    name: str, seeded: Callable[[str], Prepared], request: pytest.FixtureRequest,
+    name: str,
+    seeded: Callable[[str], Prepared],
+    request: pytest.FixtureRequest,
 ) -> None:
     """`kalixo ... | head -1` when head has gone: no message, no "bug", exit 141."""
     _use("v2", request)
@@ -228,9 +249,18 @@ def test_head_1_on_a_long_listing_is_quiet(sandbox: RunningSandbox) -> None:
             journal.claim(sandbox.v1_url, f"HEAD-{index:05d}", {"n": index})
     for mode in ("json", "jsonl", "csv", "table"):
         shell = subprocess.run(
-            ["bash", "-c", "set -o pipefail; \"$0\" -m kalixo_cli orders list -o \"$1\" | "
-             "head -1; echo \"rc=${PIPESTATUS[0]}\"", sys.executable, mode],
-            capture_output=True, text=True, timeout=120)
+            [
+                "bash",
+                "-c",
+                'set -o pipefail; "$0" -m kalixo_cli orders list -o "$1" | '
+                'head -1; echo "rc=${PIPESTATUS[0]}"',
+                sys.executable,
+                mode,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert shell.stdout.splitlines()[-1] in ("rc=0", f"rc={int(ExitCode.BROKEN_PIPE)}")
         assert shell.stderr == ""
         assert shell.stdout.splitlines()[0].strip()
@@ -255,14 +285,18 @@ def test_orders_csv_has_the_json_fields(sandbox: RunningSandbox) -> None:
 
 
 def test_a_wrong_token_in_the_environment_is_exit_4_naming_it_never_the_saved_one(
-    sandbox: RunningSandbox, sandbox_clock: Clock, monkeypatch: pytest.MonkeyPatch,
+    sandbox: RunningSandbox,
+    sandbox_clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A script meant for one account never acts as the account saved on the machine."""
     from kalixo_cli.sandbox import SANDBOX_EMAIL, SANDBOX_PASSWORD
 
     monkeypatch.delenv("KALIXO_TOKEN")
-    login = run(["auth", "login", "--email", SANDBOX_EMAIL, "--password-stdin"],
-                input=SANDBOX_PASSWORD + "\n")
+    login = run(
+        ["auth", "login", "--email", SANDBOX_EMAIL, "--password-stdin"],
+        input=SANDBOX_PASSWORD + "\n",
+    )
     assert login.exit_code == 0, login.stderr
     monkeypatch.setenv("KALIXO_TOKEN", "not-a-valid-token-for-this-account")
     sandbox.reset_counts()
@@ -274,8 +308,9 @@ def test_a_wrong_token_in_the_environment_is_exit_4_naming_it_never_the_saved_on
     assert result.stdout == ""
 
 
-def test_a_wrong_api_key_in_the_environment_is_exit_4_naming_it(v2: RunningSandbox,
-                                                                 monkeypatch: Any) -> None:
+def test_a_wrong_api_key_in_the_environment_is_exit_4_naming_it(
+    v2: RunningSandbox, monkeypatch: Any
+) -> None:
     monkeypatch.setenv("KALIXO_API_KEY", "kal_test_" + "x" * 24)
     result = run(["retrieve-order", "1", "-o", "json"])
     assert result.exit_code == ExitCode.AUTH
@@ -296,11 +331,13 @@ NOT_AN_ORDER = [
 
 @pytest.mark.parametrize("body", NOT_AN_ORDER)
 def test_an_answer_to_a_post_that_is_not_an_order_is_outcome_unknown(
-    faults: FaultServer, body: Any,
+    faults: FaultServer,
+    body: Any,
 ) -> None:
     faults.on("/v1/orders/place-order", Reply(200, body))
-    result = run(["place-order", str(EXAMPLE), "--external-order-code", "NOT-AN-ORDER",
-                  "-o", "json"])
+    result = run(
+        ["place-order", str(EXAMPLE), "--external-order-code", "NOT-AN-ORDER", "-o", "json"]
+    )
     assert result.exit_code == ExitCode.OUTCOME_UNKNOWN, result.stderr
     assert result.stdout == ""
     with Journal(default_journal_path()) as journal:
@@ -309,7 +346,8 @@ def test_an_answer_to_a_post_that_is_not_an_order_is_outcome_unknown(
 
 
 def test_pins_out_problems_known_before_sending_are_exit_2_and_nothing_is_sent(
-    sandbox: RunningSandbox, tmp_path: Path,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
 ) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -318,8 +356,12 @@ def test_pins_out_problems_known_before_sending_are_exit_2_and_nothing_is_sent(
     dangling.symlink_to(tmp_path / "nowhere" / "pins.csv")
     existing = tmp_path / "existing.csv"
     existing.write_text("keep me\n")
-    cases = [(locked / "pins.csv", "is not writable"), (dangling, "does not exist"),
-             (existing, "already exists"), (tmp_path / "no" / "pins.csv", "does not exist")]
+    cases = [
+        (locked / "pins.csv", "is not writable"),
+        (dangling, "does not exist"),
+        (existing, "already exists"),
+        (tmp_path / "no" / "pins.csv", "does not exist"),
+    ]
     if os.geteuid() == 0:  # root writes anywhere: the folder check cannot be met
         cases = cases[1:]
     for target, message in cases:
@@ -331,7 +373,9 @@ def test_pins_out_problems_known_before_sending_are_exit_2_and_nothing_is_sent(
 
 
 def test_a_pins_file_that_fails_after_placing_is_exit_13_with_the_pins_on_stdout(
-    sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import errno
 
@@ -341,8 +385,9 @@ def test_a_pins_file_that_fails_after_placing_is_exit_13_with_the_pins_on_stdout
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(pinfile, "_create_private", full_disk)
-    result = run(["place-order", str(EXAMPLE), "--pins-out", str(tmp_path / "pins.csv"),
-                  "-o", "json"])
+    result = run(
+        ["place-order", str(EXAMPLE), "--pins-out", str(tmp_path / "pins.csv"), "-o", "json"]
+    )
     assert result.exit_code == ExitCode.PINS_NOT_SAVED
     order = json.loads(result.stdout)
     assert order["status"] == "completed" and all(p["pins"] for p in order["products"])
@@ -351,8 +396,9 @@ def test_a_pins_file_that_fails_after_placing_is_exit_13_with_the_pins_on_stdout
 
 
 def test_orders_resolve_refuses_to_replace_another_order_id(sandbox: RunningSandbox) -> None:
-    placed = json.loads(run(["place-order", str(EXAMPLE), "--external-order-code", "RES-1",
-                             "-o", "json"]).stdout)
+    placed = json.loads(
+        run(["place-order", str(EXAMPLE), "--external-order-code", "RES-1", "-o", "json"]).stdout
+    )
     other = placed["orderId"] + 1000
     refused = run(["orders", "resolve", "RES-1", "--order-id", str(other)])
     assert refused.exit_code == ExitCode.USAGE
@@ -366,7 +412,8 @@ def test_orders_resolve_refuses_to_replace_another_order_id(sandbox: RunningSand
 
 
 def test_v2_retrieve_without_a_journal_row_fills_from_the_catalog(
-    v2: RunningSandbox, isolated: Path,
+    v2: RunningSandbox,
+    isolated: Path,
 ) -> None:
     placed = run(["place-order", str(EXAMPLE), "--wait", "--poll-interval", "1", "-o", "json"])
     assert placed.exit_code == 0, placed.stderr
@@ -378,8 +425,17 @@ def test_v2_retrieve_without_a_journal_row_fills_from_the_catalog(
 
 
 def test_replay_of_a_v2_code_prints_the_order_fresh_with_pins(v2: RunningSandbox) -> None:
-    args = ["place-order", str(EXAMPLE), "--external-order-code", "REPLAY-V2",
-            "--wait", "--poll-interval", "1", "-o", "json"]
+    args = [
+        "place-order",
+        str(EXAMPLE),
+        "--external-order-code",
+        "REPLAY-V2",
+        "--wait",
+        "--poll-interval",
+        "1",
+        "-o",
+        "json",
+    ]
     first = run(args)
     assert first.exit_code == 0, first.stderr
     v2.reset_counts()
@@ -388,4 +444,3 @@ def test_replay_of_a_v2_code_prints_the_order_fresh_with_pins(v2: RunningSandbox
     assert json.loads(again.stdout) == json.loads(first.stdout)
     assert v2.request_count("POST") == 0
     assert "not sent again" in again.stderr
-

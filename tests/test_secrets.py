@@ -19,15 +19,18 @@ PLACE = "/v1/orders/place-order"
 ORDER = str(Path(__file__).parent.parent / "examples" / "order.json")
 TOKEN = "fault-server-token-0123456789"
 RETRIEVED = {
-    "orderId": 59400, "orderStatus": "completed", "externalOrderCode": "O-1",
+    "orderId": 59400,
+    "orderStatus": "completed",
+    "externalOrderCode": "O-1",
     "products": [{"productId": 2, "price": 3299, "quantity": 1, "pin": [{"pin": "AAAAA-BBBBB"}]}],
 }
 
 
 def netrc_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *hosts: str) -> None:
     path = tmp_path / "netrc"
-    path.write_text("".join(f"machine {host} login netrc-user password netrc-secret-pw\n"
-                            for host in hosts))
+    path.write_text(
+        "".join(f"machine {host} login netrc-user password netrc-secret-pw\n" for host in hosts)
+    )
     path.chmod(0o600)
     monkeypatch.setenv("NETRC", str(path))
 
@@ -36,8 +39,9 @@ def netrc_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *hosts: str) -> N
 # ~/.netrc
 
 
-def test_netrc_never_replaces_the_v1_token(faults: FaultServer, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_netrc_never_replaces_the_v1_token(
+    faults: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     netrc_for(tmp_path, monkeypatch, "127.0.0.1")
     faults.on(RETRIEVE, Reply(200, RETRIEVED))
     result = run(["retrieve-order", "59400", "-o", "json"])
@@ -46,8 +50,9 @@ def test_netrc_never_replaces_the_v1_token(faults: FaultServer, tmp_path: Path,
     assert "netrc-secret-pw" not in json.dumps(faults.seen[0].headers)
 
 
-def test_netrc_adds_nothing_beside_the_v2_key(faults: FaultServer, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_netrc_adds_nothing_beside_the_v2_key(
+    faults: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     netrc_for(tmp_path, monkeypatch, "127.0.0.1")
     monkeypatch.setenv("KALIXO_API_URL", f"{faults.url}/v2")
     monkeypatch.setenv("KALIXO_API_KEY", "kal_test_0123456789abcdef")
@@ -72,8 +77,9 @@ def test_a_redirect_adds_no_netrc_entry_for_the_new_host(
         assert "Authorization" not in elsewhere.seen[0].headers
 
 
-def test_proxies_from_the_environment_still_apply(faults: FaultServer,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxies_from_the_environment_still_apply(
+    faults: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with fault_server() as proxy:
         proxy.on(f"{faults.url}{RETRIEVE}", Reply(200, RETRIEVED))
         for name in ("NO_PROXY", "no_proxy"):
@@ -102,8 +108,18 @@ def test_plain_http_to_another_host_is_refused_before_connecting(
         "kalixo: hint: use the https:// address; only if you must (a test rig on a trusted "
         "network), set KALIXO_ALLOW_INSECURE_HTTP=1",
     ]
-    login = run(["--api-url", "http://api.kalixo.invalid/v1", "auth", "login", "--email",
-                 "a@b.example", "--password-stdin"], input="pw\n")
+    login = run(
+        [
+            "--api-url",
+            "http://api.kalixo.invalid/v1",
+            "auth",
+            "login",
+            "--email",
+            "a@b.example",
+            "--password-stdin",
+        ],
+        input="pw\n",
+    )
     assert login.exit_code == ExitCode.USAGE
     assert "refusing to send credentials in clear" in login.stderr
 
@@ -134,12 +150,15 @@ def test_the_opt_out_warns_on_every_command(monkeypatch: pytest.MonkeyPatch) -> 
 # Malformed credentials, and credentials echoed back
 
 
-@pytest.mark.parametrize(("token", "problem"), [
-    ("abc\nX-Evil: 1", "it holds a line break"),
-    ("abc def", "it holds white space"),
-    ("abcé", "it holds a character that is not ASCII"),
-    ("abc\x1bdef", "it holds a control character"),
-])
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("abc\nX-Evil: 1", "it holds a line break"),
+        ("abc def", "it holds white space"),
+        ("abcé", "it holds a character that is not ASCII"),
+        ("abc\x1bdef", "it holds a control character"),
+    ],
+)
 def test_a_malformed_token_is_refused_and_never_echoed(
     faults: FaultServer, monkeypatch: pytest.MonkeyPatch, token: str, problem: str
 ) -> None:

@@ -45,38 +45,53 @@ def order_file(tmp_path: Path, code: str) -> str:
 
 
 def kalixo(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "kalixo_cli", *args],
-                            env=env if env is not None else dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kalixo_cli", *args],
+        env=env if env is not None else dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 # -- journal_url --------------------------------------------------------------------------
 
 
 def test_journal_url_accepts_sqlite_and_postgresql_and_refuses_passwords() -> None:
-    assert parse_journal_url("sqlite:///var/lib/kalixo/j.sqlite3") == \
-        "sqlite:///var/lib/kalixo/j.sqlite3"
-    assert parse_journal_url(" postgresql://ops@db:5432/kalixo ") == \
-        "postgresql://ops@db:5432/kalixo"
-    for bad, why in [("sqlite://relative/j.sqlite3", "absolute"),
-                     ("mysql://db/kalixo", "sqlite:///"),
-                     ("postgresql://ops:hunter22@db/kalixo", "must not carry a password"),
-                     ("postgresql://ops@db/kalixo?password=hunter22", "password"),
-                     ("postgresql://ops@db:99999/kalixo", "port"),
-                     ("postgresql://ops@db", "name the database")]:
+    assert (
+        parse_journal_url("sqlite:///var/lib/kalixo/j.sqlite3")
+        == "sqlite:///var/lib/kalixo/j.sqlite3"
+    )
+    assert (
+        parse_journal_url(" postgresql://ops@db:5432/kalixo ") == "postgresql://ops@db:5432/kalixo"
+    )
+    for bad, why in [
+        ("sqlite://relative/j.sqlite3", "absolute"),
+        ("mysql://db/kalixo", "sqlite:///"),
+        ("postgresql://ops:hunter22@db/kalixo", "must not carry a password"),
+        ("postgresql://ops@db/kalixo?password=hunter22", "password"),
+        ("postgresql://ops@db:99999/kalixo", "port"),
+        ("postgresql://ops@db", "name the database"),
+    ]:
         with pytest.raises(ValueError, match=why) as caught:
             parse_journal_url(bad)
         assert "hunter22" not in str(caught.value)
-    assert mask_url("postgresql://ops:hunter22@db/k?password=x&sslmode=require") == \
-        "postgresql://ops:***@db/k?password=***&sslmode=require"
+    assert (
+        mask_url("postgresql://ops:hunter22@db/k?password=x&sslmode=require")
+        == "postgresql://ops:***@db/k?password=***&sslmode=require"
+    )
 
 
 def test_config_set_journal_url_per_profile_and_never_a_password(isolated: Path) -> None:
     result = run(["config", "set", "journal_url", "postgresql://ops:hunter22@db/kalixo"])
     assert result.exit_code == ExitCode.USAGE
     assert "hunter22" not in result.output and "~/.pgpass" in result.output
-    assert run(["--profile", "team", "config", "set", "journal_url",
-                "postgresql://ops@db:5432/kalixo"]).exit_code == 0
+    assert (
+        run(
+            ["--profile", "team", "config", "set", "journal_url", "postgresql://ops@db:5432/kalixo"]
+        ).exit_code
+        == 0
+    )
     shown = json.loads(run(["--profile", "team", "config", "show", "-o", "json"]).stdout)
     assert shown["journal_url"]["value"] == "postgresql://ops@db:5432/kalixo"
     default = json.loads(run(["config", "show", "-o", "json"]).stdout)["journal_url"]
@@ -85,7 +100,8 @@ def test_config_set_journal_url_per_profile_and_never_a_password(isolated: Path)
 
 
 def test_a_sqlite_journal_url_moves_the_local_journal(
-        sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "elsewhere" / "team.sqlite3"
     monkeypatch.setenv("KALIXO_JOURNAL_URL", f"sqlite://{target}")
     result = run(["place-order", order_file(tmp_path, "URL-1"), "-o", "json"])
@@ -99,8 +115,8 @@ def test_a_sqlite_journal_url_moves_the_local_journal(
 
 
 def test_migrate_creates_then_is_idempotent_and_commands_wait_for_it(
-        pg_url: str, sandbox: RunningSandbox, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    pg_url: str, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KALIXO_JOURNAL_URL", pg_url)
     before = run(["place-order", order_file(tmp_path, "MIG-1"), "-o", "json"])
     assert before.exit_code == ExitCode.JOURNAL_UNUSABLE
@@ -140,8 +156,12 @@ def test_journal_commands_need_a_shared_journal(isolated: Path) -> None:
 
 
 def test_an_unreachable_shared_journal_sends_nothing_and_never_falls_back(
-        postgres_server: PostgresServer, sandbox: RunningSandbox, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, isolated: Path) -> None:
+    postgres_server: PostgresServer,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    isolated: Path,
+) -> None:
     url = f"postgresql://{postgres_server.user}@127.0.0.1:{free_port()}/nowhere"
     monkeypatch.setenv("KALIXO_JOURNAL_URL", url)
     monkeypatch.setenv("PGPASSWORD", postgres_server.password)
@@ -157,8 +177,8 @@ def test_an_unreachable_shared_journal_sends_nothing_and_never_falls_back(
 
 
 def test_refused_credentials_send_nothing_and_show_no_password(
-        shared: str, sandbox: RunningSandbox, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    shared: str, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PGPASSWORD", "wrong-password-771")
     result = run(["place-order", order_file(tmp_path, "PW-1"), "-o", "json"])
     assert result.exit_code == ExitCode.TEMPORARY
@@ -168,12 +188,17 @@ def test_refused_credentials_send_nothing_and_show_no_password(
 
 
 def test_the_password_comes_from_a_pgpass_file(
-        shared: str, postgres_server: PostgresServer, sandbox: RunningSandbox,
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared: str,
+    postgres_server: PostgresServer,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("PGPASSWORD")
     pgpass = tmp_path / "pgpass"
-    pgpass.write_text(f"127.0.0.1:{postgres_server.port}:*:{postgres_server.user}:"
-                      f"{postgres_server.password}\n")
+    pgpass.write_text(
+        f"127.0.0.1:{postgres_server.port}:*:{postgres_server.user}:{postgres_server.password}\n"
+    )
     pgpass.chmod(0o600)
     monkeypatch.setenv("PGPASSFILE", str(pgpass))
     result = run(["place-order", order_file(tmp_path, "PGPASS-1")])
@@ -182,11 +207,12 @@ def test_the_password_comes_from_a_pgpass_file(
 
 
 def test_a_connection_lost_after_the_post_keeps_the_answer_and_says_unknown(
-        shared: str, postgres_server: PostgresServer, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    shared: str, postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.faultserver import fault_server
 
     lax = LaxServer("v1")
+
     def cut_connections() -> None:
         postgres_server.terminate_clients(database(shared))
 
@@ -215,7 +241,8 @@ def test_a_connection_lost_after_the_post_keeps_the_answer_and_says_unknown(
 
 
 def test_orders_list_show_and_resolve_on_the_shared_journal_with_the_host(
-        shared: str, sandbox: RunningSandbox, tmp_path: Path) -> None:
+    shared: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     assert run(["place-order", order_file(tmp_path, "LIST-1")]).exit_code == 0
     table = run(["orders", "list", "-o", "table"])
     assert "Host" in table.output and "LIST-1" in table.output
@@ -229,14 +256,16 @@ def test_orders_list_show_and_resolve_on_the_shared_journal_with_the_host(
         assert journal.claim(sandbox.v1_url, "LIST-2", {"n": 2}).won
         journal.abandon_in_flight(sandbox.v1_url, ["LIST-2"], "killed")
     assert run(["orders", "resolve", "LIST-2", "--order-id", "77"]).exit_code == 0
-    listed = {row["externalOrderCode"]: row
-              for row in json.loads(run(["orders", "list", "-o", "json"]).stdout)}
+    listed = {
+        row["externalOrderCode"]: row
+        for row in json.loads(run(["orders", "list", "-o", "json"]).stdout)
+    }
     assert listed["LIST-2"]["orderId"] == 77 and listed["LIST-2"]["state"] == "placed"
 
 
 def test_import_copies_a_local_journal_and_never_overwrites(
-        shared: str, sandbox: RunningSandbox, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    shared: str, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     local = tmp_path / "local" / "journal.sqlite3"
     monkeypatch.setenv("KALIXO_JOURNAL_URL", f"sqlite://{local}")
     for code in ("IMP-1", "IMP-2"):
@@ -257,8 +286,7 @@ def test_import_copies_a_local_journal_and_never_overwrites(
     assert "conflict: IMP-2" in clash.stderr
     shown = json.loads(run(["orders", "show", "IMP-2", "-o", "json"]).stdout)
     assert shown["orderId"] == 4242  # not overwritten
-    assert run(["journal", "import", str(tmp_path / "nope.sqlite3")]).exit_code == \
-        ExitCode.USAGE
+    assert run(["journal", "import", str(tmp_path / "nope.sqlite3")]).exit_code == ExitCode.USAGE
 
 
 # -- two machines, one batch ---------------------------------------------------------------
@@ -270,22 +298,35 @@ def machine(tmp_path: Path, name: str, url: str, server: PostgresServer) -> dict
     env.pop("PGPASSWORD", None)
     home = tmp_path / name
     home.mkdir()
-    env.update(XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"),
-               XDG_CACHE_HOME=str(home / "cache"), PGPASSFILE=str(home / "pgpass"),
-               KALIXO_TIMEOUT="300")  # POSTs are held until both machines have started
+    env.update(
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_CACHE_HOME=str(home / "cache"),
+        PGPASSFILE=str(home / "pgpass"),
+        KALIXO_TIMEOUT="300",
+    )  # POSTs are held until both machines have started
     env.pop("KALIXO_JOURNAL_URL", None)
     (home / "pgpass").write_text(f"*:{server.port}:*:{server.user}:{server.password}\n")
     (home / "pgpass").chmod(0o600)
-    done = subprocess.run([sys.executable, "-m", "kalixo_cli", "config", "set", "journal_url",
-                           url], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "kalixo_cli", "config", "set", "journal_url", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return env
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_two_machines_on_one_batch_post_every_order_exactly_once(
-        version: str, shared: str, postgres_server: PostgresServer, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    version: str,
+    shared: str,
+    postgres_server: PostgresServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from tests.faultserver import fault_server
 
     lax = LaxServer(version)
@@ -304,12 +345,14 @@ def test_two_machines_on_one_batch_post_every_order_exactly_once(
         try:
             lax.free = 1  # A's first POST is answered: its pacer then lets three go
             first = kalixo("place-orders", batch, "-c", "3", "-o", "jsonl", env=a)
-            wait_until(lambda: lax.in_flight == 3, "machine A's three POSTs in flight",
-                       timeout=240)
+            wait_until(lambda: lax.in_flight == 3, "machine A's three POSTs in flight", timeout=240)
             lax.free = 1  # and so is B's first
             second = kalixo("place-orders", batch, "-c", "3", "-o", "jsonl", env=b)
-            wait_until(lambda: lax.in_flight == 6 or second.poll() is not None,
-                       "machine B's POSTs", timeout=240)
+            wait_until(
+                lambda: lax.in_flight == 6 or second.poll() is not None,
+                "machine B's POSTs",
+                timeout=240,
+            )
         finally:
             lax.gate.set()
         out_a, err_a = first.communicate(timeout=180)
@@ -319,8 +362,13 @@ def test_two_machines_on_one_batch_post_every_order_exactly_once(
     placed = sorted(line["externalOrderCode"] for line in lines if line["outcome"] == "placed")
     assert placed == codes, (out_a, out_b, err_a, err_b)  # each placed by one machine
     for env in (a, b):
-        listed = subprocess.run([sys.executable, "-m", "kalixo_cli", "orders", "list", "-o",
-                                 "json"], env=env, capture_output=True, text=True, timeout=120)
+        listed = subprocess.run(
+            [sys.executable, "-m", "kalixo_cli", "orders", "list", "-o", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert listed.returncode == 0, listed.stderr
         rows = json.loads(listed.stdout)
         assert sorted(row["externalOrderCode"] for row in rows) == codes
@@ -329,8 +377,12 @@ def test_two_machines_on_one_batch_post_every_order_exactly_once(
 
 
 def test_the_password_can_live_in_the_os_keyring(
-        shared: str, postgres_server: PostgresServer, sandbox: RunningSandbox,
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared: str,
+    postgres_server: PostgresServer,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from tests.test_keyring import MemoryKeyring
 
     no_keyring = run(["journal", "set-password", "--with-password"], input="x\n")
@@ -343,12 +395,12 @@ def test_the_password_can_live_in_the_os_keyring(
     monkeypatch.delenv("KALIXO_NO_KEYRING")
     monkeypatch.delenv("PGPASSWORD")
     try:
-        stored = run(["journal", "set-password", "--with-password"],
-                     input=postgres_server.password + "\n")
+        stored = run(
+            ["journal", "set-password", "--with-password"], input=postgres_server.password + "\n"
+        )
         assert stored.exit_code == 0, stored.output
         assert postgres_server.password not in stored.output
-        assert backend.secrets == {("kalixo", "default:journal_password"):
-                                   postgres_server.password}
+        assert backend.secrets == {("kalixo", "default:journal_password"): postgres_server.password}
         result = run(["place-order", order_file(tmp_path, "KEYRING-1")])
         assert result.exit_code == 0, result.output
         assert sandbox.place_attempts() == {"KEYRING-1": 1}
@@ -356,17 +408,20 @@ def test_the_password_can_live_in_the_os_keyring(
         keyring.set_keyring(previous)
 
 
-def test_orders_sync_settles_the_shared_journal(shared: str, v2: RunningSandbox,
-                                                 tmp_path: Path) -> None:
+def test_orders_sync_settles_the_shared_journal(
+    shared: str, v2: RunningSandbox, tmp_path: Path
+) -> None:
     placed = run(["place-order", order_file(tmp_path, "SYNC-1"), "-o", "json"])
     assert placed.exit_code == 0, placed.output
     order_id = json.loads(placed.stdout)["orderId"]
     import psycopg
 
     with psycopg.connect(shared, autocommit=True) as db:  # as if the answer had been lost
-        db.execute("UPDATE kalixo_orders SET state = 'unknown', order_id = NULL, "
-                   "owner_token = 'gone', owner_host = 'machine-b', lease_until = NULL "
-                   "WHERE code = 'SYNC-1'")
+        db.execute(
+            "UPDATE kalixo_orders SET state = 'unknown', order_id = NULL, "
+            "owner_token = 'gone', owner_host = 'machine-b', lease_until = NULL "
+            "WHERE code = 'SYNC-1'"
+        )
     synced = run(["orders", "sync", "-o", "json"])
     assert synced.exit_code == 0, synced.output
     shown = json.loads(run(["orders", "show", "SYNC-1", "-o", "json"]).stdout)

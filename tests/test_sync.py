@@ -25,9 +25,12 @@ SLOW = {"productId": 9003, "price": 1000, "sku": "KTEST-SLOW", "quantity": 1}
 
 def body(code: str, *lines: dict[str, Any]) -> dict[str, Any]:
     products = list(lines) or json.loads(EXAMPLE.read_text())["orderProducts"]
-    return {"externalOrderCode": code, "currency": "GBP",
-            "price": sum(line["price"] * line["quantity"] for line in products),
-            "orderProducts": [{**line, "currency": "GBP"} for line in products]}
+    return {
+        "externalOrderCode": code,
+        "currency": "GBP",
+        "price": sum(line["price"] * line["quantity"] for line in products),
+        "orderProducts": [{**line, "currency": "GBP"} for line in products],
+    }
 
 
 def place(code: str, *lines: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
@@ -44,28 +47,44 @@ def api_key() -> str:
     return str(listed[0]["api"]) if listed else ""
 
 
-def make_unknown(code: str, api: str, *, sending: bool = False, age: float = 3600.0,
-                 order_id: int | None = None, lines: tuple[dict[str, Any], ...] = ()) -> None:
+def make_unknown(
+    code: str,
+    api: str,
+    *,
+    sending: bool = False,
+    age: float = 3600.0,
+    order_id: int | None = None,
+    lines: tuple[dict[str, Any], ...] = (),
+) -> None:
     """A journal row as a crash or a timeout leaves it: sent, outcome unknown."""
     if sending:  # claimed by a process that is gone now (a kill -9 mid-request)
         claim_and_die(default_journal_path(), api, code, body(code, *lines))
     with Journal(default_journal_path()) as journal:
         if not sending:
             assert journal.claim(api, code, body(code, *lines)).won
-            journal.finish(api, code, "unknown", order_id=order_id, error_kind="OutcomeUnknown",
-                           error="no answer within 30 s")
+            journal.finish(
+                api,
+                code,
+                "unknown",
+                order_id=order_id,
+                error_kind="OutcomeUnknown",
+                error="no answer within 30 s",
+            )
     stamp = time.time() - age
     with closing(sqlite3.connect(default_journal_path())) as db, db:
-        db.execute("UPDATE orders SET created_at = ?, updated_at = ? "
-                   "WHERE api = ? AND code = ?", (stamp, stamp, api, code))
+        db.execute(
+            "UPDATE orders SET created_at = ?, updated_at = ? WHERE api = ? AND code = ?",
+            (stamp, stamp, api, code),
+        )
 
 
 def rows(result: Result) -> dict[str, dict[str, Any]]:
     return {record["externalOrderCode"]: record for record in json.loads(result.stdout)}
 
 
-def lose_the_answer(code: str, sandbox: RunningSandbox, tmp_path: Path,
-                    monkeypatch: pytest.MonkeyPatch) -> None:
+def lose_the_answer(
+    code: str, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Place `code` with the connection cut after the API committed it: exit 6, unknown."""
     file = tmp_path / f"{code}.json"
     file.write_text(json.dumps(body(code)))
@@ -79,9 +98,9 @@ def lose_the_answer(code: str, sandbox: RunningSandbox, tmp_path: Path,
     assert result.exit_code == 6, result.stderr
 
 
-def test_v2_settles_unknowns_and_pending_orders(v2: RunningSandbox, tmp_path: Path,
-                                                sandbox_clock: Clock,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_v2_settles_unknowns_and_pending_orders(
+    v2: RunningSandbox, tmp_path: Path, sandbox_clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     placed = place("SYNC-SLOW", SLOW, tmp_path=tmp_path)  # processing for 10 s on v2
     assert placed["status"] == "processing"
     api = api_key()
@@ -130,8 +149,9 @@ def test_v2_leaves_a_row_being_sent_alone(v2: RunningSandbox) -> None:
     assert "being sent" in change["detail"]
 
 
-def test_v1_updates_what_it_can_and_exits_6_for_the_rest(sandbox: RunningSandbox,
-                                                         tmp_path: Path) -> None:
+def test_v1_updates_what_it_can_and_exits_6_for_the_rest(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
     placed = place("SYNC-V1", tmp_path=tmp_path)
     api = api_key()
     make_unknown("SYNC-V1-UNKNOWN", api)  # no order id: v1 cannot look it up
@@ -154,16 +174,27 @@ def test_since_and_code_choose_the_rows(sandbox: RunningSandbox, tmp_path: Path)
     make_unknown("batch-1-a", api, order_id=placed["orderId"])
     make_unknown("batch-2-a", api, order_id=placed["orderId"])
     make_unknown("batch-1-old", api, order_id=placed["orderId"], age=86400 * 30)
-    result = run(["orders", "sync", "--code", "batch-1-*", "--since",
-                  time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400)), "-o", "jsonl",
-                  "--jq", ".externalOrderCode"])
+    result = run(
+        [
+            "orders",
+            "sync",
+            "--code",
+            "batch-1-*",
+            "--since",
+            time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400)),
+            "-o",
+            "jsonl",
+            "--jq",
+            ".externalOrderCode",
+        ]
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "batch-1-a\n"
 
 
-def test_a_failure_to_ask_keeps_the_row_and_says_so(sandbox: RunningSandbox,
-                                                    tmp_path: Path,
-                                                    sandbox_clock: Clock) -> None:
+def test_a_failure_to_ask_keeps_the_row_and_says_so(
+    sandbox: RunningSandbox, tmp_path: Path, sandbox_clock: Clock
+) -> None:
     placed = place("SYNC-E", SLOW, tmp_path=tmp_path)  # v1: requested, then processing
     assert placed["status"] in ("processing", "requested")
     sandbox.faults = Faults(error_rate_500=1.0, fault_paths=("/v1/orders/retrieve-order",))

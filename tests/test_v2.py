@@ -29,11 +29,15 @@ EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")
 POST_V2 = "/v2/orders"
 
 
-
-
 def test_order(product_id: int, sku: str, quantity: int = 1) -> str:
-    return json.dumps({"currency": "GBP", "orderProducts": [
-        {"productId": product_id, "price": 1000, "sku": sku, "quantity": quantity}]})
+    return json.dumps(
+        {
+            "currency": "GBP",
+            "orderProducts": [
+                {"productId": product_id, "price": 1000, "sku": sku, "quantity": quantity}
+            ],
+        }
+    )
 
 
 test_order.__test__ = False  # type: ignore[attr-defined]
@@ -41,8 +45,11 @@ test_order.__test__ = False  # type: ignore[attr-defined]
 
 def comparable(order: dict[str, Any]) -> dict[str, Any]:
     """What must match across API generations: everything but ids, codes and PIN values."""
-    shown = {k: v for k, v in order.items()
-             if k not in ("orderId", "externalOrderCode", "estimatedReadyAt")}
+    shown = {
+        k: v
+        for k, v in order.items()
+        if k not in ("orderId", "externalOrderCode", "estimatedReadyAt")
+    }
     shown["products"] = [{**p, "pins": len(p["pins"])} for p in order["products"]]
     return shown
 
@@ -66,15 +73,12 @@ def test_the_same_script_gives_the_same_json_on_v1_and_v2(
     assert all(pin.startswith("SANDBOX-") for p in second["products"] for pin in p["pins"])
 
 
-def test_without_wait_a_v2_order_is_processing_and_says_how_to_follow(
-    v2: RunningSandbox
-) -> None:
+def test_without_wait_a_v2_order_is_processing_and_says_how_to_follow(v2: RunningSandbox) -> None:
     result = run(["place-order", EXAMPLE, "-o", "json"])
     assert result.exit_code == 0, result.stderr
     order = json.loads(result.stdout)
     assert order["status"] == "processing" and order["estimatedReadyAt"]
-    assert [p["sku"] for p in order["products"]] == ["GB-EN-4251604177278",
-                                                    "GB-EN-4251604133182"]
+    assert [p["sku"] for p in order["products"]] == ["GB-EN-4251604177278", "GB-EN-4251604133182"]
     assert "--wait" in result.stderr
     by_code = run(["retrieve-order", order["externalOrderCode"], "-o", "json"])
     assert json.loads(by_code.stdout)["orderId"] == order["orderId"]
@@ -84,32 +88,46 @@ def test_wait_times_out_with_exit_8(v2: RunningSandbox) -> None:
     from kalixo_cli.sandbox import KTEST_SLOW_ID
 
     path = v2.store  # noqa: F841 - the fixture's sandbox is the server in use
-    result = run(["place-order", "-", "--format", "json", "--wait", "--timeout", "1",
-                  "-o", "json"], input=test_order(KTEST_SLOW_ID, "KTEST-SLOW"))
+    result = run(
+        ["place-order", "-", "--format", "json", "--wait", "--timeout", "1", "-o", "json"],
+        input=test_order(KTEST_SLOW_ID, "KTEST-SLOW"),
+    )
     assert result.exit_code == ExitCode.STILL_PROCESSING
     assert "still processing" in result.stderr
 
 
-@pytest.mark.parametrize(("product_id", "sku", "quantity", "status"), [
-    (KTEST_OK_ID, "KTEST-OK", 1, "completed"),
-    (KTEST_PARTIAL_ID, "KTEST-PARTIAL", 2, "partially_completed"),
-    (KTEST_FAIL_ID, "KTEST-FAIL", 1, "failed"),
-])
-def test_every_v2_status_is_rendered(v2: RunningSandbox, product_id: int, sku: str,
-                                     quantity: int, status: str) -> None:
-    placed = run(["place-order", "-", "--format", "json", "--wait", "--poll-interval", "1",
-                  "-o", "json"], input=test_order(product_id, sku, quantity))
+@pytest.mark.parametrize(
+    ("product_id", "sku", "quantity", "status"),
+    [
+        (KTEST_OK_ID, "KTEST-OK", 1, "completed"),
+        (KTEST_PARTIAL_ID, "KTEST-PARTIAL", 2, "partially_completed"),
+        (KTEST_FAIL_ID, "KTEST-FAIL", 1, "failed"),
+    ],
+)
+def test_every_v2_status_is_rendered(
+    v2: RunningSandbox, product_id: int, sku: str, quantity: int, status: str
+) -> None:
+    placed = run(
+        ["place-order", "-", "--format", "json", "--wait", "--poll-interval", "1", "-o", "json"],
+        input=test_order(product_id, sku, quantity),
+    )
     """place-order exits 0, 12 or 7 by the final status, and prints exactly what
     retrieve-order prints: currency, total and SKUs come from the journal's request, and a
     failed order keeps the lines ordered (without PINs)."""
     order = json.loads(placed.stdout)
     assert order["status"] == status, placed.stderr
-    assert placed.exit_code == {"completed": ExitCode.OK,
-                                "partially_completed": ExitCode.PARTIALLY_COMPLETED,
-                                "failed": ExitCode.ORDER_UNSUCCESSFUL}[status]
+    assert (
+        placed.exit_code
+        == {
+            "completed": ExitCode.OK,
+            "partially_completed": ExitCode.PARTIALLY_COMPLETED,
+            "failed": ExitCode.ORDER_UNSUCCESSFUL,
+        }[status]
+    )
     assert (order["currency"], order["price"]) == ("GBP", 1000 * quantity)
     assert [(p["productId"], p["sku"], p["quantity"]) for p in order["products"]] == [
-        (product_id, sku, quantity)]
+        (product_id, sku, quantity)
+    ]
     for reference in (str(order["orderId"]), order["externalOrderCode"]):
         retrieved = run(["retrieve-order", reference, "-o", "json"])
         assert retrieved.exit_code == ExitCode.OK
@@ -146,8 +164,12 @@ def test_low_balance_is_a_warning(v2: RunningSandbox) -> None:
 
 def write_jsonl(path: Path, codes: list[str]) -> str:
     line = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "quantity": 1}
-    path.write_text("".join(json.dumps({"externalOrderCode": c, "currency": "GBP",
-                                        "orderProducts": [line]}) + "\n" for c in codes))
+    path.write_text(
+        "".join(
+            json.dumps({"externalOrderCode": c, "currency": "GBP", "orderProducts": [line]}) + "\n"
+            for c in codes
+        )
+    )
     return str(path)
 
 
@@ -163,8 +185,7 @@ def test_v2_1000_orders_with_drops_and_502s_end_placed_exactly_once(
         v2.faults = Faults()
     assert result.exit_code == 0, result.stderr[-2000:]
     assert counts["drop_after_commit"] > 200 and counts["error_502"] > 50
-    assert {code: len(v2.store.orders_by_code(code)) for code in codes} == dict.fromkeys(
-        codes, 1)
+    assert {code: len(v2.store.orders_by_code(code)) for code in codes} == dict.fromkeys(codes, 1)
     outcomes = {json.loads(line)["outcome"] for line in result.stdout.splitlines()}
     assert outcomes == {"placed"}
 
@@ -185,8 +206,10 @@ def test_v2_sigkill_mid_batch_then_rerun_places_everything_exactly_once(
     assert kills >= 2
     assert final.returncode == 0, final.stderr
     with Journal(default_journal_path()) as journal:
-        states = {journal.get(v2.v2_url, c).effective_state  # type: ignore[union-attr]
-                  for c in codes}
+        states = {
+            journal.get(v2.v2_url, c).effective_state  # type: ignore[union-attr]
+            for c in codes
+        }
     assert states == {"placed"}
     ledger = {code: len(v2.store.orders_by_code(code)) for code in codes}
     assert ledger == dict.fromkeys(codes, 1)

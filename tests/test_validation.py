@@ -16,15 +16,29 @@ from kalixo_cli.sandbox.server import RunningSandbox
 from tests.helpers import run
 
 INT64_MAX = 2**63 - 1
-LINE_2 = {"productId": 2, "price": 3299, "sku": "GB-EN-4251604177278", "currency": "GBP",
-          "quantity": 1}
-LINE_6 = {"productId": 6, "price": 839, "sku": "GB-EN-4251604133182", "currency": "GBP",
-          "quantity": 1}
+LINE_2 = {
+    "productId": 2,
+    "price": 3299,
+    "sku": "GB-EN-4251604177278",
+    "currency": "GBP",
+    "quantity": 1,
+}
+LINE_6 = {
+    "productId": 6,
+    "price": 839,
+    "sku": "GB-EN-4251604133182",
+    "currency": "GBP",
+    "quantity": 1,
+}
 
 
 def body(**changes: Any) -> dict[str, Any]:
-    order: dict[str, Any] = {"externalOrderCode": "O-12345", "price": 4138, "currency": "GBP",
-                             "orderProducts": [dict(LINE_2), dict(LINE_6)]}
+    order: dict[str, Any] = {
+        "externalOrderCode": "O-12345",
+        "price": 4138,
+        "currency": "GBP",
+        "orderProducts": [dict(LINE_2), dict(LINE_6)],
+    }
     for key, value in changes.items():
         if key.startswith("line0_"):
             order["orderProducts"][0][key[6:]] = value
@@ -37,8 +51,10 @@ JSON_CASES: dict[str, tuple[str, str]] = {
     # name: (document, text the error must contain)
     "unknown field": (json.dumps(body(line0_qty=1)), "did you mean 'quantity'"),
     "blank code": (json.dumps(body(externalOrderCode="   ")), "externalOrderCode"),
-    "control character in code": (json.dumps(body(externalOrderCode="O-1\u0007")),
-                                  "control characters"),
+    "control character in code": (
+        json.dumps(body(externalOrderCode="O-1\u0007")),
+        "control characters",
+    ),
     "currency not 3 letters": (json.dumps(body(currency="POUNDS")), "currency"),
     "no lines": (json.dumps(body(orderProducts=[], price=0)), "orderProducts"),
     "productId zero": (json.dumps(body(line0_productId=0)), "productId"),
@@ -49,8 +65,10 @@ JSON_CASES: dict[str, tuple[str, str]] = {
     "line currency differs": (json.dumps(body(line0_currency="EUR")), "one currency"),
     "boolean quantity": (json.dumps(body(line0_quantity=True)), "quantity"),
     "NaN price": (json.dumps(body()).replace("3299", "NaN"), "NaN"),
-    "Infinity quantity": (json.dumps(body()).replace('"quantity": 1', '"quantity": Infinity', 1),
-                          "Infinity"),
+    "Infinity quantity": (
+        json.dumps(body()).replace('"quantity": 1', '"quantity": Infinity', 1),
+        "Infinity",
+    ),
     "amount beyond int64": (json.dumps(body(line0_price=INT64_MAX + 1)), "price"),
     "total beyond int64": (json.dumps(body(line0_price=INT64_MAX, line0_quantity=2)), "64-bit"),
     "price mismatch (the seed's example)": (json.dumps(body(price=4398)), "expected 4138"),
@@ -82,10 +100,16 @@ def test_invalid_json_is_refused_located_and_never_sent(
 CSV_CASES: dict[str, tuple[str, list[str], str]] = {
     "missing column": ("productId,quantity,price\n2,1,3299\n", ["--currency", "GBP"], "sku"),
     "unknown column": ("productId,qty,price,sku,currency\n2,1,3299,A,GBP\n", [], "quantity"),
-    "decimal price": ("productId,quantity,price,sku,currency\n2,1,32.99,A,GBP\n", [],
-                      "prices are in minor units: 3299"),
-    "two currencies": ("productId,quantity,price,sku,currency\n2,1,3299,A,GBP\n6,1,839,B,EUR\n",
-                       [], "row 2"),
+    "decimal price": (
+        "productId,quantity,price,sku,currency\n2,1,32.99,A,GBP\n",
+        [],
+        "prices are in minor units: 3299",
+    ),
+    "two currencies": (
+        "productId,quantity,price,sku,currency\n2,1,3299,A,GBP\n6,1,839,B,EUR\n",
+        [],
+        "row 2",
+    ),
     "no currency": ("productId,quantity,price,sku\n2,1,3299,A\n", [], "currency"),
     "header only": ("productId,quantity,price,sku,currency\n", [], "no order lines"),
     "binary": ("\x00\x01\x02garbage\x00", ["--currency", "GBP"], "order.csv"),
@@ -140,15 +164,28 @@ def test_unreadable_path_and_directory(sandbox: RunningSandbox, tmp_path: Path) 
     assert sandbox.request_count() == 0
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(max_size=400), fmt=st.sampled_from(["json", "csv"]))
 def test_any_bytes_are_a_valid_order_or_exit_2_and_nothing_sent(
     sandbox: RunningSandbox, data: bytes, fmt: str
 ) -> None:
     sandbox.reset_counts()
-    result = run(["place-order", "-", "--format", fmt, "--currency", "GBP",
-                  "--external-order-code", "HYP-1", "--dry-run"], input=data)
+    result = run(
+        [
+            "place-order",
+            "-",
+            "--format",
+            fmt,
+            "--currency",
+            "GBP",
+            "--external-order-code",
+            "HYP-1",
+            "--dry-run",
+        ],
+        input=data,
+    )
     assert "Traceback" not in result.stderr
     assert result.exit_code in (ExitCode.OK, ExitCode.USAGE)
     if result.exit_code == ExitCode.USAGE:
@@ -159,8 +196,9 @@ def test_any_bytes_are_a_valid_order_or_exit_2_and_nothing_sent(
     assert sandbox.request_count() == 0
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.data())
 def test_mutated_orders_are_sent_only_when_valid(
     sandbox: RunningSandbox, data: st.DataObject

@@ -30,7 +30,8 @@ def test_the_readme_table_lists_every_exit_code() -> None:
 
 
 def test_every_exit_code_in_the_readme_is_produced_by_a_test(
-        request: pytest.FixtureRequest) -> None:
+    request: pytest.FixtureRequest,
+) -> None:
     modules = {Path(str(item.path)).name for item in request.session.items}
     every = {path.name for path in (ROOT / "tests").glob("test_*.py")}
     if modules != every or request.config.getoption("keyword"):

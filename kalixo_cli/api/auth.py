@@ -32,11 +32,15 @@ class Tokens:
 
 
 def _tokens(data: Any, where: str) -> Tokens:
-    if (isinstance(data, dict) and isinstance(data.get("accessToken"), str)
-            and isinstance(data.get("refreshToken"), str)):
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("accessToken"), str)
+        and isinstance(data.get("refreshToken"), str)
+    ):
         return Tokens(data["accessToken"], data["refreshToken"])
-    raise TransportError("the API's sign-in answer has no accessToken and refreshToken",
-                         where=where)
+    raise TransportError(
+        "the API's sign-in answer has no accessToken and refreshToken", where=where
+    )
 
 
 def login(transport: Transport, email: str, password: str) -> Tokens:
@@ -50,8 +54,10 @@ def refresh(transport: Transport, refresh_token: str) -> Tokens:
     except AuthRejected as exc:
         raise AuthRejected(
             "the session has expired: the refresh token was refused",
-            status=exc.status, server_message=exc.server_message,
-            correlation_key=exc.correlation_key, where=exc.where,
+            status=exc.status,
+            server_message=exc.server_message,
+            correlation_key=exc.correlation_key,
+            where=exc.where,
             hint="log in again with `kalixo auth login`",
         ) from exc
     return _tokens(answer.data, transport.url("auth/refresh"))
@@ -76,8 +82,9 @@ class RefreshingV1Client(V1Client):
     A 401 means the request was not processed, so repeating a place-order is safe.
     """
 
-    def __init__(self, transport: Transport, refresh_token: str,
-                 save: Callable[[Tokens], None]) -> None:
+    def __init__(
+        self, transport: Transport, refresh_token: str, save: Callable[[Tokens], None]
+    ) -> None:
         super().__init__(transport)
         self._refresh_token = refresh_token
         self._save = save
@@ -101,8 +108,9 @@ class RefreshingV1Client(V1Client):
         401 (AuthRejected) as this client's own requests are."""
         return self._once_more(call)
 
-    def place_order(self, request: OrderRequest, *,
-                    on_send: Callable[[], None] | None = None) -> OrderResult:
+    def place_order(
+        self, request: OrderRequest, *, on_send: Callable[[], None] | None = None
+    ) -> OrderResult:
         return self._once_more(lambda: V1Client.place_order(self, request, on_send=on_send))
 
     def retrieve_order(self, order_id: int | str) -> OrderResult:

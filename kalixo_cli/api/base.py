@@ -16,7 +16,6 @@ from kalixo_cli.domain.errors import TransportError
 from kalixo_cli.domain.order import Order
 
 if TYPE_CHECKING:
-
     from kalixo_cli.api.probe import Probe
     from kalixo_cli.domain.catalog import CatalogFilters, Product
     from kalixo_cli.domain.models import OrderRequest
@@ -36,8 +35,9 @@ class OrderClient(Protocol):
     transport: Transport
     can_look_up: bool  # can an order be found by its externalOrderCode (v2), or only by id
 
-    def place_order(self, request: OrderRequest, *,
-                    on_send: Callable[[], None] | None = None) -> OrderResult: ...
+    def place_order(
+        self, request: OrderRequest, *, on_send: Callable[[], None] | None = None
+    ) -> OrderResult: ...
 
     def confirm_status(self, placed: OrderResult) -> OrderResult:
         """The placed order with the server's status (v1 asks once; v2's answer has it)."""
@@ -49,13 +49,15 @@ class OrderClient(Protocol):
         """The order placed under `code`, None when there is none; only if `can_look_up`."""
         ...
 
-    def catalog_page(self, skip: int, take: int,
-                     filters: CatalogFilters | None = None) -> tuple[int, list[Product]]: ...
+    def catalog_page(
+        self, skip: int, take: int, filters: CatalogFilters | None = None
+    ) -> tuple[int, list[Product]]: ...
 
     def catalog_product(self, product_id: int) -> Product: ...
 
-    def catalog_product_by_code(self, *, ean: str | None = None,
-                                sku: str | None = None) -> Product: ...
+    def catalog_product_by_code(
+        self, *, ean: str | None = None, sku: str | None = None
+    ) -> Product: ...
 
     def probe(self) -> Probe: ...
 

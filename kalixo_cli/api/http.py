@@ -130,8 +130,13 @@ class _Answered:
 
     __slots__ = ("decision", "doubt", "failure", "response")
 
-    def __init__(self, response: requests.Response, failure: Failure | None,
-                 decision: Decision | None, doubt: Failure | None) -> None:
+    def __init__(
+        self,
+        response: requests.Response,
+        failure: Failure | None,
+        decision: Decision | None,
+        doubt: Failure | None,
+    ) -> None:
         self.response = response
         self.failure = failure  # None when the status is below 400
         self.decision = decision  # why a failing status was not retried
@@ -143,8 +148,13 @@ class _Unanswered:
 
     __slots__ = ("decision", "doubt", "error", "failure")
 
-    def __init__(self, error: requests.exceptions.RequestException, failure: Failure,
-                 decision: Decision, doubt: Failure | None) -> None:
+    def __init__(
+        self,
+        error: requests.exceptions.RequestException,
+        failure: Failure,
+        decision: Decision,
+        doubt: Failure | None,
+    ) -> None:
         self.error = error
         self.failure = failure
         self.decision = decision
@@ -176,8 +186,9 @@ class _Session(requests.Session):
         super().__init__()
         self.auth = _no_netrc
 
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
-                     response: requests.Response) -> None:
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
         old_url, new_url = response.request.url or "", prepared_request.url or ""
         if self.should_strip_auth(old_url, new_url):  # type: ignore[no-untyped-call]
             prepared_request.headers.pop("Authorization", None)
@@ -212,14 +223,25 @@ class Transport:
     the number of attempts after the first and overrides `rules.max_attempts`.
     """
 
-    def __init__(self, base_url: str, token: str | None, *, timeout: float, retries: int,
-                 rules: RetryRules = V1_RULES, deadline: float | None = None,
-                 budget: RetryBudget | None = None, pacer: Pacer | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time,
-                 rng: Rng | None = None, api_key: str | None = None,
-                 allow_plain_http: bool = False, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float,
+        retries: int,
+        rules: RetryRules = V1_RULES,
+        deadline: float | None = None,
+        budget: RetryBudget | None = None,
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: Rng | None = None,
+        api_key: str | None = None,
+        allow_plain_http: bool = False,
+        max_body: int = MAX_BODY_BYTES,
+    ) -> None:
         if insecure_url(base_url) and not allow_plain_http:
             raise UsageError(
                 f"refusing to send credentials in clear to {base_url} (plain http:// to a "
@@ -283,8 +305,11 @@ class Transport:
     def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
         key = response.headers.get(CORRELATION_HEADER)
         log.info(
-            "< %s %s %s in %.0f ms%s", response.status_code, response.reason,
-            response.request.method, response.elapsed.total_seconds() * 1000,
+            "< %s %s %s in %.0f ms%s",
+            response.status_code,
+            response.reason,
+            response.request.method,
+            response.elapsed.total_seconds() * 1000,
             f" (correlation key {key})" if key else "",
         )
 
@@ -303,20 +328,23 @@ class Transport:
         log.info("> GET %s", url)
         started = self._clock()
         outcome = self._exchange(
-            "GET", url, lambda: self._get.get(url, params=params, timeout=self._timeout,
-                                              stream=True)
+            "GET",
+            url,
+            lambda: self._get.get(url, params=params, timeout=self._timeout, stream=True),
         )
         if isinstance(outcome, _Unanswered):
             if isinstance(outcome.error, BodyTooLarge):
                 raise self._too_large(outcome.error, url) from outcome.error
             if outcome.failure.kind is FailureKind.TIMEOUT:
                 raise TransportError(
-                    f"the API did not answer within {self._timeout[1]:g} s", where=url,
+                    f"the API did not answer within {self._timeout[1]:g} s",
+                    where=url,
                     hint="try again, or allow more time with KALIXO_TIMEOUT or "
                     "`kalixo config set timeout`",
                 ) from outcome.error
             raise TransportError(
-                f"cannot reach {self._host}: {outcome.failure.reason}", where=url,
+                f"cannot reach {self._host}: {outcome.failure.reason}",
+                where=url,
                 hint="check the network and --api-url",
             ) from outcome.error
         response = outcome.response
@@ -332,14 +360,16 @@ class Transport:
         for session in (self._get, self._post):
             session.headers["Authorization"] = f"Bearer {token}"
 
-    def post_json(self, path: str, body: Mapping[str, Any] | None = None, *,
-                  bearer: str | None = None) -> Answer:
+    def post_json(
+        self, path: str, body: Mapping[str, Any] | None = None, *, bearer: str | None = None
+    ) -> Answer:
         """A POST that buys nothing (login, refresh): errors as for a GET."""
         with self._scrubbed():
             return self._post_json(path, body, bearer=bearer)
 
-    def _post_json(self, path: str, body: Mapping[str, Any] | None, *,
-                   bearer: str | None) -> Answer:
+    def _post_json(
+        self, path: str, body: Mapping[str, Any] | None, *, bearer: str | None
+    ) -> Answer:
         url = self.url(path)
         log.info("> POST %s", url)
         headers = {"Content-Type": "application/json"}
@@ -347,20 +377,32 @@ class Transport:
             self._redact.add(bearer)
             headers["Authorization"] = f"Bearer {bearer}"
         data = json.dumps(body or {}).encode("utf-8")
-        outcome = self._exchange("POST", url, lambda: self._post.post(
-            url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False,
-            stream=True,
-        ))
+        outcome = self._exchange(
+            "POST",
+            url,
+            lambda: self._post.post(
+                url,
+                data=data,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                stream=True,
+            ),
+        )
         if isinstance(outcome, _Unanswered):
             if isinstance(outcome.error, BodyTooLarge):
                 raise self._too_large(outcome.error, url) from outcome.error
             if outcome.failure.kind is FailureKind.TIMEOUT:
-                raise TransportError(f"the API did not answer within {self._timeout[1]:g} s",
-                                     where=url, hint="try again, or allow more time with "
-                                     "KALIXO_TIMEOUT") from outcome.error
-            raise TransportError(f"cannot reach {self._host}: {outcome.failure.reason}",
-                                 where=url, hint="check the network and --api-url"
-                                 ) from outcome.error
+                raise TransportError(
+                    f"the API did not answer within {self._timeout[1]:g} s",
+                    where=url,
+                    hint="try again, or allow more time with KALIXO_TIMEOUT",
+                ) from outcome.error
+            raise TransportError(
+                f"cannot reach {self._host}: {outcome.failure.reason}",
+                where=url,
+                hint="check the network and --api-url",
+            ) from outcome.error
         response = outcome.response
         if 300 <= response.status_code < 400:
             raise self._redirect_error(response, url, "kalixo did not follow it")
@@ -368,8 +410,14 @@ class Transport:
             raise self._status_error(response, url=url, placing=False)
         return self._answer(response, url=url, placing=False)
 
-    def post_order(self, path: str, body: Mapping[str, Any], *, code: str,
-                   on_send: Callable[[], None] | None = None) -> Answer:
+    def post_order(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        code: str,
+        on_send: Callable[[], None] | None = None,
+    ) -> Answer:
         """POST an order: any doubt about whether it arrived becomes OutcomeUnknown.
 
         Redirects are never followed (the body would be re-sent somewhere unchecked). When
@@ -381,29 +429,52 @@ class Transport:
         with self._scrubbed():
             return self._post_order(path, body, code=code, on_send=on_send)
 
-    def _post_order(self, path: str, body: Mapping[str, Any], *, code: str,
-                    on_send: Callable[[], None] | None) -> Answer:
+    def _post_order(
+        self, path: str, body: Mapping[str, Any], *, code: str, on_send: Callable[[], None] | None
+    ) -> Answer:
         url = self.url(path)
         log.info("> POST %s", url)
         data = json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json"}
-        outcome = self._exchange("POST", url, lambda: self._post.post(
-            url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False,
-            stream=True,
-        ), on_send=on_send)
+        outcome = self._exchange(
+            "POST",
+            url,
+            lambda: self._post.post(
+                url,
+                data=data,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                stream=True,
+            ),
+            on_send=on_send,
+        )
         response = outcome.response if isinstance(outcome, _Answered) else None
         cause = outcome.error if isinstance(outcome, _Unanswered) else None
         key = response.headers.get(CORRELATION_HEADER) if response is not None else None
-        if (response is not None and outcome.decision is not None
-                and outcome.decision.action is Action.LOOK_UP):
-            raise OrderExists(code, status=response.status_code, where=url,
-                              server_message=_server_message(response), correlation_key=key)
+        if (
+            response is not None
+            and outcome.decision is not None
+            and outcome.decision.action is Action.LOOK_UP
+        ):
+            raise OrderExists(
+                code,
+                status=response.status_code,
+                where=url,
+                server_message=_server_message(response),
+                correlation_key=key,
+            )
         if outcome.doubt is not None and (response is None or response.status_code >= 300):
-            last = (outcome.failure.describe() if outcome.failure is not None
-                    else f"HTTP {response.status_code if response is not None else '?'}")
+            last = (
+                outcome.failure.describe()
+                if outcome.failure is not None
+                else f"HTTP {response.status_code if response is not None else '?'}"
+            )
             raise _unknown(
                 f"an earlier attempt ended with {outcome.doubt.describe()}, the last with {last}",
-                code=code, url=url, correlation_key=key,
+                code=code,
+                url=url,
+                correlation_key=key,
                 status=response.status_code if response is not None else None,
             ) from cause
         if isinstance(outcome, _Unanswered):
@@ -411,7 +482,10 @@ class Transport:
                 raise _unknown(
                     f"the API's answer was not read: {outcome.error}; kalixo keeps at most "
                     f"{describe_size(outcome.error.limit)} of one answer",
-                    code=code, url=url, correlation_key=key, status=None,
+                    code=code,
+                    url=url,
+                    correlation_key=key,
+                    status=None,
                 ) from outcome.error
             reason = outcome.failure.reason
             if outcome.failure.kind is FailureKind.CONNECT:
@@ -421,43 +495,70 @@ class Transport:
                     hint="check the network and --api-url, then run the same command again",
                 ) from outcome.error
             if outcome.failure.kind is FailureKind.TIMEOUT:
-                raise _unknown(f"no answer within {self._timeout[1]:g} s", code=code,
-                               url=url) from outcome.error
-            raise _unknown(f"the connection broke before an answer ({reason})",
-                           code=code, url=url) from outcome.error
+                raise _unknown(
+                    f"no answer within {self._timeout[1]:g} s", code=code, url=url
+                ) from outcome.error
+            raise _unknown(
+                f"the connection broke before an answer ({reason})", code=code, url=url
+            ) from outcome.error
         response = outcome.response
         if 300 <= response.status_code < 400:
             raise self._redirect_error(response, url, "nothing was placed")
         if response.status_code >= 500:
             raise _unknown(
-                f"the API answered HTTP {response.status_code}", code=code, url=url,
-                status=response.status_code, correlation_key=key,
+                f"the API answered HTTP {response.status_code}",
+                code=code,
+                url=url,
+                status=response.status_code,
+                correlation_key=key,
                 server_message=_server_message(response),
             )
         if response.status_code >= 400:
             raise self._status_error(response, url=url, placing=True)
         return self._answer(response, url=url, placing=True, code=code)
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                body: bytes | None = None,
-                headers: Mapping[str, str] | None = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
         """Any request, for `kalixo api`: the last response whatever its status (the caller
         prints it), retried as the rules say for `method`. A GET follows redirects as `get`
         does; nothing else does. The body is bounded as every answer is (time and size).
         Raises TransportError only when nothing usable answered."""
         with self._scrubbed():
-            return self._request(method.upper(), path, params=params, body=body,
-                                 headers=headers)
+            return self._request(method.upper(), path, params=params, body=body, headers=headers)
 
-    def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None,
-                 body: bytes | None, headers: Mapping[str, str] | None) -> requests.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> requests.Response:
         url = self.url(path)
         log.info("> %s %s", method, url)
         session = self._get if method == "GET" else self._post
-        outcome = self._exchange(method, url, lambda: session.request(
-            method, url, params=params, data=body, headers=dict(headers or {}),
-            timeout=self._timeout, allow_redirects=method == "GET", stream=True,
-        ))
+        outcome = self._exchange(
+            method,
+            url,
+            lambda: session.request(
+                method,
+                url,
+                params=params,
+                data=body,
+                headers=dict(headers or {}),
+                timeout=self._timeout,
+                allow_redirects=method == "GET",
+                stream=True,
+            ),
+        )
         if isinstance(outcome, _Answered):
             sent = outcome.response.request
             for name, value in sent.headers.items():
@@ -466,10 +567,14 @@ class Transport:
             return outcome.response
         if isinstance(outcome.error, BodyTooLarge):
             raise self._too_large(outcome.error, url) from outcome.error
-        maybe = "" if method in ("GET", "HEAD") or outcome.failure.kind is FailureKind.CONNECT \
+        maybe = (
+            ""
+            if method in ("GET", "HEAD") or outcome.failure.kind is FailureKind.CONNECT
             else "; the server may have acted on it"
+        )
         raise TransportError(
-            f"{method} {url}: no answer ({outcome.failure.reason}){maybe}", where=url,
+            f"{method} {url}: no answer ({outcome.failure.reason}){maybe}",
+            where=url,
             hint="check the network and --api-url; KALIXO_TIMEOUT allows more time",
         ) from outcome.error
 
@@ -480,8 +585,14 @@ class Transport:
             with self._scrubbed():
                 raise self._status_error(response, url=response.url, placing=False)
 
-    def _exchange(self, method: str, url: str, send: Callable[[], requests.Response], *,
-                  on_send: Callable[[], None] | None = None) -> _Outcome:
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        send: Callable[[], requests.Response],
+        *,
+        on_send: Callable[[], None] | None = None,
+    ) -> _Outcome:
         """Attempt `send` until an answer or a failure that `retry.decide` will not retry.
 
         `on_send` runs before the first attempt only, after the pacer let it go."""
@@ -520,22 +631,43 @@ class Transport:
                 decision = Decision(Action.GIVE_UP, reason="it would fail the same way again")
             else:
                 now = self._wall_clock()
-                deadline = (None if self._deadline_at is None
-                            else now + self._deadline_at - self._clock())
-                decision = decide(self._rules, method, failure, attempt, now=now,
-                                  deadline=deadline, budget=self._budget, rng=self._rng)
+                deadline = (
+                    None if self._deadline_at is None else now + self._deadline_at - self._clock()
+                )
+                decision = decide(
+                    self._rules,
+                    method,
+                    failure,
+                    attempt,
+                    now=now,
+                    deadline=deadline,
+                    budget=self._budget,
+                    rng=self._rng,
+                )
             if not decision.retry:
-                log.log(logging.INFO if rule.retries(failure) else logging.DEBUG,
-                        "not retrying %s %s after %s: %s", method, url, failure.describe(),
-                        decision.reason)
+                log.log(
+                    logging.INFO if rule.retries(failure) else logging.DEBUG,
+                    "not retrying %s %s after %s: %s",
+                    method,
+                    url,
+                    failure.describe(),
+                    decision.reason,
+                )
                 if error is not None:
                     return _Unanswered(error, failure, decision, doubt)
                 assert response is not None  # an attempt either answers or raises
                 return _Answered(response, failure, decision, doubt)
             if doubt is None and method == "POST" and failure.doubtful:
                 doubt = failure
-            log.info("retrying %s %s after %s in %.1f s (attempt %d of %d)", method, url,
-                     failure.describe(), decision.delay, attempt + 1, self._rules.max_attempts)
+            log.info(
+                "retrying %s %s after %s in %.1f s (attempt %d of %d)",
+                method,
+                url,
+                failure.describe(),
+                decision.delay,
+                attempt + 1,
+                self._rules.max_attempts,
+            )
             if response is not None:
                 response.close()
             self._sleep(decision.delay)
@@ -558,11 +690,11 @@ class Transport:
         return TransportError(
             f"the API's answer is too large: {error}; kalixo keeps at most "
             f"{describe_size(error.limit)} of one answer",
-            where=url, hint="check --api-url: a proxy or captive portal may be answering",
+            where=url,
+            hint="check --api-url: a proxy or captive portal may be answering",
         )
 
-    def _redirect_error(self, response: requests.Response, url: str,
-                        what: str) -> TransportError:
+    def _redirect_error(self, response: requests.Response, url: str, what: str) -> TransportError:
         """A POST is never re-sent where a server points: say where, and that the address
         is the server's word, not a reason to send the credential there."""
         location = response.headers.get("location")
@@ -579,22 +711,24 @@ class Transport:
     def _host(self) -> str:
         return urlsplit(self.base_url).netloc
 
-    def _answer(self, response: requests.Response, *, url: str, placing: bool,
-                code: str | None = None) -> Answer:
+    def _answer(
+        self, response: requests.Response, *, url: str, placing: bool, code: str | None = None
+    ) -> Answer:
         key = response.headers.get(CORRELATION_HEADER)
         try:
             data = response.json()
         except (ValueError, RecursionError):  # not JSON, or nested too deep to read
             what = f"the API answered HTTP {response.status_code} with {_describe_body(response)}"
             if placing and code is not None:
-                raise _unknown(what, code=code, url=url, status=response.status_code,
-                               correlation_key=key) from None
-            raise TransportError(what, where=url, hint="a proxy or gateway may be in the way; "
-                                 "check --api-url") from None
+                raise _unknown(
+                    what, code=code, url=url, status=response.status_code, correlation_key=key
+                ) from None
+            raise TransportError(
+                what, where=url, hint="a proxy or gateway may be in the way; check --api-url"
+            ) from None
         return Answer(response.status_code, data, response.text, key)
 
-    def _status_error(self, response: requests.Response, *, url: str,
-                      placing: bool) -> APIError:
+    def _status_error(self, response: requests.Response, *, url: str, placing: bool) -> APIError:
         status = response.status_code
         key = response.headers.get(CORRELATION_HEADER)
         message = _server_message(response)
@@ -602,8 +736,11 @@ class Transport:
         if status in (401, 403):
             return AuthRejected(
                 f"the API refused the credentials (HTTP {status})",
-                hint=("set a valid token with `kalixo auth set-token` or KALIXO_TOKEN"
-                      if status == 401 else "API ordering may be disabled for this account"),
+                hint=(
+                    "set a valid token with `kalixo auth set-token` or KALIXO_TOKEN"
+                    if status == 401
+                    else "API ordering may be disabled for this account"
+                ),
                 **common,  # type: ignore[arg-type]
             )
         if status == 429 or status >= 500:
@@ -612,8 +749,11 @@ class Transport:
             return ServiceUnavailable(
                 f"the API is unavailable (HTTP {status}{', rate limited' if status == 429 else ''})"
                 f"{nothing}",
-                hint=(f"the server asks to wait {wait} s before retrying" if wait
-                      else "try again in a moment"),
+                hint=(
+                    f"the server asks to wait {wait} s before retrying"
+                    if wait
+                    else "try again in a moment"
+                ),
                 **common,  # type: ignore[arg-type]
             )
         if status == 409 and placing:
@@ -625,7 +765,8 @@ class Transport:
             )
         return RequestRejected(
             f"the API rejected the request (HTTP {status})",
-            hint=None, **common,  # type: ignore[arg-type]
+            hint=None,
+            **common,  # type: ignore[arg-type]
         )
 
 
@@ -665,9 +806,10 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
     stage = "broken"
     if any(isinstance(c, ReadTimeoutError) for c in chain):
         stage = "timeout"
-    elif isinstance(exc, requests.exceptions.ConnectTimeout) or (any(
-        isinstance(c, (NewConnectionError, ConnectTimeoutError)) for c in chain
-    ) and not any(isinstance(c, ProtocolError) for c in chain)):
+    elif isinstance(exc, requests.exceptions.ConnectTimeout) or (
+        any(isinstance(c, (NewConnectionError, ConnectTimeoutError)) for c in chain)
+        and not any(isinstance(c, ProtocolError) for c in chain)
+    ):
         stage = "connect"
     elif isinstance(exc, requests.exceptions.ReadTimeout):
         stage = "timeout"
@@ -689,9 +831,15 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
     return stage, reason
 
 
-def _unknown(what: str, *, code: str, url: str, status: int | None = None,
-             correlation_key: str | None = None,
-             server_message: str | None = None) -> OutcomeUnknown:
+def _unknown(
+    what: str,
+    *,
+    code: str,
+    url: str,
+    status: int | None = None,
+    correlation_key: str | None = None,
+    server_message: str | None = None,
+) -> OutcomeUnknown:
     detail = f"{what}: {server_message}" if server_message else what
     return OutcomeUnknown(
         f"{detail}; the order {code} may have been placed",

@@ -48,8 +48,7 @@ class BodyTooLarge(requests.exceptions.RequestException):
     """The answer's body is larger than kalixo keeps in memory."""
 
     def __init__(self, limit: int, declared: int | None = None) -> None:
-        what = (f"declares a body of {declared:,} bytes" if declared is not None
-                else "sent a body")
+        what = f"declares a body of {declared:,} bytes" if declared is not None else "sent a body"
         super().__init__(f"the answer {what}, over the {describe_size(limit)} limit")
         self.limit = limit
         self.declared = declared
@@ -112,8 +111,9 @@ class Watchdog:
         with self._condition:
             heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="kalixo-watchdog",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="kalixo-watchdog", daemon=True
+                )
                 self._thread.start()
             self._condition.notify()
         return watch

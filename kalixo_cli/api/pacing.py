@@ -62,8 +62,9 @@ def _count(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def read_window(headers: Mapping[str, str], now: float, *,
-                max_wait: float = MAX_WAIT) -> Window | None:
+def read_window(
+    headers: Mapping[str, str], now: float, *, max_wait: float = MAX_WAIT
+) -> Window | None:
     """The window an answer arriving at `now` announces; None unless all three headers
     are there and readable. A Reset further than `max_wait` away counts as `max_wait`."""
     limit = _count(headers, "X-RateLimit-Limit")
@@ -132,8 +133,9 @@ class PaceRule:
         if asked is not None:
             self.blocked_until = now + min(asked, self.max_wait)
             if self.window is not None:  # Retry-After wins: then one request asks again
-                self.window = Window(self.window.limit, 0,
-                                     min(self.window.reset, self.blocked_until))
+                self.window = Window(
+                    self.window.limit, 0, min(self.window.reset, self.blocked_until)
+                )
         elif self.window is not None and window is None:  # the server disagrees: none left
             self.window = Window(self.window.limit, 0, self.window.reset)
 
@@ -160,9 +162,14 @@ class RatePacer:
 
     RECENT = 20.0  # seconds of sends that the progress bar's rate is measured over
 
-    def __init__(self, *, clock: Callable[[], float] = time.time,
-                 stop: threading.Event | None = None, max_wait: float = MAX_WAIT,
-                 wait: Callable[[threading.Condition, float], object] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        stop: threading.Event | None = None,
+        max_wait: float = MAX_WAIT,
+        wait: Callable[[threading.Condition, float], object] | None = None,
+    ) -> None:
         self._rule = PaceRule(max_wait=max_wait)
         self._clock = clock
         self._stop = stop
@@ -176,8 +183,9 @@ class RatePacer:
         with self._changed:
             while True:
                 if self._stop is not None and self._stop.is_set():
-                    raise SendCancelled("the run stopped before this request was sent; "
-                                        "nothing was placed")
+                    raise SendCancelled(
+                        "the run stopped before this request was sent; nothing was placed"
+                    )
                 now = self._clock()
                 delay = self._rule.admit(now)
                 if delay <= 0:

@@ -55,8 +55,7 @@ def http_date(value: str | None) -> float | None:
         return None
 
 
-def probe(transport: Transport, path: str,
-          params: Mapping[str, Any] | None = None) -> Probe:
+def probe(transport: Transport, path: str, params: Mapping[str, Any] | None = None) -> Probe:
     """GET `path` through the usual seam, watching the raw answers for their headers."""
     seen: list[tuple[requests.Response, float]] = []
 
@@ -78,8 +77,11 @@ def probe(transport: Transport, path: str,
         return Probe(transport.url(path), None, None, None, None, None, error)
     response, received_at = seen[-1]
     return Probe(
-        url=transport.url(path), status=response.status_code,
+        url=transport.url(path),
+        status=response.status_code,
         round_trip_ms=response.elapsed.total_seconds() * 1000,
-        server_time=http_date(response.headers.get("date")), received_at=received_at,
-        data=data, error=error,
+        server_time=http_date(response.headers.get("date")),
+        received_at=received_at,
+        data=data,
+        error=error,
     )

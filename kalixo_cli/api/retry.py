@@ -140,8 +140,7 @@ class RetryRules:
         return {"GET": self.get, "POST": self.post}.get(method.upper(), NEVER)
 
 
-_GET = MethodRule(retry_kinds=ALWAYS_TRANSIENT,
-                  retry_statuses=frozenset({429, 500, 502, 503, 504}))
+_GET = MethodRule(retry_kinds=ALWAYS_TRANSIENT, retry_statuses=frozenset({429, 500, 502, 503, 504}))
 
 V1_RULES = RetryRules(
     name="v1",
@@ -156,9 +155,11 @@ V2_RULES = RetryRules(
     get=_GET,
     # Idempotent by externalOrderCode: the same body may be sent again after any transient
     # failure; a 409 means an earlier attempt (or run) placed it, so look it up by code.
-    post=MethodRule(retry_kinds=ALWAYS_TRANSIENT,
-                    retry_statuses=frozenset({429, 500, 502, 503, 504}),
-                    look_up_statuses=frozenset({409})),
+    post=MethodRule(
+        retry_kinds=ALWAYS_TRANSIENT,
+        retry_statuses=frozenset({429, 500, 502, 503, 504}),
+        look_up_statuses=frozenset({409}),
+    ),
 )
 
 
@@ -216,8 +217,9 @@ class RetryBudget:
 
     _UNIT = 1000  # tokens are counted in thousandths, so 5 x 0.2 is exactly 1
 
-    def __init__(self, *, ratio: float = 0.2, initial: float = 10.0,
-                 max_tokens: float | None = None) -> None:
+    def __init__(
+        self, *, ratio: float = 0.2, initial: float = 10.0, max_tokens: float | None = None
+    ) -> None:
         if ratio < 0 or initial < 0:
             raise ValueError("ratio and initial must not be negative")
         self._lock = threading.Lock()
@@ -324,9 +326,17 @@ def reset_delay(headers: Mapping[str, str], now: float) -> float | None:
     return None if value is None else _rate_limit_reset(value, now)
 
 
-def decide(rules: RetryRules, method: str, failure: Failure, attempt: int, *, now: float,
-           deadline: float | None = None, budget: RetryBudget | None = None,
-           rng: Rng) -> Decision:
+def decide(
+    rules: RetryRules,
+    method: str,
+    failure: Failure,
+    attempt: int,
+    *,
+    now: float,
+    deadline: float | None = None,
+    budget: RetryBudget | None = None,
+    rng: Rng,
+) -> Decision:
     """Retry (after `delay` s), give up, or look the order up, after attempt `attempt` failed.
 
     `now` and `deadline` are wall-clock unix times (the server's headers are too); with no

@@ -28,11 +28,13 @@ class V1Client:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
-    def place_order(self, request: OrderRequest, *,
-                    on_send: Callable[[], None] | None = None) -> OrderResult:
+    def place_order(
+        self, request: OrderRequest, *, on_send: Callable[[], None] | None = None
+    ) -> OrderResult:
         code = request.externalOrderCode
-        answer = self.transport.post_order("orders/place-order", request.body(), code=code,
-                                           on_send=on_send)
+        answer = self.transport.post_order(
+            "orders/place-order", request.body(), code=code, on_send=on_send
+        )
         try:
             order = normalize_placed_order(answer.data, request)
         except ValueError as exc:
@@ -55,10 +57,15 @@ class V1Client:
             fresh = self.retrieve_order(order.orderId).order
         except KalixoError as exc:
             order.status = None
-            return OrderResult(order, placed.answer, notes=(
-                f"order {order.orderId} was placed without every PIN, and its status could "
-                f"not be read ({exc.message}); see it with `kalixo retrieve-order "
-                f"{order.orderId}`",))
+            return OrderResult(
+                order,
+                placed.answer,
+                notes=(
+                    f"order {order.orderId} was placed without every PIN, and its status could "
+                    f"not be read ({exc.message}); see it with `kalixo retrieve-order "
+                    f"{order.orderId}`",
+                ),
+            )
         fresh.externalOrderCode = fresh.externalOrderCode or order.externalOrderCode
         fresh.currency = fresh.currency or order.currency
         fresh.price = fresh.price if fresh.price is not None else order.price
@@ -67,8 +74,10 @@ class V1Client:
         return OrderResult(fresh, placed.answer)
 
     def look_up(self, code: str) -> OrderResult | None:
-        raise UsageError(f"API v1 cannot look an order up by its code ({code}): only by its id",
-                         hint="retrieve it by its orderId")
+        raise UsageError(
+            f"API v1 cannot look an order up by its code ({code}): only by its id",
+            hint="retrieve it by its orderId",
+        )
 
     def retrieve_order(self, order_id: int | str) -> OrderResult:
         if isinstance(order_id, str) and not order_id.isdigit():
@@ -85,8 +94,9 @@ class V1Client:
 
     # -- catalog -----------------------------------------------------------------------
 
-    def catalog_page(self, skip: int, take: int,
-                     filters: CatalogFilters | None = None) -> tuple[int, list[Product]]:
+    def catalog_page(
+        self, skip: int, take: int, filters: CatalogFilters | None = None
+    ) -> tuple[int, list[Product]]:
         """`catalog/products?skip&take` -> (count, products). v1 has no filters: they are
         applied here, so the page may hold fewer products than `take` although `count`
         (the whole catalog's) says there are more; page on by `take`."""
@@ -97,8 +107,9 @@ class V1Client:
         try:
             count, products = normalize_product_list(answer.data, skip=skip, take=take)
         except ValueError as exc:
-            raise TransportError(f"the API's answer is not a product list ({exc})",
-                                 where=self.transport.url(path)) from exc
+            raise TransportError(
+                f"the API's answer is not a product list ({exc})", where=self.transport.url(path)
+            ) from exc
         if filters is not None and not filters.empty:
             products = [product for product in products if filters.matches(product)]
         return count, products
@@ -110,14 +121,15 @@ class V1Client:
         pages = CatalogPages(self.catalog_page)
         found = next((product for product in pages if product.id == product_id), None)
         if found is None:
-            raise RequestRejected(f"product {product_id} is not in the catalog", status=404,
-                                  where=self.transport.url("catalog/products"),
-                                  hint="`kalixo catalog list` shows the products you can "
-                                  "order")
+            raise RequestRejected(
+                f"product {product_id} is not in the catalog",
+                status=404,
+                where=self.transport.url("catalog/products"),
+                hint="`kalixo catalog list` shows the products you can order",
+            )
         return found
 
-    def catalog_product_by_code(self, *, ean: str | None = None,
-                                sku: str | None = None) -> Product:
+    def catalog_product_by_code(self, *, ean: str | None = None, sku: str | None = None) -> Product:
         """`catalog/product?ean=` (or `?sku=`, which some v1 pages document instead)."""
         params = {"ean": ean} if ean is not None else {"sku": sku}
         path = "catalog/product"
@@ -131,5 +143,3 @@ class V1Client:
         from kalixo_cli.api.probe import probe
 
         return probe(self.transport, "catalog/products", {"skip": 0, "take": 1})
-
-

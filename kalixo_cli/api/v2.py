@@ -35,15 +35,24 @@ class Wallet:
     def from_body(cls, body: Any) -> Wallet | None:
         if not isinstance(body, dict) or not isinstance(body.get("balances"), dict):
             return None
-        balances = {str(k): float(v) for k, v in body["balances"].items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        balances = {
+            str(k): float(v)
+            for k, v in body["balances"].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         threshold = body.get("threshold")
-        return cls(balances, body.get("lowBalance") is True,
-                   float(threshold) if isinstance(threshold, (int, float)) else None)
+        return cls(
+            balances,
+            body.get("lowBalance") is True,
+            float(threshold) if isinstance(threshold, (int, float)) else None,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"balances": self.balances, "lowBalance": self.low_balance,
-                "threshold": self.threshold}
+        return {
+            "balances": self.balances,
+            "lowBalance": self.low_balance,
+            "threshold": self.threshold,
+        }
 
 
 class V2Client:
@@ -52,13 +61,13 @@ class V2Client:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
-    def place_order(self, request: OrderRequest, *,
-                    on_send: Callable[[], None] | None = None) -> OrderResult:
+    def place_order(
+        self, request: OrderRequest, *, on_send: Callable[[], None] | None = None
+    ) -> OrderResult:
         """POST, retried with the same code; a 409 (it exists) returns the existing order."""
         code = request.externalOrderCode
         try:
-            answer = self.transport.post_order("orders", request.body(), code=code,
-                                               on_send=on_send)
+            answer = self.transport.post_order("orders", request.body(), code=code, on_send=on_send)
         except OrderExists:
             found = self.look_up(code)
             if found is None:
@@ -73,7 +82,8 @@ class V2Client:
         except ValueError as exc:
             raise OutcomeUnknown(
                 f"the API accepted order {code} but its answer is not an order ({exc})",
-                where=self.transport.url("orders"), correlation_key=answer.correlation_key,
+                where=self.transport.url("orders"),
+                correlation_key=answer.correlation_key,
                 hint=f"look it up with `kalixo retrieve-order {code}`",
             ) from exc
         return OrderResult(order, answer)
@@ -87,8 +97,9 @@ class V2Client:
         try:
             order = normalize_order(answer.data)
         except ValueError as exc:
-            raise TransportError(f"the API's answer is not an order ({exc})",
-                                 where=self.transport.url(path)) from exc
+            raise TransportError(
+                f"the API's answer is not an order ({exc})", where=self.transport.url(path)
+            ) from exc
         return OrderResult(order, answer)
 
     def look_up(self, code: str) -> OrderResult | None:
@@ -104,21 +115,24 @@ class V2Client:
         answer = self.transport.get("wallet")
         wallet = Wallet.from_body(answer.data)
         if wallet is None:
-            raise TransportError("the API's wallet answer has no balances",
-                                 where=self.transport.url("wallet"))
+            raise TransportError(
+                "the API's wallet answer has no balances", where=self.transport.url("wallet")
+            )
         return wallet
 
     def ping(self) -> dict[str, Any]:
         answer = self.transport.get("ping")
         if not isinstance(answer.data, dict):
-            raise TransportError("the API's ping answer is not an object",
-                                 where=self.transport.url("ping"))
+            raise TransportError(
+                "the API's ping answer is not an object", where=self.transport.url("ping")
+            )
         return dict(answer.data)
 
     # -- catalog -----------------------------------------------------------------------
 
-    def catalog_page(self, skip: int, take: int,
-                     filters: CatalogFilters | None = None) -> tuple[int, list[Product]]:
+    def catalog_page(
+        self, skip: int, take: int, filters: CatalogFilters | None = None
+    ) -> tuple[int, list[Product]]:
         """`catalog/products` with the filters as query parameters -> (count, products)."""
         from kalixo_cli.domain.catalog import normalize_product_list
 
@@ -130,16 +144,16 @@ class V2Client:
         try:
             return normalize_product_list(answer.data, skip=skip, take=take)
         except ValueError as exc:
-            raise TransportError(f"the API's answer is not a product list ({exc})",
-                                 where=self.transport.url(path)) from exc
+            raise TransportError(
+                f"the API's answer is not a product list ({exc})", where=self.transport.url(path)
+            ) from exc
 
     def catalog_product(self, product_id: int) -> Product:
         path = f"catalog/products/{int(product_id)}"
         answer = self.transport.get(path)
         return one_product(answer.data, self.transport.url(path))
 
-    def catalog_product_by_code(self, *, ean: str | None = None,
-                                sku: str | None = None) -> Product:
+    def catalog_product_by_code(self, *, ean: str | None = None, sku: str | None = None) -> Product:
         """v2 reads products by id only: search for the code (the search covers product
         codes), then keep the product whose EAN or SKU it is."""
         from kalixo_cli.domain.catalog import CatalogFilters, CatalogPages
@@ -155,7 +169,8 @@ class V2Client:
                 return product
         raise RequestRejected(
             f"no product with the {'EAN' if ean is not None else 'SKU'} {code} in the catalog",
-            status=404, where=self.transport.url("catalog/products"),
+            status=404,
+            where=self.transport.url("catalog/products"),
             hint="`kalixo catalog list --search WORD` finds products by name or code",
         )
 

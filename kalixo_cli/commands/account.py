@@ -55,7 +55,8 @@ def wallet(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None)
     state = get_state(ctx)
     state.choose_output(output)
     client = _v2_client(
-        state, "wallet",
+        state,
+        "wallet",
         hint="v1 shows the balance only inside some order answers; for the wallet use API "
         "v2: `kalixo --profile NAME wallet` with a v2 profile, or KALIXO_API_VERSION=v2 with "
         "KALIXO_API_KEY",
@@ -65,8 +66,10 @@ def wallet(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None)
     found = client.wallet().to_json()
     state.out.result(found, view=lambda plain, _: wallet_view(found, plain=plain))
     if found["lowBalance"]:
-        state.out.warn("the wallet balance is low (below its alert threshold); top it up "
-                       "before orders are refused")
+        state.out.warn(
+            "the wallet balance is low (below its alert threshold); top it up "
+            "before orders are refused"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -82,8 +85,9 @@ def ping(ctx: typer.Context, output: OutputOption = None, jq: JqOption = None) -
 
     state = get_state(ctx)
     state.choose_output(output)
-    client = _v2_client(state, "ping",
-                        hint="`kalixo doctor` checks connectivity and credentials on v1 and v2")
+    client = _v2_client(
+        state, "ping", hint="`kalixo doctor` checks connectivity and credentials on v1 and v2"
+    )
     probe = client.probe()
     if probe.error is not None:
         raise probe.error
@@ -124,8 +128,7 @@ class Check:
     exit_code: ExitCode | None = None  # a fail's reason, for the command's exit status
 
     def to_json(self) -> dict[str, Any]:
-        return {"check": self.name, "status": self.status, "detail": self.detail,
-                "hint": self.hint}
+        return {"check": self.name, "status": self.status, "detail": self.detail, "hint": self.hint}
 
 
 def doctor_exit_code(checks: list[Check]) -> ExitCode:
@@ -143,19 +146,24 @@ def check_config_file(state: AppState) -> Check:
     try:
         info = path.stat()
     except FileNotFoundError:
-        return Check(name, "ok", f"none at {path}: settings come from flags, the "
-                     "environment and defaults")
+        return Check(
+            name, "ok", f"none at {path}: settings come from flags, the environment and defaults"
+        )
     except OSError as exc:
-        return Check(name, "fail", f"cannot read {path}: {exc.strerror}",
-                     exit_code=ExitCode.USAGE)
+        return Check(name, "fail", f"cannot read {path}: {exc.strerror}", exit_code=ExitCode.USAGE)
     mode = stat.S_IMODE(info.st_mode)
     try:
         state.config_file()  # parses it (and makes a loose mode 0600, with a warning)
     except ConfigError as exc:
         return Check(name, "fail", exc.message, hint=exc.hint, exit_code=ExitCode.USAGE)
     if mode & 0o077:
-        return Check(name, "warn", f"{path} was mode {mode:04o}, readable by others; it may "
-                     "hold credentials (kalixo has made it 0600)", hint=f"chmod 600 {path}")
+        return Check(
+            name,
+            "warn",
+            f"{path} was mode {mode:04o}, readable by others; it may "
+            "hold credentials (kalixo has made it 0600)",
+            hint=f"chmod 600 {path}",
+        )
     return Check(name, "ok", f"{path} (mode {mode:04o})")
 
 
@@ -173,8 +181,13 @@ def check_shared_journal(state: AppState) -> Check:
         return Check("journal", "fail", exc.message, hint=exc.hint, exit_code=exc.exit_code)
     detail = f"shared journal {health.path}: {health.entries} entries, schema {health.schema}"
     if health.problems:
-        return Check("journal", "fail", f"{detail}; {'; '.join(health.problems)}",
-                     hint="`kalixo journal migrate`", exit_code=ExitCode.JOURNAL_UNUSABLE)
+        return Check(
+            "journal",
+            "fail",
+            f"{detail}; {'; '.join(health.problems)}",
+            hint="`kalixo journal migrate`",
+            exit_code=ExitCode.JOURNAL_UNUSABLE,
+        )
     return Check("journal", "ok", detail)
 
 
@@ -198,32 +211,44 @@ def check_journal(state: AppState) -> Check:
         with Journal(path, readonly=True) as journal:
             health = journal.health()
     except JournalUnusable as exc:
-        return Check(name, "fail", exc.message, hint=exc.hint,
-                     exit_code=ExitCode.JOURNAL_UNUSABLE)
-    free = ("free space unknown" if health.free_bytes is None
-            else f"{health.free_bytes / 1024 / 1024:,.0f} MiB free")
+        return Check(name, "fail", exc.message, hint=exc.hint, exit_code=ExitCode.JOURNAL_UNUSABLE)
+    free = (
+        "free space unknown"
+        if health.free_bytes is None
+        else f"{health.free_bytes / 1024 / 1024:,.0f} MiB free"
+    )
     if health.problems:
-        return Check(name, "fail", f"{path} is damaged: {'; '.join(health.problems[:3])}",
-                     hint=f"do not delete it: it records every order placed from here. Keep "
-                     f"a copy, then recover it: `sqlite3 {path} .recover > journal.sql`",
-                     exit_code=ExitCode.JOURNAL_UNUSABLE)
+        return Check(
+            name,
+            "fail",
+            f"{path} is damaged: {'; '.join(health.problems[:3])}",
+            hint=f"do not delete it: it records every order placed from here. Keep "
+            f"a copy, then recover it: `sqlite3 {path} .recover > journal.sql`",
+            exit_code=ExitCode.JOURNAL_UNUSABLE,
+        )
     if path.exists():
-        detail = (f"{path}: {health.entries} entries, schema {health.schema}, integrity ok, "
-                  f"{free}")
+        detail = f"{path}: {health.entries} entries, schema {health.schema}, integrity ok, {free}"
     else:
         detail = f"none yet at {path} (the first order creates it); {free}"
     if health.free_bytes is not None and health.free_bytes < JOURNAL_FREE_WARN:
-        return Check(name, "warn", detail, hint=f"free space on the disk of {path.parent}: "
-                     "an order placed while the journal cannot be written exits 10")
+        return Check(
+            name,
+            "warn",
+            detail,
+            hint=f"free space on the disk of {path.parent}: "
+            "an order placed while the journal cannot be written exits 10",
+        )
     if path.exists() and not os.access(path, os.W_OK):
-        return Check(name, "warn", f"{detail}; read-only: orders cannot be placed",
-                     hint=f"chmod u+w {path}")
+        return Check(
+            name, "warn", f"{detail}; read-only: orders cannot be placed", hint=f"chmod u+w {path}"
+        )
     return Check(name, "ok", detail)
 
 
 def check_profile(settings: "Settings", url: str) -> Check:
     return Check(
-        "profile", "ok",
+        "profile",
+        "ok",
         f"profile {settings.profile.value} ({settings.profile.source}); API "
         f"{settings.api_version.value} ({settings.api_version.source}) at {url}",
     )
@@ -239,14 +264,22 @@ def check_api_version(settings: "Settings", *, sandbox: bool) -> Check:
     url = settings.api_url.value
     in_path = version_from_url(url)
     if in_path is None:
-        return Check(name, "warn", f"{url} does not end in /v1 or /v2; kalixo speaks "
-                     f"API {version} to it ({settings.api_version.source})",
-                     hint="make sure the URL is the base URL of that API version")
+        return Check(
+            name,
+            "warn",
+            f"{url} does not end in /v1 or /v2; kalixo speaks "
+            f"API {version} to it ({settings.api_version.source})",
+            hint="make sure the URL is the base URL of that API version",
+        )
     if in_path != version:
-        return Check(name, "fail", f"API {version} ({settings.api_version.source}) but the "
-                     f"URL {url} is an API {in_path} URL",
-                     hint="make KALIXO_API_VERSION / `kalixo config set api_version` and the "
-                     "API URL agree", exit_code=ExitCode.USAGE)
+        return Check(
+            name,
+            "fail",
+            f"API {version} ({settings.api_version.source}) but the "
+            f"URL {url} is an API {in_path} URL",
+            hint="make KALIXO_API_VERSION / `kalixo config set api_version` and the API URL agree",
+            exit_code=ExitCode.USAGE,
+        )
     return Check(name, "ok", f"API {version}, as the URL path says")
 
 
@@ -260,10 +293,14 @@ def check_credential(state: AppState, settings: "Settings") -> Check:
     kind = settings.version.credential_name
     if credential is None:
         return Check(
-            name, "fail", f"no {kind} for profile {settings.profile.value}",
-            hint=("run `kalixo auth set-key` or set KALIXO_API_KEY"
-                  if kind == "API key" else
-                  "run `kalixo auth login` or `kalixo auth set-token`, or set KALIXO_TOKEN"),
+            name,
+            "fail",
+            f"no {kind} for profile {settings.profile.value}",
+            hint=(
+                "run `kalixo auth set-key` or set KALIXO_API_KEY"
+                if kind == "API key"
+                else "run `kalixo auth login` or `kalixo auth set-token`, or set KALIXO_TOKEN"
+            ),
             exit_code=ExitCode.AUTH,
         )
     return Check(name, "ok", f"{kind} {mask_secret(credential.value)} from {credential.source}")
@@ -277,20 +314,29 @@ def network_checks(probe: "Probe", version: ApiVersion) -> list[Check]:
         message = error.message if error is not None else "no answer"
         hint = error.hint if error is not None else None
         return [
-            Check("connectivity", "fail", f"{what}: {message}", hint=hint,
-                  exit_code=ExitCode.TEMPORARY),
+            Check(
+                "connectivity",
+                "fail",
+                f"{what}: {message}",
+                hint=hint,
+                exit_code=ExitCode.TEMPORARY,
+            ),
             Check("credential accepted", "skip", "not checked: the API did not answer"),
             Check("clock", "skip", "not checked: the API did not answer"),
         ]
     trip = f" in {probe.round_trip_ms:.0f} ms" if probe.round_trip_ms is not None else ""
     checks: list[Check] = []
     if probe.status == 429 or probe.status >= 500:
-        checks.append(Check("connectivity", "fail",
-                            f"{what} answered HTTP {probe.status}{trip}: the API is unavailable",
-                            hint=error.hint if error is not None else None,
-                            exit_code=ExitCode.TEMPORARY))
-        checks.append(Check("credential accepted", "skip",
-                            "not checked: the API is unavailable"))
+        checks.append(
+            Check(
+                "connectivity",
+                "fail",
+                f"{what} answered HTTP {probe.status}{trip}: the API is unavailable",
+                hint=error.hint if error is not None else None,
+                exit_code=ExitCode.TEMPORARY,
+            )
+        )
+        checks.append(Check("credential accepted", "skip", "not checked: the API is unavailable"))
     else:
         checks.append(Check("connectivity", "ok", f"{probe.url} answered{trip}"))
         checks.append(_credential_accepted(probe, what, error))
@@ -298,12 +344,18 @@ def network_checks(probe: "Probe", version: ApiVersion) -> list[Check]:
     if skew is None:
         checks.append(Check("clock", "warn", "cannot tell: the answer carried no server time"))
     elif abs(skew) > CLOCK_SKEW_LIMIT:
-        checks.append(Check("clock", "warn", f"this machine's clock is {_skew_text(skew)}",
-                            hint="set the clock right (NTP); expiry times and "
-                            "estimatedReadyAt will look wrong"))
+        checks.append(
+            Check(
+                "clock",
+                "warn",
+                f"this machine's clock is {_skew_text(skew)}",
+                hint="set the clock right (NTP); expiry times and estimatedReadyAt will look wrong",
+            )
+        )
     else:
-        checks.append(Check("clock", "ok", f"within {max(math.ceil(abs(skew)), 1)} s of "
-                            "the server's"))
+        checks.append(
+            Check("clock", "ok", f"within {max(math.ceil(abs(skew)), 1)} s of the server's")
+        )
     return checks
 
 
@@ -314,13 +366,16 @@ def _credential_accepted(probe: "Probe", what: str, error: KalixoError | None) -
         detail += f": {error.server_message})" if error.server_message else ")"
         return Check(name, "fail", detail, hint=error.hint, exit_code=ExitCode.AUTH)
     if isinstance(error, RequestRejected):
-        return Check(name, "fail", f"{what} answered HTTP {error.status}"
-                     + (f": {error.server_message}" if error.server_message else ""),
-                     hint="is the API URL the base URL of a Kalixo API?",
-                     exit_code=ExitCode.USAGE)
+        return Check(
+            name,
+            "fail",
+            f"{what} answered HTTP {error.status}"
+            + (f": {error.server_message}" if error.server_message else ""),
+            hint="is the API URL the base URL of a Kalixo API?",
+            exit_code=ExitCode.USAGE,
+        )
     if error is not None:
-        return Check(name, "fail", error.message, hint=error.hint,
-                     exit_code=error.exit_code)
+        return Check(name, "fail", error.message, hint=error.hint, exit_code=error.exit_code)
     return Check(name, "ok", f"HTTP {probe.status}")
 
 
@@ -332,8 +387,10 @@ def run_checks(state: AppState) -> list[Check]:
     try:
         settings = state.settings()
     except ConfigError as exc:
-        return [*checks, Check("profile", "fail", exc.message, hint=exc.hint,
-                               exit_code=ExitCode.USAGE)]
+        return [
+            *checks,
+            Check("profile", "fail", exc.message, hint=exc.hint, exit_code=ExitCode.USAGE),
+        ]
     url = "the built-in sandbox" if state.sandbox else str(settings.api_url.value)
     checks.append(check_profile(settings, url))
     checks.append(check_api_version(settings, sandbox=state.sandbox))
@@ -341,15 +398,17 @@ def run_checks(state: AppState) -> list[Check]:
     checks.append(credential)
     unchecked = ("connectivity", "credential accepted", "clock")
     if credential.status == "fail":
-        return [*checks, *(Check(name, "skip", "not checked: no credential")
-                           for name in unchecked)]
+        return [*checks, *(Check(name, "skip", "not checked: no credential") for name in unchecked)]
     try:
         client = state.new_client(deadline=DOCTOR_DEADLINE)
     except (UsageError, CredentialsMissing) as exc:
-        checks[-1] = Check(credential.name, "fail", exc.message, hint=exc.hint,
-                           exit_code=exc.exit_code)
-        return [*checks, *(Check(name, "skip", f"not checked: {exc.message}")
-                           for name in unchecked)]
+        checks[-1] = Check(
+            credential.name, "fail", exc.message, hint=exc.hint, exit_code=exc.exit_code
+        )
+        return [
+            *checks,
+            *(Check(name, "skip", f"not checked: {exc.message}") for name in unchecked),
+        ]
     return [*checks, *network_checks(client.probe(), settings.api_version.value)]
 
 
@@ -357,9 +416,13 @@ def doctor(
     ctx: typer.Context,
     output: Annotated[
         OutputChoice | None,
-        typer.Option("--output", "-o", show_default=False,
-                     help="Output format: table (default at a terminal) or json (default "
-                     "when piped): the list of checks."),
+        typer.Option(
+            "--output",
+            "-o",
+            show_default=False,
+            help="Output format: table (default at a terminal) or json (default "
+            "when piped): the list of checks.",
+        ),
     ] = None,
     jq: JqOption = None,
 ) -> None:

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 # Header values never printed by -i, whatever they hold.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie",
-                            "set-cookie"})
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie"}
+)
 
 
 def api_path(path: str, base_url: str) -> str:
@@ -44,15 +45,17 @@ def api_path(path: str, base_url: str) -> str:
     base = base_url.rstrip("/")
     if "://" in text:
         if not text.lower().startswith(base.lower() + "/") and text.lower() != base.lower():
-            raise UsageError(f"{text} is not under the configured API {base}",
-                             hint="kalixo api sends the credential only to the API it is "
-                             "configured for; give a path such as catalog/products, or "
-                             "--api-url / --profile")
-        text = text[len(base):]
+            raise UsageError(
+                f"{text} is not under the configured API {base}",
+                hint="kalixo api sends the credential only to the API it is "
+                "configured for; give a path such as catalog/products, or "
+                "--api-url / --profile",
+            )
+        text = text[len(base) :]
     text = text.lstrip("/")
     version = base.rsplit("/", 1)[-1].lower()
     if version in ("v1", "v2") and text.lower().split("?", 1)[0].split("/", 1)[0] == version:
-        text = text[len(version):].lstrip("/")
+        text = text[len(version) :].lstrip("/")
     return text
 
 
@@ -99,10 +102,12 @@ def _read_input(name: str) -> bytes:
     try:
         json.loads(data)
     except ValueError as exc:
-        where = (f"{name}:{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError)
-                 else name)
-        raise UsageError(f"--input is not JSON: {exc}", where=where,
-                         hint="the body is sent as application/json") from None
+        where = (
+            f"{name}:{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else name
+        )
+        raise UsageError(
+            f"--input is not JSON: {exc}", where=where, hint="the body is sent as application/json"
+        ) from None
     return data
 
 
@@ -114,8 +119,10 @@ def _client(state: AppState) -> "OrderClient":
     from kalixo_cli.api.retry import NEVER, V1_RULES, V2_RULES
 
     v2 = state.endpoint().version == "v2"
-    return state.new_client(deadline=state.settings().deadline.value,
-                            rules=replace(V2_RULES if v2 else V1_RULES, post=NEVER))
+    return state.new_client(
+        deadline=state.settings().deadline.value,
+        rules=replace(V2_RULES if v2 else V1_RULES, post=NEVER),
+    )
 
 
 def _send(client: "OrderClient", method: str, path: str, **options: Any) -> "requests.Response":
@@ -161,38 +168,64 @@ def api(
     ctx: typer.Context,
     path: Annotated[
         str,
-        typer.Argument(metavar="PATH", show_default=False,
-                       help="Path under the API base URL, such as catalog/products or "
-                       "orders/59401 (a leading / or the version is fine)."),
+        typer.Argument(
+            metavar="PATH",
+            show_default=False,
+            help="Path under the API base URL, such as catalog/products or "
+            "orders/59401 (a leading / or the version is fine).",
+        ),
     ],
     method: Annotated[
         str | None,
-        typer.Option("--method", "-X", metavar="METHOD", show_default=False,
-                     help="GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS [default: GET, or "
-                     "POST with --input]. Only GET is retried."),
+        typer.Option(
+            "--method",
+            "-X",
+            metavar="METHOD",
+            show_default=False,
+            help="GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS [default: GET, or "
+            "POST with --input]. Only GET is retried.",
+        ),
     ] = None,
     fields: Annotated[
         list[str] | None,
-        typer.Option("--field", "-f", metavar="KEY=VALUE", show_default=False,
-                     help="A string field: a query parameter of a GET, a key of the JSON "
-                     "body of a POST, PUT or PATCH. Repeatable."),
+        typer.Option(
+            "--field",
+            "-f",
+            metavar="KEY=VALUE",
+            show_default=False,
+            help="A string field: a query parameter of a GET, a key of the JSON "
+            "body of a POST, PUT or PATCH. Repeatable.",
+        ),
     ] = None,
     typed_fields: Annotated[
         list[str] | None,
-        typer.Option("--typed-field", "-F", metavar="KEY=VALUE", show_default=False,
-                     help="As -f, with the value read as JSON when it is (3, true, null) "
-                     "and @FILE as that file's text. Repeatable."),
+        typer.Option(
+            "--typed-field",
+            "-F",
+            metavar="KEY=VALUE",
+            show_default=False,
+            help="As -f, with the value read as JSON when it is (3, true, null) "
+            "and @FILE as that file's text. Repeatable.",
+        ),
     ] = None,
     input_file: Annotated[
         str | None,
-        typer.Option("--input", metavar="FILE", show_default=False,
-                     help="The JSON request body, from FILE (- for stdin); fields then go "
-                     "to the query string."),
+        typer.Option(
+            "--input",
+            metavar="FILE",
+            show_default=False,
+            help="The JSON request body, from FILE (- for stdin); fields then go "
+            "to the query string.",
+        ),
     ] = None,
     include: Annotated[
         bool,
-        typer.Option("--include", "-i", help="Print the status line and the response "
-                     "headers before the body (credentials masked)."),
+        typer.Option(
+            "--include",
+            "-i",
+            help="Print the status line and the response "
+            "headers before the body (credentials masked).",
+        ),
     ] = False,
     jq: JqOption = None,
 ) -> None:
@@ -209,22 +242,24 @@ def api(
     state = get_state(ctx)
     chosen = (method or ("POST" if input_file is not None else "GET")).upper()
     if chosen not in METHODS:
-        raise UsageError(f"-X {method}: not an HTTP method kalixo api sends",
-                         hint=f"one of: {', '.join(sorted(METHODS))}")
+        raise UsageError(
+            f"-X {method}: not an HTTP method kalixo api sends",
+            hint=f"one of: {', '.join(sorted(METHODS))}",
+        )
     pairs = [parse_field(text, typed=False, flag="-f") for text in fields or []]
     pairs += [parse_field(text, typed=True, flag="-F") for text in typed_fields or []]
     body = _read_input(input_file) if input_file is not None else None
     if chosen in READ_METHODS and body is not None:
-        raise UsageError(f"a {chosen} request has no body: --input goes with -X POST, PUT "
-                         "or PATCH")
+        raise UsageError(f"a {chosen} request has no body: --input goes with -X POST, PUT or PATCH")
     _refuse_order_writes(chosen, urlsplit(path).path if "://" in path else path)
     params: dict[str, Any] | None = None
     headers: dict[str, str] = {}
     if body is None and pairs and chosen not in READ_METHODS:
         body = json.dumps(dict(pairs)).encode()
     elif pairs:
-        params = {key: value if isinstance(value, str) else json.dumps(value)
-                  for key, value in pairs}
+        params = {
+            key: value if isinstance(value, str) else json.dumps(value) for key, value in pairs
+        }
     if body is not None:
         headers["Content-Type"] = "application/json"
     client = _client(state)

@@ -34,13 +34,15 @@ def _read_secret(label: str, from_stdin: bool, flag: str) -> str:
     elif sys.stdin.isatty():
         secret = str(typer.prompt(f"Paste your Kalixo {label}", hide_input=True)).strip()
     else:
-        raise UsageError(f"no terminal to ask for the {label} on",
-                         hint=f"pipe it in: kalixo auth {flag}")
+        raise UsageError(
+            f"no terminal to ask for the {label} on", hint=f"pipe it in: kalixo auth {flag}"
+        )
     if not secret:
         raise UsageError(f"the {label} is empty")
     if not _TOKEN_SHAPE.fullmatch(secret):
-        raise UsageError(f"that does not look like an {label} (one line of printable "
-                         "characters without spaces)")
+        raise UsageError(
+            f"that does not look like an {label} (one line of printable characters without spaces)"
+        )
     return secret
 
 
@@ -110,8 +112,7 @@ def login(
     state = get_state(ctx)
     settings = state.settings()
     if settings.version is not ApiVersion.V1:
-        raise UsageError("login is for API v1; API v2 uses keys",
-                         hint="use `kalixo auth set-key`")
+        raise UsageError("login is for API v1; API v2 uses keys", hint="use `kalixo auth set-key`")
     if email is None:
         if not sys.stdin.isatty():
             raise UsageError("no terminal to ask for the email on", hint="give --email")
@@ -121,14 +122,19 @@ def login(
     elif sys.stdin.isatty():
         password = str(typer.prompt("Password", hide_input=True))
     else:
-        raise UsageError("no terminal to ask for the password on",
-                         hint="pipe it in with --password-stdin")
+        raise UsageError(
+            "no terminal to ask for the password on", hint="pipe it in with --password-stdin"
+        )
     if not email or not password:
         raise UsageError("the email and the password must not be empty")
     state.redactor.add(password)
-    transport = Transport(settings.api_url.value, None, timeout=settings.timeout.value,
-                          retries=settings.retries.value,
-                          allow_plain_http=state.allow_plain_http(settings.api_url.value))
+    transport = Transport(
+        settings.api_url.value,
+        None,
+        timeout=settings.timeout.value,
+        retries=settings.retries.value,
+        allow_plain_http=state.allow_plain_http(settings.api_url.value),
+    )
     try:
         tokens = sign_in(transport, email, password)
     finally:

@@ -24,7 +24,8 @@ DEFAULT_LIMIT = 100  # one request's worth
 CatalogOutputOption = Annotated[
     OrderOutputChoice | None,
     typer.Option(
-        "--output", "-o",
+        "--output",
+        "-o",
         help="Output format: table (default at a terminal), json (default when piped), "
         "jsonl (one product a line) or csv (one row a product; amounts in minor units).",
         show_default=False,
@@ -32,16 +33,22 @@ CatalogOutputOption = Annotated[
 ]
 RefreshOption = Annotated[
     bool,
-    typer.Option("--refresh", help="Fetch from the API even when the local catalog cache "
-                 "has a fresh answer, and cache what comes back. Answers are kept "
-                 "KALIXO_CATALOG_TTL seconds (default 3600; 0 turns the cache off)."),
+    typer.Option(
+        "--refresh",
+        help="Fetch from the API even when the local catalog cache "
+        "has a fresh answer, and cache what comes back. Answers are kept "
+        "KALIXO_CATALOG_TTL seconds (default 3600; 0 turns the cache off).",
+    ),
 ]
 
 
 def _filter_option(flag: str, what: str, example: str) -> Any:
-    return typer.Option(flag, metavar="LIST", show_default=False,
-                        help=f"Only products of these {what}: a comma list, any of which "
-                        f"matches (e.g. {example}).")
+    return typer.Option(
+        flag,
+        metavar="LIST",
+        show_default=False,
+        help=f"Only products of these {what}: a comma list, any of which matches (e.g. {example}).",
+    )
 
 
 def catalog_source(state: AppState, *, refresh: bool = False) -> "CatalogSource":
@@ -58,17 +65,23 @@ def catalog_source(state: AppState, *, refresh: bool = False) -> "CatalogSource"
     ttl = catalog_ttl(os.environ)
     endpoint = state.endpoint()
     return CatalogSource(
-        state.client(), api=endpoint.journal_key, version=endpoint.version,
+        state.client(),
+        api=endpoint.journal_key,
+        version=endpoint.version,
         account=credential_fingerprint(endpoint.token),
-        cache=CatalogCache(cache_dir(), ttl), refresh=refresh,
+        cache=CatalogCache(cache_dir(), ttl),
+        refresh=refresh,
     )
 
 
 def _print_one(state: AppState, product: "Product") -> None:
     from kalixo_cli.terminal.views import CSV_FIELDS, csv_row, product_view
 
-    state.out.result(product.to_json(), csv=(CSV_FIELDS, [csv_row(product)]),
-                     view=lambda plain, _: product_view(product))
+    state.out.result(
+        product.to_json(),
+        csv=(CSV_FIELDS, [csv_row(product)]),
+        view=lambda plain, _: product_view(product),
+    )
 
 
 @app.command("list")
@@ -76,23 +89,31 @@ def list_products(
     ctx: typer.Context,
     country: Annotated[str | None, _filter_option("--country", "countries", "GB,IE")] = None,
     language: Annotated[str | None, _filter_option("--language", "languages", "en")] = None,
-    brand: Annotated[str | None, _filter_option("--brand", "brands", "Xbox,PlayStation")
-                     ] = None,
-    category: Annotated[str | None, _filter_option("--category", "categories", "Gaming")
-                        ] = None,
+    brand: Annotated[str | None, _filter_option("--brand", "brands", "Xbox,PlayStation")] = None,
+    category: Annotated[str | None, _filter_option("--category", "categories", "Gaming")] = None,
     tag: Annotated[str | None, _filter_option("--tag", "tags", "bestseller")] = None,
     search: Annotated[
         str | None,
-        typer.Option("--search", metavar="TEXT", show_default=False,
-                     help="Only products whose name or product code contains TEXT."),
+        typer.Option(
+            "--search",
+            metavar="TEXT",
+            show_default=False,
+            help="Only products whose name or product code contains TEXT.",
+        ),
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", min=1, metavar="N", show_default=False,
-                     help=f"List at most N products [default: {DEFAULT_LIMIT}]."),
+        typer.Option(
+            "--limit",
+            min=1,
+            metavar="N",
+            show_default=False,
+            help=f"List at most N products [default: {DEFAULT_LIMIT}].",
+        ),
     ] = None,
     list_all: Annotated[
-        bool, typer.Option("--all", help="List every product, 100 a request."),
+        bool,
+        typer.Option("--all", help="List every product, 100 a request."),
     ] = False,
     refresh: RefreshOption = False,
     output: CatalogOutputOption = None,
@@ -113,24 +134,31 @@ def list_products(
     fmt = state.choose_output(output)
     if list_all and limit is not None:
         raise UsageError("--all and --limit cannot be used together", hint="drop one of them")
-    filters = CatalogFilters.parse(country=country, language=language, brand=brand,
-                                   category=category, tag=tag, search=search)
+    filters = CatalogFilters.parse(
+        country=country, language=language, brand=brand, category=category, tag=tag, search=search
+    )
     wanted = None if list_all else (limit or DEFAULT_LIMIT)
     source = catalog_source(state, refresh=refresh)
     pages = source.pages(filters, limit=wanted, page_size=wanted)
     if fmt in ("jsonl", "csv"):  # a line or row as each page arrives
-        state.out.result(None, jsonl=(product.to_json() for product in pages),
-                         csv=(CSV_FIELDS, (csv_row(product) for product in pages)))
+        state.out.result(
+            None,
+            jsonl=(product.to_json() for product in pages),
+            csv=(CSV_FIELDS, (csv_row(product) for product in pages)),
+        )
     else:
         products = list(pages)
-        state.out.result([product.to_json() for product in products],
-                         view=(lambda plain, _: catalog_view(products, plain=plain))
-                         if products else None)
+        state.out.result(
+            [product.to_json() for product in products],
+            view=(lambda plain, _: catalog_view(products, plain=plain)) if products else None,
+        )
     if pages.listed == 0:
         state.out.note("no products match" if not filters.empty else "the catalog is empty")
-    for line in summary_lines(pages, filtered_here=not (source.filters_on_server
-                                                         or filters.empty),
-                              cache_age=source.oldest):
+    for line in summary_lines(
+        pages,
+        filtered_here=not (source.filters_on_server or filters.empty),
+        cache_age=source.oldest,
+    ):
         state.out.note(line)
 
 
@@ -139,18 +167,30 @@ def show(
     ctx: typer.Context,
     product_id: Annotated[
         int | None,
-        typer.Argument(metavar="ID", min=1, show_default=False,
-                       help="The product's id (what orders name as productId)."),
+        typer.Argument(
+            metavar="ID",
+            min=1,
+            show_default=False,
+            help="The product's id (what orders name as productId).",
+        ),
     ] = None,
     ean: Annotated[
         str | None,
-        typer.Option("--ean", metavar="EAN", show_default=False,
-                     help="Find the product by its EAN (v2: its productCode) instead."),
+        typer.Option(
+            "--ean",
+            metavar="EAN",
+            show_default=False,
+            help="Find the product by its EAN (v2: its productCode) instead.",
+        ),
     ] = None,
     sku: Annotated[
         str | None,
-        typer.Option("--sku", metavar="SKU", show_default=False,
-                     help="Find the product by its SKU, such as GB-EN-4251604177278."),
+        typer.Option(
+            "--sku",
+            metavar="SKU",
+            show_default=False,
+            help="Find the product by its SKU, such as GB-EN-4251604177278.",
+        ),
     ] = None,
     refresh: RefreshOption = False,
     output: CatalogOutputOption = None,
@@ -165,11 +205,15 @@ def show(
     """
     state = get_state(ctx)
     state.choose_output(output)
-    given = [name for name, value in (("ID", product_id), ("--ean", ean), ("--sku", sku))
-             if value is not None]
+    given = [
+        name
+        for name, value in (("ID", product_id), ("--ean", ean), ("--sku", sku))
+        if value is not None
+    ]
     if len(given) != 1:
         raise UsageError(
-            "give one of ID, --ean or --sku" if not given
+            "give one of ID, --ean or --sku"
+            if not given
             else f"give only one of {' and '.join(given)}",
             hint="kalixo catalog show 2, or kalixo catalog show --ean 4251604177278",
         )
@@ -180,8 +224,9 @@ def show(
     if product_id is not None:
         product = source.product(product_id)
     else:
-        product = source.product_by_code(ean=ean.strip() if ean else None,
-                                         sku=sku.strip() if sku else None)
+        product = source.product_by_code(
+            ean=ean.strip() if ean else None, sku=sku.strip() if sku else None
+        )
     _print_one(state, product)
     if source.fetched == 0 and source.oldest is not None:
         from kalixo_cli.terminal.views import cache_note

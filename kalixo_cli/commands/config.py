@@ -93,14 +93,16 @@ def profiles(ctx: typer.Context, output: OutputOption = None, jq: JqOption = Non
     rows = []
     for name in profile_names(file):
         values = profile_values(file, name)
-        rows.append({
-            "profile": name,
-            "active": name == active,
-            "api_url": values.get("api_url"),
-            "api_version": values.get("api_version"),
-            "token": mask_secret(values["token"]) if "token" in values else None,
-            "api_key": mask_secret(values["api_key"]) if "api_key" in values else None,
-        })
+        rows.append(
+            {
+                "profile": name,
+                "active": name == active,
+                "api_url": values.get("api_url"),
+                "api_version": values.get("api_version"),
+                "token": mask_secret(values["token"]) if "token" in values else None,
+                "api_key": mask_secret(values["api_key"]) if "api_key" in values else None,
+            }
+        )
     state.out.result(rows, view=lambda plain, _: profiles_view(rows, plain=plain))
 
 

@@ -37,8 +37,9 @@ class AppState(Session):
 
     def start(self) -> None:
         if self.sandbox and self.api_url_flag:
-            raise UsageError("--sandbox and --api-url cannot be used together",
-                             hint="drop one of them")
+            raise UsageError(
+                "--sandbox and --api-url cannot be used together", hint="drop one of them"
+            )
         self.out = Output(quiet=self.quiet, no_color=self.no_color).activate()
         if self.verbose or os.environ.get(ENV_DEBUG, "").strip() not in ("", "0"):
             from kalixo_cli.terminal import verbose

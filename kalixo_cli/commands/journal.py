@@ -77,8 +77,9 @@ def migrate(ctx: typer.Context, output: OutputOption = None) -> None:
 @app.command("import")
 def import_journal(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(metavar="FILE",
-                                         help="A local journal (journal.sqlite3).")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A local journal (journal.sqlite3).")
+    ],
     output: OutputOption = None,
 ) -> None:
     """Copy a machine's local journal into the shared one; nothing is overwritten.
@@ -94,30 +95,53 @@ def import_journal(
     out = state.out
     state.choose_output(output)
     if not file.is_file():
-        raise UsageError(f"no journal file at {file}",
-                         hint="the local journal is journal.sqlite3 in kalixo's data folder")
+        raise UsageError(
+            f"no journal file at {file}",
+            hint="the local journal is journal.sqlite3 in kalixo's data folder",
+        )
     shared = _shared(state)
     source = Journal(file, readonly=True)
     state.stack.callback(source.close)
     report = shared.import_entries(source.entries())
     conflicts: list[dict[str, Any]] = [
-        {"api": mine.api, "externalOrderCode": mine.code,
-         "file": {"state": mine.effective_state, "orderId": mine.order_id,
-                  "requestHash": mine.hash},
-         "shared": {"state": theirs.effective_state, "orderId": theirs.order_id,
-                    "requestHash": theirs.hash,
-                    "host": theirs.owner_host}}
+        {
+            "api": mine.api,
+            "externalOrderCode": mine.code,
+            "file": {
+                "state": mine.effective_state,
+                "orderId": mine.order_id,
+                "requestHash": mine.hash,
+            },
+            "shared": {
+                "state": theirs.effective_state,
+                "orderId": theirs.order_id,
+                "requestHash": theirs.hash,
+                "host": theirs.owner_host,
+            },
+        }
         for mine, theirs in report.conflicts
     ]
-    out.result({"file": str(file), "journal": shared.where, "added": len(report.added),
-                "present": len(report.present), "conflicts": conflicts})
+    out.result(
+        {
+            "file": str(file),
+            "journal": shared.where,
+            "added": len(report.added),
+            "present": len(report.present),
+            "conflicts": conflicts,
+        }
+    )
     for item in conflicts:
-        out.warn(f"conflict: {item['externalOrderCode']} ({item['api']}) is "
-                 f"{item['file']['state']} in {file} but {item['shared']['state']} in the "
-                 f"shared journal" + (f" (sent from {item['shared']['host']})"
-                                      if item["shared"]["host"] else "") + "; not copied")
-    out.note(f"imported {len(report.added)} orders from {file} into {shared.where}; "
-             f"{len(report.present)} were already there, {len(conflicts)} conflict")
+        out.warn(
+            f"conflict: {item['externalOrderCode']} ({item['api']}) is "
+            f"{item['file']['state']} in {file} but {item['shared']['state']} in the "
+            f"shared journal"
+            + (f" (sent from {item['shared']['host']})" if item["shared"]["host"] else "")
+            + "; not copied"
+        )
+    out.note(
+        f"imported {len(report.added)} orders from {file} into {shared.where}; "
+        f"{len(report.present)} were already there, {len(conflicts)} conflict"
+    )
     if conflicts:
         raise ImportConflicts(
             f"{len(conflicts)} orders in {file} differ from the shared journal's; they were "
@@ -131,8 +155,8 @@ def import_journal(
 def set_password(
     ctx: typer.Context,
     with_password: Annotated[
-        bool, typer.Option("--with-password",
-                           help="Read the password from stdin instead of a prompt."),
+        bool,
+        typer.Option("--with-password", help="Read the password from stdin instead of a prompt."),
     ] = False,
 ) -> None:
     """Keep the shared journal's password in the OS keyring (per profile).
@@ -147,19 +171,24 @@ def set_password(
 
     state = get_state(ctx)
     if not credstore.available():
-        raise UsageError("no OS keyring is available here to keep the password in",
-                         hint="use ~/.pgpass (chmod 600) or PGPASSWORD instead")
+        raise UsageError(
+            "no OS keyring is available here to keep the password in",
+            hint="use ~/.pgpass (chmod 600) or PGPASSWORD instead",
+        )
     if with_password:
         password = sys.stdin.read().rstrip("\n")
     elif sys.stdin.isatty():
-        password = str(typer.prompt("Password of the shared journal's database",
-                                    hide_input=True))
+        password = str(typer.prompt("Password of the shared journal's database", hide_input=True))
     else:
-        raise UsageError("no terminal to ask for the password on",
-                         hint="pipe it in: kalixo journal set-password --with-password")
+        raise UsageError(
+            "no terminal to ask for the password on",
+            hint="pipe it in: kalixo journal set-password --with-password",
+        )
     if not password:
         raise UsageError("the password is empty")
     state.redactor.add(password)
     credstore.put(state.profile_name(), JOURNAL_PASSWORD_KEY, password)
-    state.out.note(f"the shared journal's password is in the {credstore.store_name()} for "
-                   f"profile {state.profile_name()}")
+    state.out.note(
+        f"the shared journal's password is in the {credstore.store_name()} for "
+        f"profile {state.profile_name()}"
+    )

@@ -21,7 +21,8 @@ class OrderOutputChoice(StrEnum):
 OutputOption = Annotated[
     OutputChoice | None,
     typer.Option(
-        "--output", "-o",
+        "--output",
+        "-o",
         help="Output format: table (default at a terminal) or json (default when piped).",
         show_default=False,
     ),
@@ -29,7 +30,8 @@ OutputOption = Annotated[
 OrderOutputOption = Annotated[
     OrderOutputChoice | None,
     typer.Option(
-        "--output", "-o",
+        "--output",
+        "-o",
         help="Output format: table (default at a terminal), json (default when piped), "
         "jsonl (one line per order) or csv (one row per PIN).",
         show_default=False,
@@ -51,7 +53,10 @@ def _set_jq(ctx: typer.Context, value: str | None) -> str | None:
 JqOption = Annotated[
     str | None,
     typer.Option(
-        "--jq", metavar="EXPR", callback=_set_jq, show_default=False,
+        "--jq",
+        metavar="EXPR",
+        callback=_set_jq,
+        show_default=False,
         help="Filter the JSON output (what -o json prints; each line with -o jsonl) with a jq "
         "expression: strings print raw, other values as compact JSON, one a line.",
     ),

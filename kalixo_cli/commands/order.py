@@ -38,38 +38,58 @@ class InputFormat(StrEnum):
 
 PinsOutOption = Annotated[
     Path | None,
-    typer.Option("--pins-out", metavar="FILE", dir_okay=False,
-                 help="Also save the PINs (orderId, productId, sku, pin) to FILE: CSV, or JSON "
-                 "if it ends in .json; created mode 0600, never over an existing file."),
+    typer.Option(
+        "--pins-out",
+        metavar="FILE",
+        dir_okay=False,
+        help="Also save the PINs (orderId, productId, sku, pin) to FILE: CSV, or JSON "
+        "if it ends in .json; created mode 0600, never over an existing file.",
+    ),
 ]
 ForceOption = Annotated[
-    bool, typer.Option("--force", help="Let --pins-out replace an existing file."),
+    bool,
+    typer.Option("--force", help="Let --pins-out replace an existing file."),
 ]
 WaitOption = Annotated[
     bool,
-    typer.Option("--wait", help="Poll until the order leaves processing (v2 orders are "
-                 "asynchronous): first at estimatedReadyAt, then every --poll-interval."),
+    typer.Option(
+        "--wait",
+        help="Poll until the order leaves processing (v2 orders are "
+        "asynchronous): first at estimatedReadyAt, then every --poll-interval.",
+    ),
 ]
 TimeoutOption = Annotated[
     float,
-    typer.Option("--timeout", min=1, metavar="SECONDS",
-                 help="With --wait: give up after this long (exit 8)."),
+    typer.Option(
+        "--timeout", min=1, metavar="SECONDS", help="With --wait: give up after this long (exit 8)."
+    ),
 ]
 PollOption = Annotated[
     float,
-    typer.Option("--poll-interval", min=1, metavar="SECONDS",
-                 help="With --wait: seconds between polls after the first."),
+    typer.Option(
+        "--poll-interval",
+        min=1,
+        metavar="SECONDS",
+        help="With --wait: seconds between polls after the first.",
+    ),
 ]
 MaskPinsOption = Annotated[
     bool,
-    typer.Option("--mask-pins", help="Mask the middle of each PIN in tables, for screens "
-                 "others can see (JSON, CSV and --pins-out stay complete)."),
+    typer.Option(
+        "--mask-pins",
+        help="Mask the middle of each PIN in tables, for screens "
+        "others can see (JSON, CSV and --pins-out stay complete).",
+    ),
 ]
 
 
 def _show_order(out: Output, order: Order, raw_text: str | None, *, mask_pins: bool) -> None:
-    out.result(order.to_json(), raw=raw_text, csv=lambda: _order_csv(order),
-               view=lambda plain, width: _order_view(order, mask_pins, plain, width))
+    out.result(
+        order.to_json(),
+        raw=raw_text,
+        csv=lambda: _order_csv(order),
+        view=lambda plain, width: _order_view(order, mask_pins, plain, width),
+    )
 
 
 def _order_csv(order: Order) -> "CsvRows":
@@ -110,31 +130,46 @@ def place_order(
     ] = None,
     products: Annotated[
         list[str] | None,
-        typer.Option("--product", "-p", metavar="ID:QTY[:AMOUNT]",
-                     help="Order from the command line instead of a file: productId and "
-                     "quantity (and, for an open-denomination product, the amount in minor "
-                     "units); price, SKU and currency come from the catalog. Repeatable."),
+        typer.Option(
+            "--product",
+            "-p",
+            metavar="ID:QTY[:AMOUNT]",
+            help="Order from the command line instead of a file: productId and "
+            "quantity (and, for an open-denomination product, the amount in minor "
+            "units); price, SKU and currency come from the catalog. Repeatable.",
+        ),
     ] = None,
     input_format: Annotated[
         InputFormat | None,
-        typer.Option("--format", help="Input format when the extension does not say "
-                     "(with -, a first non-blank { or [ means JSON, anything else CSV)."),
+        typer.Option(
+            "--format",
+            help="Input format when the extension does not say "
+            "(with -, a first non-blank { or [ means JSON, anything else CSV).",
+        ),
     ] = None,
     external_order_code: Annotated[
         str | None,
-        typer.Option("--external-order-code", metavar="CODE",
-                     help="Your unique code for this order (generated when absent: from "
-                     "the order's content and today's date, so a re-run is recognised)."),
+        typer.Option(
+            "--external-order-code",
+            metavar="CODE",
+            help="Your unique code for this order (generated when absent: from "
+            "the order's content and today's date, so a re-run is recognised).",
+        ),
     ] = None,
     new_code: Annotated[
         bool,
-        typer.Option("--new-code", help="Generate a fresh random code: buy the same content "
-                     "again today, on purpose."),
+        typer.Option(
+            "--new-code",
+            help="Generate a fresh random code: buy the same content again today, on purpose.",
+        ),
     ] = False,
     currency: Annotated[
         str | None,
-        typer.Option("--currency", metavar="CODE",
-                     help="Order currency, such as GBP (for CSV without a currency column)."),
+        typer.Option(
+            "--currency",
+            metavar="CODE",
+            help="Order currency, such as GBP (for CSV without a currency column).",
+        ),
     ] = None,
     dry_run: Annotated[
         bool,
@@ -142,8 +177,11 @@ def place_order(
     ] = False,
     skeleton: Annotated[
         bool,
-        typer.Option("--skeleton", help="Print a valid order file to start from, and send "
-                     "nothing; with --product, priced from today's catalog."),
+        typer.Option(
+            "--skeleton",
+            help="Print a valid order file to start from, and send "
+            "nothing; with --product, priced from today's catalog.",
+        ),
     ] = False,
     output: OrderOutputOption = None,
     jq: JqOption = None,
@@ -171,14 +209,14 @@ def place_order(
     out = state.out
     fmt = state.choose_output(output, raw)
     if skeleton:
-        _print_skeleton(state, file, products, fmt, code=external_order_code,
-                        currency=currency)
+        _print_skeleton(state, file, products, fmt, code=external_order_code, currency=currency)
         return
     _check_pins_out(pins_out, force=force)
     if (file is None) == (not products):
-        raise UsageError("give an order FILE or --product, not both and not neither",
-                         hint="kalixo place-order order.json, or kalixo place-order "
-                         "--product 2:1 --product 6:2")
+        raise UsageError(
+            "give an order FILE or --product, not both and not neither",
+            hint="kalixo place-order order.json, or kalixo place-order --product 2:1 --product 6:2",
+        )
     if new_code and external_order_code is not None:
         raise UsageError("give --external-order-code or --new-code, not both")
     if file is not None:
@@ -188,8 +226,11 @@ def place_order(
         data, name = inputs.read_source(file, sys.stdin.buffer)
         source_format = inputs.detect_format(file, explicit, data)
         parsed = inputs.parse_order(
-            data, name=name, fmt=source_format,
-            external_order_code=external_order_code, currency=currency,
+            data,
+            name=name,
+            fmt=source_format,
+            external_order_code=external_order_code,
+            currency=currency,
         )
         request, generated = parsed.request, parsed.generated_code
     else:
@@ -198,20 +239,28 @@ def place_order(
 
         generated = external_order_code is None
         code = external_order_code or inputs.generate_order_code()
-        request = request_from_products(products or [], lookup=catalog_source(state).product,
-                                        currency=currency, code=code)
+        request = request_from_products(
+            products or [], lookup=catalog_source(state).product, currency=currency, code=code
+        )
     if generated and new_code:
         out.note(f"generated a new externalOrderCode {request.externalOrderCode} (--new-code)")
     elif generated:
-        request = request.model_copy(update={"externalOrderCode": inputs.content_code(
-            request, salt=state.journal().code_salt())})
-        out.note(f"generated externalOrderCode {request.externalOrderCode} from the order's "
-                 "content and today's date: the same order again today is recognised, not "
-                 "bought twice (--new-code buys it again; --external-order-code chooses one)")
+        request = request.model_copy(
+            update={
+                "externalOrderCode": inputs.content_code(request, salt=state.journal().code_salt())
+            }
+        )
+        out.note(
+            f"generated externalOrderCode {request.externalOrderCode} from the order's "
+            "content and today's date: the same order again today is recognised, not "
+            "bought twice (--new-code buys it again; --external-order-code chooses one)"
+        )
     elif new_code:
-        raise UsageError("--new-code is for orders without a code, and this file gives "
-                         f"externalOrderCode {request.externalOrderCode}",
-                         hint="change the code in the file to buy the same again")
+        raise UsageError(
+            "--new-code is for orders without a code, and this file gives "
+            f"externalOrderCode {request.externalOrderCode}",
+            hint="change the code in the file to buy the same again",
+        )
     if dry_run:
         if fmt == "csv":  # a request has no PIN rows: its JSON
             out.json(request.body())
@@ -225,12 +274,18 @@ def place_order(
     api = state.endpoint().journal_key
     client = state.client()
     try:
-        result, replayed = placement.place_or_replay(journal, api, client, request,
-                                                     note=out.note)
+        result, replayed = placement.place_or_replay(journal, api, client, request, note=out.note)
     except PlacedNotRecorded as exc:  # the answer in hand is printed before the exit 10
         if exc.result is not None:
-            _finish_order(out, exc.result, raw=raw, mask_pins=mask_pins,
-                          pins_out=pins_out, force=force, exit_on_status=False)
+            _finish_order(
+                out,
+                exc.result,
+                raw=raw,
+                mask_pins=mask_pins,
+                pins_out=pins_out,
+                force=force,
+                exit_on_status=False,
+            )
         raise
     if not replayed:
         _warn_low_balance(out, result)
@@ -240,10 +295,16 @@ def place_order(
     try:
         journal.record_status(api, request.externalOrderCode, result.order.status)
     except JournalUnusable as exc:  # the order is recorded as placed already
-        out.warn(f"could not record order {result.order.orderId}'s final status: "
-                 f"{exc.message}")
-    _finish_order(out, result, raw=raw, mask_pins=mask_pins, pins_out=pins_out,
-                  force=force, exit_on_status=True)
+        out.warn(f"could not record order {result.order.orderId}'s final status: {exc.message}")
+    _finish_order(
+        out,
+        result,
+        raw=raw,
+        mask_pins=mask_pins,
+        pins_out=pins_out,
+        force=force,
+        exit_on_status=True,
+    )
 
 
 def _request_view(request: "OrderRequest", plain: bool) -> "RenderableType":
@@ -257,16 +318,20 @@ def _status_problem(order: Order) -> KalixoError | None:
     reference = order.orderId if order.orderId is not None else order.externalOrderCode
     if order.unsuccessful:
         reason = f": {order.reason}" if order.reason else ""
-        return OrderUnsuccessful(f"order {reference} ended {order.status}{reason}",
-                                 hint="see why with Kalixo support before ordering again")
+        return OrderUnsuccessful(
+            f"order {reference} ended {order.status}{reason}",
+            hint="see why with Kalixo support before ordering again",
+        )
     if order.status == "partially_completed":
-        short = ", ".join(f"product {p.productId} ({len(p.pins)} of {p.quantity})"
-                          for p in order.short_lines)
+        short = ", ".join(
+            f"product {p.productId} ({len(p.pins)} of {p.quantity})" for p in order.short_lines
+        )
         return PartiallyCompleted(
             f"order {reference} was partially completed: {order.delivered} of "
             f"{order.total} codes delivered; short: {short}",
             hint="keep every delivered PIN and do not re-order the missing units: contact "
-            "Kalixo support")
+            "Kalixo support",
+        )
     return None
 
 
@@ -275,50 +340,74 @@ def _status_problem(order: Order) -> KalixoError | None:
 SKELETON_LINES = ((2, 3299, "GB-EN-4251604177278", 1), (6, 839, "GB-EN-4251604133182", 1))
 
 
-def _print_skeleton(state: AppState, file: str | None, products: list[str] | None,
-                    fmt: OutputFormat, *, code: str | None, currency: str | None) -> None:
+def _print_skeleton(
+    state: AppState,
+    file: str | None,
+    products: list[str] | None,
+    fmt: OutputFormat,
+    *,
+    code: str | None,
+    currency: str | None,
+) -> None:
     """An order file that place-order accepts as it is: the README's example, or with
     --product the catalog's products at today's prices. Sends nothing, records nothing."""
     from kalixo_cli.domain.models import OrderRequest
     from kalixo_cli.inputs import order_file as inputs
 
     if file is not None:
-        raise UsageError("--skeleton prints a new order file: it takes no FILE",
-                         hint="kalixo place-order --skeleton > order.json, or with "
-                         "--product 2:1 for catalog prices")
+        raise UsageError(
+            "--skeleton prints a new order file: it takes no FILE",
+            hint="kalixo place-order --skeleton > order.json, or with "
+            "--product 2:1 for catalog prices",
+        )
     if fmt != "json":
-        raise UsageError(f"--skeleton prints an order file, which is JSON: -o {fmt} does "
-                         "not fit it", hint="drop -o")
+        raise UsageError(
+            f"--skeleton prints an order file, which is JSON: -o {fmt} does not fit it",
+            hint="drop -o",
+        )
     chosen = code or inputs.generate_order_code()
     if products:
         from kalixo_cli.commands.catalog import catalog_source
         from kalixo_cli.inputs.product_spec import request_from_products
 
-        request = request_from_products(products, lookup=catalog_source(state).product,
-                                        currency=currency, code=chosen)
+        request = request_from_products(
+            products, lookup=catalog_source(state).product, currency=currency, code=chosen
+        )
     else:
         from pydantic import ValidationError
 
         unit = (currency or "GBP").strip().upper()
         try:
-            request = OrderRequest.model_validate({
-                "externalOrderCode": chosen, "currency": unit,
-                "price": sum(price * quantity for _, price, _, quantity in SKELETON_LINES),
-                "orderProducts": [
-                    {"productId": product, "price": price, "sku": sku, "currency": unit,
-                     "quantity": quantity}
-                    for product, price, sku, quantity in SKELETON_LINES
-                ],
-            })
+            request = OrderRequest.model_validate(
+                {
+                    "externalOrderCode": chosen,
+                    "currency": unit,
+                    "price": sum(price * quantity for _, price, _, quantity in SKELETON_LINES),
+                    "orderProducts": [
+                        {
+                            "productId": product,
+                            "price": price,
+                            "sku": sku,
+                            "currency": unit,
+                            "quantity": quantity,
+                        }
+                        for product, price, sku, quantity in SKELETON_LINES
+                    ],
+                }
+            )
         except ValidationError as exc:  # only --currency and --external-order-code vary
             first = exc.errors()[0]
-            flag = ("--currency" if "currency" in first["loc"] else "--external-order-code")
+            flag = "--currency" if "currency" in first["loc"] else "--external-order-code"
             raise UsageError(f"{flag}: {first['msg']}") from None
-        state.out.note("skeleton: the README's example products; `kalixo catalog list` shows "
-                       "what you can order, and --product ID:QTY prices them from the catalog")
+        state.out.note(
+            "skeleton: the README's example products; `kalixo catalog list` shows "
+            "what you can order, and --product ID:QTY prices them from the catalog"
+        )
     state.out.json(request.body())
-    state.out.note(f"keep externalOrderCode {request.externalOrderCode} in the file: a re-run "
-                   "of the same file is then never bought twice")
+    state.out.note(
+        f"keep externalOrderCode {request.externalOrderCode} in the file: a re-run "
+        "of the same file is then never bought twice"
+    )
 
 
 def _warn_low_balance(out: Output, result: "OrderResult") -> None:
@@ -326,14 +415,18 @@ def _warn_low_balance(out: Output, result: "OrderResult") -> None:
 
     wallet = wallet_of(result)
     if wallet is not None and wallet.low_balance:
-        balances = ", ".join(f"{amount:,.2f} {currency}"
-                             for currency, amount in sorted(wallet.balances.items()))
-        out.warn(f"the wallet is low ({balances}); top it up before it runs out "
-                 "(`kalixo wallet` shows it)")
+        balances = ", ".join(
+            f"{amount:,.2f} {currency}" for currency, amount in sorted(wallet.balances.items())
+        )
+        out.warn(
+            f"the wallet is low ({balances}); top it up before it runs out "
+            "(`kalixo wallet` shows it)"
+        )
 
 
-def _wait(out: Output, client: "OrderClient", result: "OrderResult", *, timeout: float,
-          interval: float) -> "OrderResult":
+def _wait(
+    out: Output, client: "OrderClient", result: "OrderResult", *, timeout: float, interval: float
+) -> "OrderResult":
     """Poll the order until it is no longer processing; a spinner at a terminal."""
     from kalixo_cli.workflows.waiting import PENDING, wait_for_order
 
@@ -350,9 +443,15 @@ def _wait(out: Output, client: "OrderClient", result: "OrderResult", *, timeout:
 
     spinner = _Spinner(out, f"waiting for order {reference}")
     try:
-        wait_for_order(order, fetch, timeout=timeout, interval=interval,
-                       on_poll=lambda o, delay: spinner.update(
-                           f"order {reference} is {o.status}; next look in {delay:.0f} s"))
+        wait_for_order(
+            order,
+            fetch,
+            timeout=timeout,
+            interval=interval,
+            on_poll=lambda o, delay: spinner.update(
+                f"order {reference} is {o.status}; next look in {delay:.0f} s"
+            ),
+        )
     finally:
         spinner.stop()
     return latest[0]
@@ -376,8 +475,16 @@ class _Spinner:
             self.status.stop()
 
 
-def _finish_order(out: Output, result: "OrderResult", *, raw: bool, mask_pins: bool,
-                  pins_out: Path | None, force: bool, exit_on_status: bool) -> None:
+def _finish_order(
+    out: Output,
+    result: "OrderResult",
+    *,
+    raw: bool,
+    mask_pins: bool,
+    pins_out: Path | None,
+    force: bool,
+    exit_on_status: bool,
+) -> None:
     """Print the order, save its PINs, then say (or, with `exit_on_status`, exit with)
     what its status means."""
     order = result.order
@@ -385,8 +492,10 @@ def _finish_order(out: Output, result: "OrderResult", *, raw: bool, mask_pins: b
     _save_pins(out, order, pins_out, force=force)
     reference = order.orderId if order.orderId is not None else order.externalOrderCode
     if order.status in ("processing", "requested"):
-        out.note(f"order {reference} is {order.status}: not every PIN is delivered yet; "
-                 f"fetch them later with `kalixo retrieve-order {reference}` (--wait polls)")
+        out.note(
+            f"order {reference} is {order.status}: not every PIN is delivered yet; "
+            f"fetch them later with `kalixo retrieve-order {reference}` (--wait polls)"
+        )
     problem = _status_problem(order)
     if problem is None:
         return
@@ -398,13 +507,19 @@ def _finish_order(out: Output, result: "OrderResult", *, raw: bool, mask_pins: b
 def retrieve_order(
     ctx: typer.Context,
     reference: Annotated[
-        str, typer.Argument(metavar="ORDER_ID", help="The orderId Kalixo gave the order; on "
-                            "API v2 also your externalOrderCode."),
+        str,
+        typer.Argument(
+            metavar="ORDER_ID",
+            help="The orderId Kalixo gave the order; on API v2 also your externalOrderCode.",
+        ),
     ],
     exit_status: Annotated[
         bool,
-        typer.Option("--exit-status", help="Exit 7 when the order ended failed, cancelled "
-                     "or in error, 12 when it was partially completed."),
+        typer.Option(
+            "--exit-status",
+            help="Exit 7 when the order ended failed, cancelled "
+            "or in error, 12 when it was partially completed.",
+        ),
     ] = False,
     output: OrderOutputOption = None,
     jq: JqOption = None,
@@ -432,8 +547,15 @@ def retrieve_order(
         from kalixo_cli.workflows.placement import complete_retrieved
 
         complete_retrieved(state.journal(), state.journal_key(), client, result.order)
-    _finish_order(state.out, result, raw=raw, mask_pins=mask_pins, pins_out=pins_out,
-                  force=force, exit_on_status=exit_status)
+    _finish_order(
+        state.out,
+        result,
+        raw=raw,
+        mask_pins=mask_pins,
+        pins_out=pins_out,
+        force=force,
+        exit_on_status=exit_status,
+    )
 
 
 def _reference(text: str, version: ApiVersion) -> int | str:

@@ -22,8 +22,17 @@ app = typer.Typer(
 )
 
 STATE_NAMES = ("placed", "rejected", "failed", "unknown", "sending")
-FIELDS = ("externalOrderCode", "state", "orderId", "status", "errorKind", "error", "attempts",
-          "createdAt", "updatedAt")
+FIELDS = (
+    "externalOrderCode",
+    "state",
+    "orderId",
+    "status",
+    "errorKind",
+    "error",
+    "attempts",
+    "createdAt",
+    "updatedAt",
+)
 
 
 def _timestamp(text: str | None, flag: str) -> float | None:
@@ -32,8 +41,9 @@ def _timestamp(text: str | None, flag: str) -> float | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"{flag} {text!r} is not a date",
-                         hint="use ISO 8601: 2026-11-27 or 2026-11-27T10:00") from None
+        raise UsageError(
+            f"{flag} {text!r} is not a date", hint="use ISO 8601: 2026-11-27 or 2026-11-27T10:00"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
@@ -69,16 +79,19 @@ def _print_table_stream(out: Output, records: Iterable[dict[str, Any]]) -> int:
     count = 0
     for chunk in _chunks(records, TABLE_CHUNK):
         if widths is None:
-            widths = [max(len(name), *(len(cells[i]) for cells in map(journal_cells, chunk)))
-                      for i, name in enumerate(JOURNAL_COLUMNS)]
+            widths = [
+                max(len(name), *(len(cells[i]) for cells in map(journal_cells, chunk)))
+                for i, name in enumerate(JOURNAL_COLUMNS)
+            ]
             widths[-1] = min(widths[-1], 60)  # long errors fold instead of widening the table
         out.view(partial(_view_of, journal_view, chunk, widths, count == 0))
         count += len(chunk)
     return count
 
 
-def _view_of(view: Any, rows: list[dict[str, Any]], widths: list[int], header: bool,
-             plain: bool, _width: int) -> Any:
+def _view_of(
+    view: Any, rows: list[dict[str, Any]], widths: list[int], header: bool, plain: bool, _width: int
+) -> Any:
     return view(rows, plain, widths, header)
 
 
@@ -98,8 +111,9 @@ def list_orders(
     ctx: typer.Context,
     state: Annotated[
         str | None,
-        typer.Option("--state", metavar="STATE",
-                     help=f"Only this state: {', '.join(STATE_NAMES)}."),
+        typer.Option(
+            "--state", metavar="STATE", help=f"Only this state: {', '.join(STATE_NAMES)}."
+        ),
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", metavar="DATE", help="Sent at or after (UTC).")
@@ -111,13 +125,17 @@ def list_orders(
         str | None,
         typer.Option("--code", metavar="PATTERN", help="Codes matching a glob, e.g. 'batch-7-*'."),
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1,
-                                              help="At most N, oldest first.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most N, oldest first.")
+    ] = None,
     show_all: Annotated[
         bool,
-        typer.Option("--all", help=f"Every order, even in a table at a terminal (which "
-                     f"otherwise shows the newest {TABLE_PAGE}). JSON, JSONL and CSV always "
-                     "list every order."),
+        typer.Option(
+            "--all",
+            help=f"Every order, even in a table at a terminal (which "
+            f"otherwise shows the newest {TABLE_PAGE}). JSON, JSONL and CSV always "
+            "list every order.",
+        ),
     ] = False,
     output: OrderOutputOption = None,
     jq: JqOption = None,
@@ -137,14 +155,20 @@ def list_orders(
     if show_all and limit is not None:
         raise UsageError("--all and --limit cannot be used together", hint="drop one of them")
     entries = app_state.journal(readonly=True).entries(
-        app_state.journal_key(), state=state, since=_timestamp(since, "--since"),
+        app_state.journal_key(),
+        state=state,
+        since=_timestamp(since, "--since"),
         until=_timestamp(until, "--until"),
-        code_like=_glob_to_like(code) if code else None, limit=limit,
+        code_like=_glob_to_like(code) if code else None,
+        limit=limit,
     )
     records = (entry.to_json() for entry in entries)
     if fmt != "table":  # the CSV columns are FIELDS: no api or requestHash
-        out.result(records, array=True,
-                   csv=(FIELDS, ({key: record[key] for key in FIELDS} for record in records)))
+        out.result(
+            records,
+            array=True,
+            csv=(FIELDS, ({key: record[key] for key in FIELDS} for record in records)),
+        )
     elif show_all or limit is not None or not sys.stdout.isatty():
         if not _print_table_stream(out, records):
             out.note("no orders in the journal for this API")
@@ -166,8 +190,10 @@ def _print_newest_page(out: Output, records: Iterable[dict[str, Any]]) -> None:
         return
     _print_table_stream(out, page)
     if total > len(page):
-        out.note(f"showing the newest {len(page)} of {total} orders; --all for every one, "
-                 "-o json or -o csv for scripts")
+        out.note(
+            f"showing the newest {len(page)} of {total} orders; --all for every one, "
+            "-o json or -o csv for scripts"
+        )
 
 
 @app.command("show")
@@ -186,11 +212,16 @@ def show(
     app_state.choose_output(output)
     entry = app_state.journal(readonly=True).get(app_state.journal_key(), code)
     if entry is None:
-        raise UsageError(f"no order {code} in the journal for {app_state.journal_key()}",
-                         hint="`kalixo orders list` shows what this machine has sent")
+        raise UsageError(
+            f"no order {code} in the journal for {app_state.journal_key()}",
+            hint="`kalixo orders list` shows what this machine has sent",
+        )
     record = entry.to_json()
-    out.result(record, csv=(FIELDS, [{key: record[key] for key in FIELDS}]),
-               view=lambda plain, _: _journal_view([record], plain))
+    out.result(
+        record,
+        csv=(FIELDS, [{key: record[key] for key in FIELDS}]),
+        view=lambda plain, _: _journal_view([record], plain),
+    )
     if entry.effective_state == "unknown":
         from kalixo_cli.workflows.placement import resolution_hint
 
@@ -206,10 +237,12 @@ def resolve(
         typer.Option("--order-id", min=1, help="It was placed: this is its orderId."),
     ] = None,
     not_placed: Annotated[
-        bool, typer.Option("--not-placed", help="It was not placed: allow sending it again."),
+        bool,
+        typer.Option("--not-placed", help="It was not placed: allow sending it again."),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an orderId already recorded for CODE."),
+        bool,
+        typer.Option("--force", help="Replace an orderId already recorded for CODE."),
     ] = False,
 ) -> None:
     """Record how an unknown outcome ended, after checking with Kalixo.
@@ -225,22 +258,30 @@ def resolve(
     if entry is None:
         raise UsageError(f"no order {code} in the journal for {api}")
     if entry.effective_state == "sending":
-        raise UsageError(f"{code} is being sent right now by another kalixo process "
-                         f"({entry.owner_text}); nothing was changed",
-                         hint="wait for that run to finish: it records the outcome itself")
+        raise UsageError(
+            f"{code} is being sent right now by another kalixo process "
+            f"({entry.owner_text}); nothing was changed",
+            hint="wait for that run to finish: it records the outcome itself",
+        )
     if entry.effective_state == "placed" and not_placed:
-        raise UsageError(f"{code} is recorded as placed (order {entry.order_id}); "
-                         "refusing to mark it not placed")
-    if (order_id is not None and entry.effective_state == "placed"
-            and entry.order_id not in (None, order_id)):
+        raise UsageError(
+            f"{code} is recorded as placed (order {entry.order_id}); refusing to mark it not placed"
+        )
+    if (
+        order_id is not None
+        and entry.effective_state == "placed"
+        and entry.order_id not in (None, order_id)
+    ):
         if not force:
             raise UsageError(
                 f"{code} is recorded as placed as order {entry.order_id}; refusing to record "
                 f"it as order {order_id}",
                 hint=f"check both with `kalixo retrieve-order`; add --force to replace "
-                f"{entry.order_id} with {order_id}")
-        app_state.out.warn(f"{code} was recorded as order {entry.order_id}; replaced with "
-                           f"{order_id} (--force)")
+                f"{entry.order_id} with {order_id}",
+            )
+        app_state.out.warn(
+            f"{code} was recorded as order {entry.order_id}; replaced with {order_id} (--force)"
+        )
     if order_id is not None:
         journal.resolve(api, code, order_id)
         app_state.out.note(f"{code} recorded as placed: order {order_id}")
@@ -249,21 +290,33 @@ def resolve(
         app_state.out.note(f"{code} recorded as not placed; it may be sent again")
 
 
-SYNC_FIELDS = ("externalOrderCode", "orderId", "stateBefore", "statusBefore", "state", "status",
-               "changed", "detail", "errorKind")
+SYNC_FIELDS = (
+    "externalOrderCode",
+    "orderId",
+    "stateBefore",
+    "statusBefore",
+    "state",
+    "status",
+    "changed",
+    "detail",
+    "errorKind",
+)
 
 
 @app.command("sync")
 def sync(
     ctx: typer.Context,
     since: Annotated[
-        str | None, typer.Option("--since", metavar="DATE", help="Only orders sent at or "
-                                 "after DATE (UTC, ISO 8601).")
+        str | None,
+        typer.Option(
+            "--since", metavar="DATE", help="Only orders sent at or after DATE (UTC, ISO 8601)."
+        ),
     ] = None,
     code: Annotated[
         str | None,
-        typer.Option("--code", metavar="GLOB", help="Only codes matching a glob, e.g. "
-                     "'batch-7-*'."),
+        typer.Option(
+            "--code", metavar="GLOB", help="Only codes matching a glob, e.g. 'batch-7-*'."
+        ),
     ] = None,
     output: OrderOutputOption = None,
     jq: JqOption = None,
@@ -287,8 +340,10 @@ def sync(
     journal = app_state.journal()
     since_at = _timestamp(since, "--since")
     like = _glob_to_like(code) if code else None
-    entries = [*journal.entries(api, state="unknown", since=since_at, code_like=like),
-               *journal.entries(api, state="placed", since=since_at, code_like=like)]
+    entries = [
+        *journal.entries(api, state="unknown", since=since_at, code_like=like),
+        *journal.entries(api, state="placed", since=since_at, code_like=like),
+    ]
     entries.sort(key=lambda entry: (entry.created_at, entry.code))
     pending = [entry for entry in entries if needs_sync(entry)]
     if not pending:
@@ -302,16 +357,27 @@ def sync(
         if fmt == "jsonl":
             out.jsonl([change.to_json()])
 
-    changes = sync_entries(journal, api, client, pending,
-                           in_flight_for=settings.timeout.value + settings.deadline.value,
-                           on_change=stream)
+    changes = sync_entries(
+        journal,
+        api,
+        client,
+        pending,
+        in_flight_for=settings.timeout.value + settings.deadline.value,
+        on_change=stream,
+    )
     records = [change.to_json() for change in changes]
-    out.result(records, jsonl=(), csv=(SYNC_FIELDS, records),  # jsonl: streamed as they came
-               view=lambda plain, _: _sync_view(records, plain))
+    out.result(
+        records,
+        jsonl=(),
+        csv=(SYNC_FIELDS, records),  # jsonl: streamed as they came
+        view=lambda plain, _: _sync_view(records, plain),
+    )
     unknown = sum(change.unknown for change in changes)
     failed = sum(change.error is not None for change in changes)
-    out.note(f"looked at {len(changes)}, changed {sum(c.changed for c in changes)}, "
-             f"still unknown {unknown}" + (f", could not ask about {failed}" if failed else ""))
+    out.note(
+        f"looked at {len(changes)}, changed {sum(c.changed for c in changes)}, "
+        f"still unknown {unknown}" + (f", could not ask about {failed}" if failed else "")
+    )
     code_ = sync_exit(changes)
     if code_ == ExitCode.OUTCOME_UNKNOWN:
         from kalixo_cli.domain.errors import OutcomeUnknown
@@ -321,8 +387,9 @@ def sync(
             f"{'have' if unknown != 1 else 'has'} an unknown outcome",
             hint="on API v1, find each order's id (Kalixo support) and record it with "
             "`kalixo orders resolve CODE --order-id N` (or --not-placed); on v2, sync "
-            "again later" if settings.version is ApiVersion.V1 else
-            "sync again later; `kalixo orders list --state unknown` lists them",
+            "again later"
+            if settings.version is ApiVersion.V1
+            else "sync again later; `kalixo orders list --state unknown` lists them",
         )
     if code_ != ExitCode.OK:
         first = next(change.error for change in changes if change.error is not None)

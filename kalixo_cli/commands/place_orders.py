@@ -86,10 +86,15 @@ class _Progress:
                     return Text(pace_note(pacer.pace()), style="progress.remaining")
 
             self.bar = Progress(
-                TextColumn("placing"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                TextColumn("{task.fields[failures]} failed"), PaceColumn(),
-                console=Console(file=sys.stderr), transient=True,
+                TextColumn("placing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[failures]} failed"),
+                PaceColumn(),
+                console=Console(file=sys.stderr),
+                transient=True,
             )
             self.task = self.bar.add_task("placing", total=total, rate="", failures=0)
             self.bar.start()
@@ -100,8 +105,7 @@ class _Progress:
         self.failures += result.outcome not in ("placed", "skipped")
         task = self.bar.tasks[0]
         speed = task.speed  # over rich's recent window, like the ETA: the pace, once paced
-        rate = "" if not speed else (f"{speed:.1f}/s" if speed >= 1 else
-                                     f"{speed * 60:.1f}/min")
+        rate = "" if not speed else (f"{speed:.1f}/s" if speed >= 1 else f"{speed * 60:.1f}/min")
         self.bar.update(self.task, advance=1, failures=self.failures, rate=rate)
 
     def stop(self) -> None:
@@ -113,8 +117,11 @@ def place_orders(
     ctx: typer.Context,
     file: Annotated[
         str,
-        typer.Argument(metavar="FILE", help="Orders: a JSON array, JSON Lines, or CSV with an "
-                       "externalOrderCode column; - reads stdin."),
+        typer.Argument(
+            metavar="FILE",
+            help="Orders: a JSON array, JSON Lines, or CSV with an "
+            "externalOrderCode column; - reads stdin.",
+        ),
     ],
     input_format: Annotated[
         BulkFormat | None,
@@ -126,8 +133,9 @@ def place_orders(
     ] = None,
     concurrency: Annotated[
         int,
-        typer.Option("--concurrency", "-c", min=1, max=MAX_CONCURRENCY,
-                     help="Orders in flight at once."),
+        typer.Option(
+            "--concurrency", "-c", min=1, max=MAX_CONCURRENCY, help="Orders in flight at once."
+        ),
     ] = DEFAULT_CONCURRENCY,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate everything and say what would be sent.")
@@ -137,24 +145,36 @@ def place_orders(
     ] = 50,
     output: Annotated[
         BulkOutput | None,
-        typer.Option("--output", "-o", show_default=False,
-                     help="table: a summary (default at a terminal); jsonl: one result per "
-                     "order (default when piped); json: the summary as JSON."),
+        typer.Option(
+            "--output",
+            "-o",
+            show_default=False,
+            help="table: a summary (default at a terminal); jsonl: one result per "
+            "order (default when piped); json: the summary as JSON.",
+        ),
     ] = None,
     jq: JqOption = None,
     results_file: Annotated[
         Path | None,
-        typer.Option("--results", metavar="FILE", dir_okay=False,
-                     help="Also write one result per order, with its PINs, to FILE (JSON "
-                     "Lines, mode 0600, never over an existing file)."),
+        typer.Option(
+            "--results",
+            metavar="FILE",
+            dir_okay=False,
+            help="Also write one result per order, with its PINs, to FILE (JSON "
+            "Lines, mode 0600, never over an existing file).",
+        ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Let --results replace an existing file."),
+        bool,
+        typer.Option("--force", help="Let --results replace an existing file."),
     ] = False,
     no_lookup: Annotated[
         bool,
-        typer.Option("--no-lookup", help="Do not look up orders placed by an earlier run: "
-                     "their result lines then carry no PINs."),
+        typer.Option(
+            "--no-lookup",
+            help="Do not look up orders placed by an earlier run: "
+            "their result lines then carry no PINs.",
+        ),
     ] = False,
 ) -> None:
     """Place many orders from one file, each exactly once; re-runs resume.
@@ -171,8 +191,9 @@ def place_orders(
 
     state = get_state(ctx)
     out = state.out
-    fmt: OutputFormat = (("table" if sys.stdout.isatty() else "jsonl") if output is None
-                         else output.value)
+    fmt: OutputFormat = (
+        ("table" if sys.stdout.isatty() else "jsonl") if output is None else output.value
+    )
     fmt = out.use(fmt, explicit=output is not None)
     state.json_errors = output is not None and fmt != "table"
     source_format = detect_bulk_format(file, input_format.value if input_format else None)
@@ -183,9 +204,15 @@ def place_orders(
     stream = _open(file)
     try:
         plan = plan_batch(
-            iter_bulk_orders(stream, name="<stdin>" if file == "-" else file,
-                             fmt=source_format, currency=currency),
-            journal=journal, api=api, max_problems=max_errors,
+            iter_bulk_orders(
+                stream,
+                name="<stdin>" if file == "-" else file,
+                fmt=source_format,
+                currency=currency,
+            ),
+            journal=journal,
+            api=api,
+            max_problems=max_errors,
             can_look_up=state.settings().version.finds_orders_by_code,
         )
     finally:
@@ -194,13 +221,27 @@ def place_orders(
     try:
         _announce(out, plan, dry_run=dry_run)
         if dry_run:
-            out.result({"valid": plan.total, "toSend": plan.to_send, "skipped": plan.skipped,
-                        "skippedUnknown": plan.skipped_unknown,
-                        "skippedBusy": plan.skipped_busy}, jsonl=())
+            out.result(
+                {
+                    "valid": plan.total,
+                    "toSend": plan.to_send,
+                    "skipped": plan.skipped,
+                    "skippedUnknown": plan.skipped_unknown,
+                    "skippedBusy": plan.skipped_busy,
+                },
+                jsonl=(),
+            )
             return
         with _Results(results_file, force=force) as results:
-            summary = _send(state, plan, api=api, fmt=fmt, concurrency=concurrency,
-                            results=results, look_up=not no_lookup)
+            summary = _send(
+                state,
+                plan,
+                api=api,
+                fmt=fmt,
+                concurrency=concurrency,
+                results=results,
+                look_up=not no_lookup,
+            )
     finally:
         plan.close()
     _finish(out, summary, results=results)
@@ -213,8 +254,10 @@ def _check_results_target(path: Path, *, force: bool) -> None:
     if path.is_dir():
         raise UsageError(f"--results {path} is a directory", hint="name a file")
     if path.exists() and not force:
-        raise UsageError(f"--results {path} already exists; refusing to overwrite results",
-                         hint="choose another file, or add --force to replace it")
+        raise UsageError(
+            f"--results {path} already exists; refusing to overwrite results",
+            hint="choose another file, or add --force to replace it",
+        )
     if not path.parent.is_dir():
         raise UsageError(f"--results {path}: folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
@@ -239,8 +282,10 @@ class _Results:
                 descriptor = os.open(self.path, flags, 0o600)
                 os.fchmod(descriptor, 0o600)
             except FileExistsError:
-                raise UsageError(f"--results {self.path} already exists; refusing to "
-                                 "overwrite results", hint="add --force to replace it") from None
+                raise UsageError(
+                    f"--results {self.path} already exists; refusing to overwrite results",
+                    hint="add --force to replace it",
+                ) from None
             except OSError as exc:
                 raise UsageError(f"--results {self.path}: {exc.strerror}") from None
             self.file = os.fdopen(descriptor, "w", encoding="utf-8")
@@ -280,8 +325,9 @@ def _open(file: str) -> Any:
     try:
         return open(file, "rb")  # closed by the caller once streamed
     except FileNotFoundError:
-        raise UsageError(f"orders file not found: {file}",
-                         hint="check the path, or pass - to read stdin") from None
+        raise UsageError(
+            f"orders file not found: {file}", hint="check the path, or pass - to read stdin"
+        ) from None
     except IsADirectoryError:
         raise UsageError(f"{file} is a directory, not an orders file") from None
     except OSError as exc:
@@ -290,17 +336,30 @@ def _open(file: str) -> Any:
 
 def _announce(out: Output, plan: "Plan", *, dry_run: bool) -> None:
     verb = "would send" if dry_run else "sending"
-    out.note(f"{plan.total} valid orders: {verb} {plan.to_send}, skipping {plan.skipped} "
-             f"already placed" + (f" and {plan.skipped_unknown} with an unknown outcome"
-                                  if plan.skipped_unknown else "")
-             + (f" and {plan.skipped_busy} being sent by another kalixo run"
-                if plan.skipped_busy else ""))
+    out.note(
+        f"{plan.total} valid orders: {verb} {plan.to_send}, skipping {plan.skipped} "
+        f"already placed"
+        + (f" and {plan.skipped_unknown} with an unknown outcome" if plan.skipped_unknown else "")
+        + (
+            f" and {plan.skipped_busy} being sent by another kalixo run"
+            if plan.skipped_busy
+            else ""
+        )
+    )
     if dry_run:
         out.note("dry run: nothing was sent")
 
 
-def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int,
-          results: _Results, look_up: bool) -> "Summary":
+def _send(
+    state: AppState,
+    plan: "Plan",
+    *,
+    api: str,
+    fmt: str,
+    concurrency: int,
+    results: _Results,
+    look_up: bool,
+) -> "Summary":
     """Send the plan with workers sharing one pacer and one retry budget."""
     from kalixo_cli.api.pacing import RatePacer
     from kalixo_cli.api.retry import RetryBudget
@@ -325,8 +384,14 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
             results.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
     skipped = Summary()
-    for result in skipped_results(plan, journal=state.journal(), api=api, client_factory=client,
-                                  look_up=look_up, concurrency=concurrency):
+    for result in skipped_results(
+        plan,
+        journal=state.journal(),
+        api=api,
+        client_factory=client,
+        look_up=look_up,
+        concurrency=concurrency,
+    ):
         skipped.add(result)
         emit(result)
     progress = _Progress(state.out, plan.to_send, pacer)
@@ -338,9 +403,16 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
         emit(result)
 
     try:
-        summary = send_plan(plan, journal=state.journal(), api=api, client_factory=client,
-                            concurrency=concurrency, on_result=on_result, stop=stop,
-                            can_look_up=state.settings().version.finds_orders_by_code)
+        summary = send_plan(
+            plan,
+            journal=state.journal(),
+            api=api,
+            client_factory=client,
+            concurrency=concurrency,
+            on_result=on_result,
+            stop=stop,
+            can_look_up=state.settings().version.finds_orders_by_code,
+        )
     finally:
         progress.stop()
     summary.not_sent = max(0, plan.to_send - reported[0])
@@ -350,21 +422,29 @@ def _send(state: AppState, plan: "Plan", *, api: str, fmt: str, concurrency: int
 
 def _finish(out: Output, summary: "Summary", *, results: _Results) -> None:
     counts = summary.counts
-    out.note(f"placed {counts['placed']}, skipped {counts['skipped']} already placed, "
-             f"rejected {counts['rejected']}, not placed {counts['failed']}, "
-             f"unknown {counts['unknown'] + counts['skipped_unknown']}"
-             + (f", busy {counts['skipped_busy']}" if counts["skipped_busy"] else "")
-             + (f", not sent {summary.not_sent}" if summary.not_sent else ""))
-    out.result(summary.to_json(), jsonl=(),  # jsonl: a line an order, as each ended
-               view=lambda plain, _: _summary_view(summary, plain))
+    out.note(
+        f"placed {counts['placed']}, skipped {counts['skipped']} already placed, "
+        f"rejected {counts['rejected']}, not placed {counts['failed']}, "
+        f"unknown {counts['unknown'] + counts['skipped_unknown']}"
+        + (f", busy {counts['skipped_busy']}" if counts["skipped_busy"] else "")
+        + (f", not sent {summary.not_sent}" if summary.not_sent else "")
+    )
+    out.result(
+        summary.to_json(),
+        jsonl=(),  # jsonl: a line an order, as each ended
+        view=lambda plain, _: _summary_view(summary, plain),
+    )
     if results.path is not None and results.failure is None:
-        out.note(f"{results.written} results, with their PINs, written to {results.path} "
-                 "(mode 0600)")
+        out.note(
+            f"{results.written} results, with their PINs, written to {results.path} (mode 0600)"
+        )
     elif out.format == "table" and (counts["placed"] or counts["skipped"]):
-        out.note("the order ids and PINs are not printed at a terminal: run the same command "
-             "again with --results FILE (nothing is sent again; placed orders are looked up), "
-             "or -o jsonl > FILE; `kalixo orders list` and `kalixo retrieve-order ID` show "
-             "them one by one")
+        out.note(
+            "the order ids and PINs are not printed at a terminal: run the same command "
+            "again with --results FILE (nothing is sent again; placed orders are looked up), "
+            "or -o jsonl > FILE; `kalixo orders list` and `kalixo retrieve-order ID` show "
+            "them one by one"
+        )
     if summary.stopped:
         out.warn(summary.stopped)
     if results.failure is not None:
@@ -372,7 +452,8 @@ def _finish(out: Output, summary: "Summary", *, results: _Results) -> None:
             f"could not write --results {results.path}: {results.failure}; it holds only the "
             f"first {results.written} results",
             hint="run the same command again with --results FILE on a disk with room: nothing "
-            "is sent again, placed orders are looked up")
+            "is sent again, placed orders are looked up",
+        )
         if summary.worst == ExitCode.OK:
             raise error
         out.warn(error.message)
@@ -394,11 +475,15 @@ def _finish(out: Output, summary: "Summary", *, results: _Results) -> None:
             hint="fix the journal (see the error above), then run the same command again: "
             "it sends only what is not placed yet",
         )
-    if counts["skipped_busy"] and summary.worst == ExitCode.OUTCOME_UNKNOWN \
-            and not counts["unknown"] + counts["skipped_unknown"]:
+    if (
+        counts["skipped_busy"]
+        and summary.worst == ExitCode.OUTCOME_UNKNOWN
+        and not counts["unknown"] + counts["skipped_unknown"]
+    ):
         raise BatchStopped(
             f"{counts['skipped_busy']} orders are being sent by another kalixo run and were "
-            "not sent by this one", summary.worst,
+            "not sent by this one",
+            summary.worst,
             hint="let the other run finish; run the same command again after it to see "
             "how they ended",
         )
@@ -409,8 +494,11 @@ def _finish(out: Output, summary: "Summary", *, results: _Results) -> None:
             + (f", {unknown} with an unknown outcome" if unknown else ""),
             summary.worst,
             hint="run the same command again to send the rest: it skips what was placed"
-            + (" (settle the unknown ones first: `kalixo orders list --state unknown`)"
-               if unknown else "")
+            + (
+                " (settle the unknown ones first: `kalixo orders list --state unknown`)"
+                if unknown
+                else ""
+            )
             + ("; fix the rejected orders too" if counts["rejected"] else ""),
         )
     if unknown:
@@ -421,7 +509,8 @@ def _finish(out: Output, summary: "Summary", *, results: _Results) -> None:
             "`kalixo orders resolve CODE --order-id N` or `--not-placed`",
         )
     raise BatchStopped(
-        "not every order was placed", summary.worst,
+        "not every order was placed",
+        summary.worst,
         hint="fix what was rejected and run the same command again: it sends only what is "
         "not placed yet",
     )

@@ -34,11 +34,13 @@ def schema(
     ctx: typer.Context,
     name: Annotated[
         SchemaName | None,
-        typer.Argument(metavar="[NAME]", show_default=False,
-                       help="Which schema (--list describes them)."),
+        typer.Argument(
+            metavar="[NAME]", show_default=False, help="Which schema (--list describes them)."
+        ),
     ] = None,
     list_names: Annotated[
-        bool, typer.Option("--list", help="Name and describe the schemas."),
+        bool,
+        typer.Option("--list", help="Name and describe the schemas."),
     ] = False,
     output: OutputOption = None,
     jq: JqOption = None,
@@ -57,14 +59,18 @@ def schema(
 
     state = get_state(ctx)
     if list_names == (name is not None):
-        raise UsageError("give a schema NAME or --list, not both and not neither",
-                         hint=f"schemas: {', '.join(SCHEMAS)}")
+        raise UsageError(
+            "give a schema NAME or --list, not both and not neither",
+            hint=f"schemas: {', '.join(SCHEMAS)}",
+        )
     if list_names:
         from kalixo_cli.terminal.views import schemas_view
 
         state.choose_output(output)
-        rows = [{"name": key, "description": description}
-                for key, (description, _build) in SCHEMAS.items()]
+        rows = [
+            {"name": key, "description": description}
+            for key, (description, _build) in SCHEMAS.items()
+        ]
         state.out.result(rows, view=lambda plain, _: schemas_view(rows, plain=plain))
         return
     assert name is not None

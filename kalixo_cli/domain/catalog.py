@@ -20,7 +20,6 @@ from kalixo_cli.domain.errors import UsageError
 from kalixo_cli.domain.normalize import as_int
 
 if TYPE_CHECKING:
-
     pass
 
 log = logging.getLogger("kalixo.catalog")
@@ -95,8 +94,9 @@ class Product:
 
 _FIELD_NAMES = frozenset(f.name for f in fields(Product))
 _LIST_FIELDS = ("categories", "languages", "tags")
-_INT_FIELDS = frozenset({"id", "price", "denominationMin", "denominationMax",
-                         "denominationStep", "buyingPrice"})
+_INT_FIELDS = frozenset(
+    {"id", "price", "denominationMin", "denominationMax", "denominationStep", "buyingPrice"}
+)
 _LOCALE_SKU = re.compile(r"([A-Za-z]{2})-([A-Za-z]{2})-(.+)")
 
 
@@ -140,14 +140,15 @@ def normalize_product(raw: Any) -> Product:
         productCode=_text(raw.get("productCode")) or _text(raw.get("ean")),
         name=_text(raw.get("name")),
         brand=_text(raw.get("brand")),
-        country=(_text(raw.get("countryCode")) or _text(raw.get("country")) or "").upper()
-        or None,
+        country=(_text(raw.get("countryCode")) or _text(raw.get("country")) or "").upper() or None,
         category=main,
-        categories=_unique([main, _text(raw.get("subCategory")),
-                            _text(raw.get("productCategory"))]),
+        categories=_unique(
+            [main, _text(raw.get("subCategory")), _text(raw.get("productCategory"))]
+        ),
         languages=_unique([code.lower() for code in codes if code]),
-        tags=_unique([tag for tag in tags if isinstance(tag, str)]
-                     if isinstance(tags, list) else []),
+        tags=_unique(
+            [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
+        ),
         denominationType=kind,
         price=as_int(raw.get("price")),
         currency=(_text(raw.get("currencyCode")) or _text(raw.get("currency")) or "").upper()
@@ -197,8 +198,10 @@ def split_list(text: str | None, flag: str) -> tuple[str, ...]:
         return ()
     values = tuple(part.strip() for part in text.split(",") if part.strip())
     if not values:
-        raise UsageError(f"{flag} {text!r} names nothing",
-                         hint=f"give one value or a comma list, such as {flag} GB,IE")
+        raise UsageError(
+            f"{flag} {text!r} names nothing",
+            hint=f"give one value or a comma list, such as {flag} GB,IE",
+        )
     return values
 
 
@@ -214,9 +217,16 @@ class CatalogFilters:
     search: str | None = None
 
     @classmethod
-    def parse(cls, *, country: str | None = None, language: str | None = None,
-              brand: str | None = None, category: str | None = None, tag: str | None = None,
-              search: str | None = None) -> CatalogFilters:
+    def parse(
+        cls,
+        *,
+        country: str | None = None,
+        language: str | None = None,
+        brand: str | None = None,
+        category: str | None = None,
+        tag: str | None = None,
+        search: str | None = None,
+    ) -> CatalogFilters:
         if search is not None and not search.strip():
             raise UsageError("--search is empty", hint="give a word of the name or a code")
         return cls(
@@ -234,16 +244,18 @@ class CatalogFilters:
 
     def params(self) -> dict[str, str]:
         """The v2 query parameters: comma lists, only the fields given."""
-        params = {name: ",".join(getattr(self, name)) for name in FILTER_FIELDS
-                  if getattr(self, name)}
+        params = {
+            name: ",".join(getattr(self, name)) for name in FILTER_FIELDS if getattr(self, name)
+        }
         if self.search:
             params["search"] = self.search
         return params
 
     def key(self) -> dict[str, Any]:
         """The filters for a cache key: order and case of values do not matter."""
-        key: dict[str, Any] = {name: sorted({v.casefold() for v in getattr(self, name)})
-                               for name in FILTER_FIELDS}
+        key: dict[str, Any] = {
+            name: sorted({v.casefold() for v in getattr(self, name)}) for name in FILTER_FIELDS
+        }
         key["search"] = self.search.casefold() if self.search else None
         return key
 
@@ -254,11 +266,13 @@ class CatalogFilters:
             folded = {h.casefold() for h in have if h}
             return not wanted or any(w.casefold() in folded for w in wanted)
 
-        if not (any_of(self.country, [product.country])
-                and any_of(self.language, product.languages)
-                and any_of(self.brand, [product.brand])
-                and any_of(self.category, product.categories)
-                and any_of(self.tag, product.tags)):
+        if not (
+            any_of(self.country, [product.country])
+            and any_of(self.language, product.languages)
+            and any_of(self.brand, [product.brand])
+            and any_of(self.category, product.categories)
+            and any_of(self.tag, product.tags)
+        ):
             return False
         if self.search:
             needle = self.search.casefold()
@@ -284,8 +298,14 @@ class CatalogPages:
     gave and `more` says whether products were left unlisted because of `limit`.
     """
 
-    def __init__(self, fetch: FetchPage, *, limit: int | None = None,
-                 page_size: int | None = None, short_page_ends: bool = True) -> None:
+    def __init__(
+        self,
+        fetch: FetchPage,
+        *,
+        limit: int | None = None,
+        page_size: int | None = None,
+        short_page_ends: bool = True,
+    ) -> None:
         if limit is not None and limit < 1:
             raise ValueError("limit must be positive")
         self._fetch = fetch

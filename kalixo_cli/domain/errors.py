@@ -88,8 +88,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
         "record it; settle it with `kalixo orders resolve`"
     ),
     ExitCode.JOURNAL_UNUSABLE: (
-        "the journal cannot be opened or written (corrupt, read-only, disk full); "
-        "nothing was sent"
+        "the journal cannot be opened or written (corrupt, read-only, disk full); nothing was sent"
     ),
     ExitCode.PARTIALLY_COMPLETED: (
         "the order was partially completed: some PINs delivered (printed), the rest never "
@@ -269,8 +268,7 @@ class OrderExists(RequestRejected):
             server_message=server_message,
             correlation_key=correlation_key,
             where=where,
-            hint=hint or f"retrieve the existing order {code}, or give a new "
-            "--external-order-code",
+            hint=hint or f"retrieve the existing order {code}, or give a new --external-order-code",
         )
         self.code = code
 
@@ -334,8 +332,9 @@ class CodeTaken(KalixoError):
     exit_code = ExitCode.REJECTED
     kind = "code_taken"
 
-    def __init__(self, code: str, order_id: int | None, difference: str, *,
-                 where: str | None = None) -> None:
+    def __init__(
+        self, code: str, order_id: int | None, difference: str, *, where: str | None = None
+    ) -> None:
         super().__init__(
             f"code {code} already holds a different order (id {order_id}): {difference}; "
             "nothing was sent and its PINs are not shown",
@@ -353,8 +352,9 @@ class PlacedNotRecorded(KalixoError):
     exit_code = ExitCode.PLACED_NOT_RECORDED
     kind = "placed_not_recorded"
 
-    def __init__(self, code: str, order_id: int | None, reason: str, *,
-                 where: str | None = None) -> None:
+    def __init__(
+        self, code: str, order_id: int | None, reason: str, *, where: str | None = None
+    ) -> None:
         super().__init__(
             f"order {code} was placed as order {order_id} but the journal could not record "
             f"it ({reason})",

@@ -136,8 +136,9 @@ def complete_from_request(order: Order, request: OrderRequest) -> Order:
     script sees what did not arrive."""
     if not order.products:
         order.products = [
-            OrderProduct(productId=line.productId, sku=line.sku, price=line.price,
-                         quantity=line.quantity)
+            OrderProduct(
+                productId=line.productId, sku=line.sku, price=line.price, quantity=line.quantity
+            )
             for line in request.orderProducts
         ]
     skus = {line.productId: line.sku for line in request.orderProducts}
@@ -173,7 +174,10 @@ def complete_from_catalog(order: Order, lookup: Callable[[int], Product | None])
             continue
         product.sku = product.sku or found.sku
         order.currency = order.currency or found.currency
-    if order.price is None and order.products and all(
-            p.price is not None and p.quantity is not None for p in order.products):
+    if (
+        order.price is None
+        and order.products
+        and all(p.price is not None and p.quantity is not None for p in order.products)
+    ):
         order.price = sum((p.price or 0) * (p.quantity or 0) for p in order.products)
     return order

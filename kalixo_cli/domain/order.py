@@ -38,8 +38,7 @@ class Order:
     @property
     def short_lines(self) -> list[OrderProduct]:
         """Lines with fewer PINs than units ordered (a partial delivery)."""
-        return [p for p in self.products
-                if p.quantity is not None and len(p.pins) < p.quantity]
+        return [p for p in self.products if p.quantity is not None and len(p.pins) < p.quantity]
 
     @property
     def unsuccessful(self) -> bool:

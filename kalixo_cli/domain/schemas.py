@@ -32,8 +32,10 @@ class _Out(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    kind: str = Field(description="What went wrong, for a script to branch on "
-                      "(usage, invalid_input, rejected, auth_rejected, temporary, ...)")
+    kind: str = Field(
+        description="What went wrong, for a script to branch on "
+        "(usage, invalid_input, rejected, auth_rejected, temporary, ...)"
+    )
     exitCode: int = Field(description="The exit code the command ended with")
     message: str
     where: str | None = Field(description="File and line, or the URL, it is about")
@@ -73,13 +75,15 @@ class BulkResult(_Out):
     """One line of `place-orders -o jsonl`: one order's outcome."""
 
     externalOrderCode: str
-    outcome: Literal["placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown",
-                     "skipped_busy"]
+    outcome: Literal[
+        "placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown", "skipped_busy"
+    ]
     orderId: int | None
     status: str | None
     error: ResultError | None
-    order: dict[str, Any] | None = Field(description="The order as `kalixo schema order` "
-                                         "describes it, when this run has it")
+    order: dict[str, Any] | None = Field(
+        description="The order as `kalixo schema order` describes it, when this run has it"
+    )
 
 
 class SentBy(_Out):
@@ -110,7 +114,6 @@ class JournalEntry(_Out):
     leaseUntil: str | None
 
 
-
 class SyncResult(_Out):
     """One row of `kalixo orders sync`: a journal row looked at, before and after."""
 
@@ -122,8 +125,9 @@ class SyncResult(_Out):
     status: str | None
     changed: bool
     detail: str | None = Field(description="What the API said, or why nothing changed")
-    errorKind: str | None = Field(description="Why the API could not be asked (as the "
-                                  "error object's kind)")
+    errorKind: str | None = Field(
+        description="Why the API could not be asked (as the error object's kind)"
+    )
 
 
 class Wallet(_Out):
@@ -202,8 +206,12 @@ def _listed(model: type[BaseModel], what: str) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
         item = model.model_json_schema(mode="serialization")
         defs = item.pop("$defs", {})
-        return {"type": "array", "items": item, "description": what,
-                **({"$defs": defs} if defs else {})}
+        return {
+            "type": "array",
+            "items": item,
+            "description": what,
+            **({"$defs": defs} if defs else {}),
+        }
 
     return build
 
@@ -213,22 +221,27 @@ def _order_request(required_code: bool) -> dict[str, Any]:
     from kalixo_cli.domain.models import SCHEMA_KEY, OrderRequest
 
     schema = OrderRequest.model_json_schema(mode="validation")
-    optional = [f for f in _OPTIONAL_ORDER_FIELDS
-                if not (required_code and f == "externalOrderCode")]
+    optional = [
+        f for f in _OPTIONAL_ORDER_FIELDS if not (required_code and f == "externalOrderCode")
+    ]
     _loosen(schema, optional)
     line = schema["$defs"]["OrderLine"]
     _loosen(line, list(_OPTIONAL_LINE_FIELDS))
     schema["properties"] = {
-        SCHEMA_KEY: {"type": "string", "description": "The schema this file follows "
-                     "(for editors; kalixo ignores it)"},
+        SCHEMA_KEY: {
+            "type": "string",
+            "description": "The schema this file follows (for editors; kalixo ignores it)",
+        },
         **schema["properties"],
     }
     schema["description"] = (
-        "A kalixo order" + (" in a batch (place-orders)" if required_code else " file")
+        "A kalixo order"
+        + (" in a batch (place-orders)" if required_code else " file")
         + ". Amounts are integers in minor units (3299 is 32.99). price, currency and "
         "line currencies may be left out or null: kalixo fills them in (price must equal "
         "the lines' total when given; one currency per order)"
-        + ("" if required_code else "; externalOrderCode too (a code is generated)") + "."
+        + ("" if required_code else "; externalOrderCode too (a code is generated)")
+        + "."
     )
     return schema
 
@@ -237,9 +250,10 @@ def _loosen(schema: dict[str, Any], fields: list[str]) -> None:
     schema["required"] = [f for f in schema["required"] if f not in fields]
     for name in fields:
         prop = schema["properties"][name]
-        schema["properties"][name] = {"anyOf": [{k: v for k, v in prop.items()
-                                                 if k != "title"}, {"type": "null"}],
-                                      "title": prop.get("title", name)}
+        schema["properties"][name] = {
+            "anyOf": [{k: v for k, v in prop.items() if k != "title"}, {"type": "null"}],
+            "title": prop.get("title", name),
+        }
 
 
 def _serialized(target: Any) -> dict[str, Any]:
@@ -256,8 +270,10 @@ def _order() -> dict[str, Any]:
     from kalixo_cli.domain.order import Order
 
     schema = _serialized(Order)
-    schema["description"] = ("An order as kalixo prints it (place-order, retrieve-order, "
-                             "the order of a place-orders result): one shape on v1 and v2")
+    schema["description"] = (
+        "An order as kalixo prints it (place-order, retrieve-order, "
+        "the order of a place-orders result): one shape on v1 and v2"
+    )
     return schema
 
 
@@ -269,8 +285,9 @@ def _product() -> dict[str, Any]:
     return schema
 
 
-def _model(model: type[BaseModel], mode: Literal["validation", "serialization"] =
-           "serialization") -> Callable[[], dict[str, Any]]:
+def _model(
+    model: type[BaseModel], mode: Literal["validation", "serialization"] = "serialization"
+) -> Callable[[], dict[str, Any]]:
     return lambda: model.model_json_schema(mode=mode)
 
 
@@ -281,16 +298,19 @@ def _bulk_result() -> dict[str, Any]:
     for name, definition in order.pop("$defs", {}).items():
         defs[name] = definition
     defs["Order"] = order
-    schema["properties"]["order"] = {"anyOf": [{"$ref": "#/$defs/Order"}, {"type": "null"}],
-                                     "description": schema["properties"]["order"].get(
-                                         "description", "")}
+    schema["properties"]["order"] = {
+        "anyOf": [{"$ref": "#/$defs/Order"}, {"type": "null"}],
+        "description": schema["properties"]["order"].get("description", ""),
+    }
     return schema
 
 
 SCHEMAS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "order-file": ("an order file (JSON) for place-order", lambda: _order_request(False)),
-    "bulk-order": ("one order of a place-orders batch (a JSON array item or a JSON Lines "
-                   "line)", lambda: _order_request(True)),
+    "bulk-order": (
+        "one order of a place-orders batch (a JSON array item or a JSON Lines line)",
+        lambda: _order_request(True),
+    ),
     "order": ("an order as kalixo prints it (place-order, retrieve-order)", _order),
     "bulk-result": ("one line of place-orders -o jsonl", _bulk_result),
     "error": ("the JSON error object on stderr (with -o json)", _model(ErrorObject)),
@@ -314,5 +334,8 @@ def schema(name: str) -> dict[str, Any]:
     """The schema called `name`, with its dialect and title; KeyError for an unknown name."""
     _description, build = SCHEMAS[name]
     body = copy.deepcopy(build())
-    return {"$schema": DIALECT, "title": f"kalixo {name}", **{k: v for k, v in body.items()
-                                                               if k != "title"}}
+    return {
+        "$schema": DIALECT,
+        "title": f"kalixo {name}",
+        **{k: v for k, v in body.items() if k != "title"},
+    }

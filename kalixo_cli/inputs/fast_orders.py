@@ -39,9 +39,7 @@ _MAX_DIGITS = 30  # as order_file.py: longer numbers go the careful way
 _MAX = INT64_MAX
 
 # The decoder's scanner without its wrapper: one JSON value at an offset, and its end.
-_scan: Callable[[str, int], tuple[Any, int]] = (
-    json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-)
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _plain_code(code: Any) -> TypeGuard[str]:

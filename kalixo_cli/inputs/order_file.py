@@ -90,8 +90,9 @@ def sniff_format(data: bytes) -> OrderFormat:
     return "json" if text[:1] in (b"{", b"[") else "csv"
 
 
-def detect_format(name: str, explicit: OrderFormat | None,
-                  data: bytes | None = None) -> OrderFormat:
+def detect_format(
+    name: str, explicit: OrderFormat | None, data: bytes | None = None
+) -> OrderFormat:
     """The explicit format, else the one the file extension names, else (stdin, whose
     bytes are given) the one its first character shows."""
     if explicit is not None:
@@ -249,6 +250,7 @@ def parse_batch_csv_order(
     return _complete(
         body, source, report, external_order_code=None, currency=currency, code_factory=None
     )[0]
+
 
 __all__ = [
     "CODE_REQUIRED",

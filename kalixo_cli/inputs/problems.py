@@ -58,8 +58,6 @@ def _one(message: str, where: str, hint: str | None = None) -> InputError:
     return InputError([Problem(message, where=where)], hint=hint)
 
 
-
-
 class _Unusable:
     """Stands in for a value already reported (NaN, a huge number, broken text)."""
 
@@ -230,7 +228,6 @@ class _Report:
 
 
 # ----------------------------------------------------------------------------------------
-
 
 
 def _shown(value: Any, source: _Source) -> str:

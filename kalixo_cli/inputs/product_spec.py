@@ -1,5 +1,4 @@
-"""`--product ID:QTY[:AMOUNT]`: an order built from catalog products, checked locally.
-"""
+"""`--product ID:QTY[:AMOUNT]`: an order built from catalog products, checked locally."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from typing import TYPE_CHECKING
 from kalixo_cli.domain.errors import InputError, Problem, RequestRejected, UsageError
 
 if TYPE_CHECKING:
-
     from kalixo_cli.domain.models import OrderRequest
 from kalixo_cli.domain.catalog import Product
 from kalixo_cli.domain.money import format_amount
@@ -39,8 +37,10 @@ def _spec_number(text: str, what: str) -> int:
     value = text.strip()
     if not value.isdigit() or not value.isascii():
         if re.fullmatch(r"\d*\.\d+", value):
-            raise ValueError(f"the {what} {value} is not a whole number: amounts are in "
-                             f"minor units (5050 is 50.50)")
+            raise ValueError(
+                f"the {what} {value} is not a whole number: amounts are in "
+                f"minor units (5050 is 50.50)"
+            )
         raise ValueError(f"the {what} {value!r} is not a whole number")
     return int(value)
 
@@ -74,7 +74,8 @@ def _unit_price(spec: ProductSpec, product: Product) -> int:
             raise ValueError(
                 f"product {product.id} has a fixed price "
                 f"({format_amount(product.price, product.currency)}); give "
-                f"{spec.product_id}:{spec.quantity} without an amount")
+                f"{spec.product_id}:{spec.quantity} without an amount"
+            )
         if product.price is None:
             raise ValueError(f"the catalog gives product {product.id} no price")
         return product.price
@@ -85,17 +86,21 @@ def _unit_price(spec: ProductSpec, product: Product) -> int:
     if spec.amount is None:
         raise ValueError(
             f"product {product.id} is open-denomination ({_range_text(product)}): give the "
-            f"amount in minor units, such as {spec.product_id}:{spec.quantity}:{low}")
+            f"amount in minor units, such as {spec.product_id}:{spec.quantity}:{low}"
+        )
     if not low <= spec.amount <= high:
-        raise ValueError(f"{spec.amount} is outside the {bounds}"
-                         f"{f', step {step}' if step else ''} of product {product.id}")
+        raise ValueError(
+            f"{spec.amount} is outside the {bounds}"
+            f"{f', step {step}' if step else ''} of product {product.id}"
+        )
     if step and spec.amount % step:
         raise ValueError(f"{spec.amount} is not a multiple of the step {step} ({bounds})")
     return spec.amount
 
 
-def request_from_products(specs: list[str], *, lookup: Callable[[int], Product],
-                          currency: str | None, code: str) -> OrderRequest:
+def request_from_products(
+    specs: list[str], *, lookup: Callable[[int], Product], currency: str | None, code: str
+) -> OrderRequest:
     """An order from `--product` specs, priced and labelled from the catalog.
 
     Each spec is `productId:quantity`, or `productId:quantity:amount` (minor units) for an
@@ -111,8 +116,7 @@ def request_from_products(specs: list[str], *, lookup: Callable[[int], Product],
     from kalixo_cli.domain.models import OrderLine, OrderRequest
 
     if not specs:
-        raise UsageError(f"no products: give {SPEC_FLAG} {_SPEC_SHAPE.split(',')[0]} "
-                         "at least once")
+        raise UsageError(f"no products: give {SPEC_FLAG} {_SPEC_SHAPE.split(',')[0]} at least once")
     wanted = currency.strip().upper() if currency else None
     problems: list[Problem] = []
     lines: list[tuple[ProductSpec, Product, int]] = []
@@ -128,8 +132,9 @@ def request_from_products(specs: list[str], *, lookup: Callable[[int], Product],
         except RequestRejected as exc:
             if exc.status != 404:
                 raise
-            problems.append(Problem(f"product {spec.product_id} is not in the catalog",
-                                    field=where))
+            problems.append(
+                Problem(f"product {spec.product_id} is not in the catalog", field=where)
+            )
             continue
         try:
             price = _unit_price(spec, product)
@@ -138,47 +143,69 @@ def request_from_products(specs: list[str], *, lookup: Callable[[int], Product],
             if not product.currency:
                 raise ValueError(f"the catalog gives product {product.id} no currency")
             if wanted is not None and product.currency != wanted:
-                raise ValueError(f"product {product.id} is priced in {product.currency}, "
-                                 f"not {wanted} (--currency)")
+                raise ValueError(
+                    f"product {product.id} is priced in {product.currency}, "
+                    f"not {wanted} (--currency)"
+                )
         except ValueError as exc:
             problems.append(Problem(str(exc), field=where))
             continue
         lines.append((spec, product, price))
-    currencies = list(dict.fromkeys(product.currency for _, product, _ in lines
-                                    if product.currency))
+    currencies = list(
+        dict.fromkeys(product.currency for _, product, _ in lines if product.currency)
+    )
     if not problems and len(currencies) > 1:
         by_currency = "; ".join(
-            f"{c}: {', '.join(s.text for s, p, _ in lines if p.currency == c)}"
-            for c in currencies)
-        problems.append(Problem(
-            f"the products are priced in {' and '.join(currencies)} ({by_currency}); one "
-            "order holds one currency", field=SPEC_FLAG))
+            f"{c}: {', '.join(s.text for s, p, _ in lines if p.currency == c)}" for c in currencies
+        )
+        problems.append(
+            Problem(
+                f"the products are priced in {' and '.join(currencies)} ({by_currency}); one "
+                "order holds one currency",
+                field=SPEC_FLAG,
+            )
+        )
     if problems:
-        raise InputError(problems, hint=f"{SPEC_FLAG} takes {_SPEC_SHAPE}; "
-                         "`kalixo catalog show ID` shows a product's price or range")
+        raise InputError(
+            problems,
+            hint=f"{SPEC_FLAG} takes {_SPEC_SHAPE}; "
+            "`kalixo catalog show ID` shows a product's price or range",
+        )
     order_currency = wanted or currencies[0]
     try:
         order_lines = [
-            OrderLine(productId=product.id, price=price, sku=product.sku or "",
-                      currency=order_currency, quantity=spec.quantity)
+            OrderLine(
+                productId=product.id,
+                price=price,
+                sku=product.sku or "",
+                currency=order_currency,
+                quantity=spec.quantity,
+            )
             for spec, product, price in lines
         ]
         return OrderRequest(
-            externalOrderCode=code, currency=order_currency,
-            price=sum(line.total for line in order_lines), orderProducts=order_lines,
+            externalOrderCode=code,
+            currency=order_currency,
+            price=sum(line.total for line in order_lines),
+            orderProducts=order_lines,
         )
     except ValidationError as exc:
-        raise InputError([
-            Problem(error["msg"], field=_field_name(error["loc"], lines))
-            for error in exc.errors()
-        ]) from None
+        raise InputError(
+            [
+                Problem(error["msg"], field=_field_name(error["loc"], lines))
+                for error in exc.errors()
+            ]
+        ) from None
 
 
-def _field_name(loc: tuple[int | str, ...],
-                lines: list[tuple[ProductSpec, Product, int]]) -> str:
+def _field_name(loc: tuple[int | str, ...], lines: list[tuple[ProductSpec, Product, int]]) -> str:
     """Where pydantic found a problem, in the user's words: the spec, or the order code."""
-    if len(loc) >= 2 and loc[0] == "orderProducts" and isinstance(loc[1], int) \
-            and loc[1] < len(lines):
+    if (
+        len(loc) >= 2
+        and loc[0] == "orderProducts"
+        and isinstance(loc[1], int)
+        and loc[1] < len(lines)
+    ):
         return f"{SPEC_FLAG} {lines[loc[1]][0].text}"
     if loc and loc[0] == "externalOrderCode":
         return "--external-order-code"

@@ -134,8 +134,7 @@ class Faults:
             raise ValueError(f"rate_limit_per_minute must be an integer >= 1, not {limit!r}")
         period = self.rate_limit_period_seconds
         if not _integer(period) or period < 1:
-            raise ValueError(
-                f"rate_limit_period_seconds must be an integer >= 1, not {period!r}")
+            raise ValueError(f"rate_limit_period_seconds must be an integer >= 1, not {period!r}")
         if self.rate_limit_window not in ("fixed", "sliding"):
             raise ValueError(
                 f"rate_limit_window must be 'fixed' or 'sliding', not {self.rate_limit_window!r}"
@@ -167,8 +166,11 @@ class Faults:
             jitter = f" + 0-{self.latency_jitter_ms:g} ms" if self.latency_jitter_ms else ""
             lines.append(f"latency {self.latency_ms:g} ms{jitter} on every request")
         if self.rate_limit_per_minute is not None:
-            period = ("a minute" if self.rate_limit_period_seconds == RATE_LIMIT_PERIOD_SECONDS
-                      else f"{self.rate_limit_period_seconds} s")
+            period = (
+                "a minute"
+                if self.rate_limit_period_seconds == RATE_LIMIT_PERIOD_SECONDS
+                else f"{self.rate_limit_period_seconds} s"
+            )
             lines.append(
                 f"rate limit {self.rate_limit_per_minute} requests {period} per token "
                 f"({self.rate_limit_window} window), then 429"
@@ -253,8 +255,7 @@ class RateLimiter:
     do not count, so a client that waits ``Retry-After`` always gets through.
     """
 
-    def __init__(self, limit: int, window: Window,
-                 period: int = RATE_LIMIT_PERIOD_SECONDS) -> None:
+    def __init__(self, limit: int, window: Window, period: int = RATE_LIMIT_PERIOD_SECONDS) -> None:
         self.limit = limit
         self.window = window
         self.period = period
@@ -341,8 +342,11 @@ class FaultInjector:
             raise TypeError(f"expected Faults, not {type(faults).__name__}")
         with self._lock:
             old, self._faults = self._faults, faults
-            rate_settings = ("rate_limit_per_minute", "rate_limit_window",
-                             "rate_limit_period_seconds")
+            rate_settings = (
+                "rate_limit_per_minute",
+                "rate_limit_window",
+                "rate_limit_period_seconds",
+            )
             if any(getattr(old, name) != getattr(faults, name) for name in rate_settings):
                 self._limiter = self._new_limiter(faults)
             self._sequence = 0
@@ -406,8 +410,9 @@ class FaultInjector:
     def _new_limiter(faults: Faults) -> RateLimiter | None:
         if faults.rate_limit_per_minute is None:
             return None
-        return RateLimiter(faults.rate_limit_per_minute, faults.rate_limit_window,
-                           faults.rate_limit_period_seconds)
+        return RateLimiter(
+            faults.rate_limit_per_minute, faults.rate_limit_window, faults.rate_limit_period_seconds
+        )
 
 
 def _pick(faults: Faults, draw: float, method: str, path: str) -> FaultKind | None:

@@ -178,8 +178,9 @@ def _wanted(raw: str | None) -> set[str] | None:
     return values or None
 
 
-def _paging_int(name: str, raw: str | None, *, default: int, minimum: int,
-                maximum: int | None = None) -> int:
+def _paging_int(
+    name: str, raw: str | None, *, default: int, minimum: int, maximum: int | None = None
+) -> int:
     """skip/take within the bounds the spec's parameter schemas give, or 400 as Kalixo's
     NestJS stack answers (ParseIntPipe, then class-validator). The spec lists no 400 for
     listCatalogProducts; the contract and fuzz tests record that gap (tests/data)."""

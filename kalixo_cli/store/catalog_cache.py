@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 from kalixo_cli.domain.errors import ConfigError
 
 if TYPE_CHECKING:
-
     pass
 from kalixo_cli.domain.catalog import Product
 from kalixo_cli.store.config import APP_NAME
@@ -56,10 +55,11 @@ def catalog_ttl(env: Mapping[str, str]) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{ENV_CATALOG_TTL} {text!r} is not a number of seconds",
-                          where=f"env {ENV_CATALOG_TTL}",
-                          hint=f"set {ENV_CATALOG_TTL} to 0 (no cache) or more; "
-                          f"unset, it is {DEFAULT_TTL:g}")
+        raise ConfigError(
+            f"{ENV_CATALOG_TTL} {text!r} is not a number of seconds",
+            where=f"env {ENV_CATALOG_TTL}",
+            hint=f"set {ENV_CATALOG_TTL} to 0 (no cache) or more; unset, it is {DEFAULT_TTL:g}",
+        )
     return value
 
 
@@ -84,8 +84,7 @@ class CacheHit:
 class CatalogCache:
     """Catalog answers in files under `folder`, fresh for `ttl` seconds by `clock`."""
 
-    def __init__(self, folder: Path, ttl: float, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, folder: Path, ttl: float, *, clock: Callable[[], float] = time.time) -> None:
         self.folder = folder
         self.ttl = ttl
         self._clock = clock
@@ -104,14 +103,19 @@ class CatalogCache:
         path = self.path(key)
         try:
             data = json.loads(path.read_bytes())
-            if (not isinstance(data, dict) or data.get("format") != CACHE_FORMAT
-                    or data.get("key") != self._canonical(key)):
+            if (
+                not isinstance(data, dict)
+                or data.get("format") != CACHE_FORMAT
+                or data.get("key") != self._canonical(key)
+            ):
                 return None
             saved_at, count, items = data["savedAt"], data["count"], data["products"]
-            if (isinstance(saved_at, bool) or not isinstance(saved_at, (int, float))
-                    or not isinstance(items, list)
-                    or (count is not None and (isinstance(count, bool)
-                                               or not isinstance(count, int)))):
+            if (
+                isinstance(saved_at, bool)
+                or not isinstance(saved_at, (int, float))
+                or not isinstance(items, list)
+                or (count is not None and (isinstance(count, bool) or not isinstance(count, int)))
+            ):
                 return None
             age = self._clock() - saved_at
             if not 0 <= age < self.ttl:
@@ -124,15 +128,21 @@ class CatalogCache:
             return None
         return CacheHit(count, products, age)
 
-    def put(self, key: Mapping[str, Any], count: int | None,
-            products: Sequence[Product]) -> None:
+    def put(self, key: Mapping[str, Any], count: int | None, products: Sequence[Product]) -> None:
         if self.ttl <= 0:
             return
         path = self.path(key)
-        body = json.dumps({
-            "format": CACHE_FORMAT, "key": self._canonical(key), "savedAt": self._clock(),
-            "count": count, "products": [product.to_json() for product in products],
-        }, ensure_ascii=False, separators=(",", ":"))
+        body = json.dumps(
+            {
+                "format": CACHE_FORMAT,
+                "key": self._canonical(key),
+                "savedAt": self._clock(),
+                "count": count,
+                "products": [product.to_json() for product in products],
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)

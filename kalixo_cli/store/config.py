@@ -229,9 +229,7 @@ def save_config(path: Path, values: Mapping[str, Any]) -> None:
         os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
-        raise ConfigError(
-            f"cannot write the config file: {exc.strerror}", where=str(path)
-        ) from exc
+        raise ConfigError(f"cannot write the config file: {exc.strerror}", where=str(path)) from exc
 
 
 # --------------------------------------------------------------------------------------
@@ -361,8 +359,14 @@ def _pick(
     return Setting(default, "default")
 
 
-def _secret(key: str, env_name: str, env: Mapping[str, str], section: Mapping[str, Any],
-            section_name: str, profile: str) -> Setting | None:
+def _secret(
+    key: str,
+    env_name: str,
+    env: Mapping[str, str],
+    section: Mapping[str, Any],
+    section_name: str,
+    profile: str,
+) -> Setting | None:
     if env.get(env_name, "").strip():
         return Setting(env[env_name].strip(), f"env {env_name}")
     value = section.get(key)
@@ -376,14 +380,18 @@ def _secret(key: str, env_name: str, env: Mapping[str, str], section: Mapping[st
             raise ConfigError(
                 f"the {key} of profile {profile!r} is kept in the OS keyring, which is not "
                 "available now or no longer has it",
-                where=section_name, hint="store it again with `kalixo auth ...`",
+                where=section_name,
+                hint="store it again with `kalixo auth ...`",
             )
         return Setting(secret, f"OS keyring (profile {profile})")
     return Setting(value.strip(), section_name)
 
 
 def resolve_settings(
-    *, api_url_flag: str | None, env: Mapping[str, str], file: ConfigFile,
+    *,
+    api_url_flag: str | None,
+    env: Mapping[str, str],
+    file: ConfigFile,
     profile_flag: str | None = None,
 ) -> Settings:
     top_unknown = sorted(set(file.values) - KNOWN_KEYS - {"profiles", "profile"})
@@ -393,42 +401,106 @@ def resolve_settings(
             where=str(file.path),
             hint=f"known keys: {', '.join(sorted(KNOWN_KEYS))}",
         )
-    profile = _pick("profile", parse_profile_name, flag=profile_flag, flag_name="--profile",
-                    env=env, env_name=ENV_PROFILE, section=file.values,
-                    section_name=f"config {file.path}", default="default")
+    profile = _pick(
+        "profile",
+        parse_profile_name,
+        flag=profile_flag,
+        flag_name="--profile",
+        env=env,
+        env_name=ENV_PROFILE,
+        section=file.values,
+        section_name=f"config {file.path}",
+        default="default",
+    )
     section = profile_values(file, profile.value)
     unknown = sorted(set(section) - KNOWN_KEYS)
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in profile {profile.value!r}",
-                          where=str(file.path),
-                          hint=f"known keys: {', '.join(sorted(KNOWN_KEYS))}")
-    where = (f"config {file.path}" if profile.value == "default"
-             else f"profile {profile.value} in {file.path}")
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in profile {profile.value!r}",
+            where=str(file.path),
+            hint=f"known keys: {', '.join(sorted(KNOWN_KEYS))}",
+        )
+    where = (
+        f"config {file.path}"
+        if profile.value == "default"
+        else f"profile {profile.value} in {file.path}"
+    )
     common = dict(env=env, section=section, section_name=where)
-    api_url = _pick("api_url", parse_api_url, flag=api_url_flag, flag_name="--api-url",
-                    env_name=ENV_API_URL, default=None, **common)  # type: ignore[arg-type]
-    version = _pick("api_version", parse_api_version, flag=None, flag_name=None,
-                    env_name=ENV_API_VERSION, default=None, **common)  # type: ignore[arg-type]
+    api_url = _pick(
+        "api_url",
+        parse_api_url,
+        flag=api_url_flag,
+        flag_name="--api-url",
+        env_name=ENV_API_URL,
+        default=None,
+        **common,
+    )  # type: ignore[arg-type]
+    version = _pick(
+        "api_version",
+        parse_api_version,
+        flag=None,
+        flag_name=None,
+        env_name=ENV_API_VERSION,
+        default=None,
+        **common,
+    )  # type: ignore[arg-type]
     if version.value is None:
         inferred = version_from_url(api_url.value) if api_url.value else None
-        version = (Setting(inferred, f"the path of {api_url.value}") if inferred
-                   else Setting("v1", "default"))
+        version = (
+            Setting(inferred, f"the path of {api_url.value}")
+            if inferred
+            else Setting("v1", "default")
+        )
     if api_url.value is None:
         api_url = Setting(DEFAULT_API_URLS[version.value], "default")
-    timeout = _pick("timeout", parse_timeout, flag=None, flag_name=None,
-                    env_name=ENV_TIMEOUT, default=DEFAULT_TIMEOUT, **common)  # type: ignore[arg-type]
-    retries = _pick("retries", parse_retries, flag=None, flag_name=None,
-                    env_name=ENV_RETRIES, default=DEFAULT_RETRIES, **common)  # type: ignore[arg-type]
-    deadline = _pick("deadline", parse_deadline, flag=None, flag_name=None,
-                     env_name=ENV_DEADLINE, default=DEFAULT_DEADLINE,
-                     **common)  # type: ignore[arg-type]
-    journal_url = _pick("journal_url", parse_journal_url, flag=None, flag_name=None,
-                        env_name=ENV_JOURNAL_URL, default=None, **common)  # type: ignore[arg-type]
+    timeout = _pick(
+        "timeout",
+        parse_timeout,
+        flag=None,
+        flag_name=None,
+        env_name=ENV_TIMEOUT,
+        default=DEFAULT_TIMEOUT,
+        **common,
+    )  # type: ignore[arg-type]
+    retries = _pick(
+        "retries",
+        parse_retries,
+        flag=None,
+        flag_name=None,
+        env_name=ENV_RETRIES,
+        default=DEFAULT_RETRIES,
+        **common,
+    )  # type: ignore[arg-type]
+    deadline = _pick(
+        "deadline",
+        parse_deadline,
+        flag=None,
+        flag_name=None,
+        env_name=ENV_DEADLINE,
+        default=DEFAULT_DEADLINE,
+        **common,
+    )  # type: ignore[arg-type]
+    journal_url = _pick(
+        "journal_url",
+        parse_journal_url,
+        flag=None,
+        flag_name=None,
+        env_name=ENV_JOURNAL_URL,
+        default=None,
+        **common,
+    )  # type: ignore[arg-type]
     return Settings(
-        profile=profile, deadline=deadline, api_url=api_url, api_version=version,
+        profile=profile,
+        deadline=deadline,
+        api_url=api_url,
+        api_version=version,
         token=_secret("token", ENV_TOKEN, env, section, where, profile.value),
         api_key=_secret("api_key", ENV_API_KEY, env, section, where, profile.value),
-        refresh_token=_secret("refresh_token", "KALIXO_REFRESH_TOKEN", env, section, where,
-                              profile.value),
-        timeout=timeout, retries=retries, config_path=file.path, journal_url=journal_url,
+        refresh_token=_secret(
+            "refresh_token", "KALIXO_REFRESH_TOKEN", env, section, where, profile.value
+        ),
+        timeout=timeout,
+        retries=retries,
+        config_path=file.path,
+        journal_url=journal_url,
     )

@@ -93,9 +93,27 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS orders_by_owner ON orders (owner_token, state)",
 )
 _META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
-COLUMNS = ("api", "code", "hash", "body", "state", "order_id", "status", "error_kind", "error",
-           "attempts", "created_at", "updated_at", "owner_token", "owner_host", "owner_pid",
-           "owner_boot", "owner_start", "lease_until", "rev")
+COLUMNS = (
+    "api",
+    "code",
+    "hash",
+    "body",
+    "state",
+    "order_id",
+    "status",
+    "error_kind",
+    "error",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "owner_token",
+    "owner_host",
+    "owner_pid",
+    "owner_boot",
+    "owner_start",
+    "lease_until",
+    "rev",
+)
 
 
 def request_hash(body: Mapping[str, Any]) -> str:
@@ -161,8 +179,13 @@ class Owner:
 
     @classmethod
     def current(cls) -> Owner:
-        return cls(secrets.token_hex(16), socket.gethostname(), os.getpid(), boot_id(),
-                   process_start(os.getpid()))
+        return cls(
+            secrets.token_hex(16),
+            socket.gethostname(),
+            os.getpid(),
+            boot_id(),
+            process_start(os.getpid()),
+        )
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host}"
@@ -174,15 +197,20 @@ def owner_alive(entry: Entry, me: Owner, now: float) -> bool:
         return False  # written before claims had owners: nobody holds it
     if entry.owner_token == me.token:
         return True
-    same_machine = (entry.owner_host == me.host and entry.owner_boot is not None
-                    and entry.owner_boot == me.boot)
+    same_machine = (
+        entry.owner_host == me.host and entry.owner_boot is not None and entry.owner_boot == me.boot
+    )
     if same_machine and entry.owner_pid is not None:
         if not pid_alive(entry.owner_pid):
             return False
         started = process_start(entry.owner_pid)
         return entry.owner_start is None or started is None or started == entry.owner_start
-    if entry.owner_host == me.host and entry.owner_pid is not None and me.boot is None \
-            and not pid_alive(entry.owner_pid):
+    if (
+        entry.owner_host == me.host
+        and entry.owner_pid is not None
+        and me.boot is None
+        and not pid_alive(entry.owner_pid)
+    ):
         return False
     # Another machine (or one that cannot be told apart): trust the lease it renews.
     return entry.lease_until is not None and entry.lease_until > now
@@ -228,7 +256,7 @@ class Entry:
 
     @property
     def owner_text(self) -> str:
-        """"pid N" on this host, "pid N on HOST" elsewhere, for messages."""
+        """ "pid N" on this host, "pid N on HOST" elsewhere, for messages."""
         where = "" if self.owner_host == socket.gethostname() else f" on {self.owner_host}"
         return f"pid {self.owner_pid}{where}"
 
@@ -246,16 +274,24 @@ class Entry:
             "createdAt": _iso(self.created_at),
             "updatedAt": _iso(self.updated_at),
             "requestHash": self.hash,
-            "sentBy": ({"host": self.owner_host, "pid": self.owner_pid,
-                        "user": self.owner_user}
-                       if self.owner_host is not None else None),
+            "sentBy": (
+                {"host": self.owner_host, "pid": self.owner_pid, "user": self.owner_user}
+                if self.owner_host is not None
+                else None
+            ),
             "leaseUntil": _iso(self.lease_until) if held and self.lease_until else None,
         }
 
 
-
-def entry_filters(mark: str, *, api: str | None, state: str | None, since: float | None,
-                  until: float | None, code_like: str | None) -> tuple[list[str], list[Any]]:
+def entry_filters(
+    mark: str,
+    *,
+    api: str | None,
+    state: str | None,
+    since: float | None,
+    until: float | None,
+    code_like: str | None,
+) -> tuple[list[str], list[Any]]:
     """The WHERE clauses of `entries()`, for either backend (`mark` is its placeholder)."""
     clauses: list[str] = []
     params: list[Any] = []
@@ -264,8 +300,7 @@ def entry_filters(mark: str, *, api: str | None, state: str | None, since: float
     elif state is not None:
         clauses.append(f"state = {mark}")
         params.append(state)
-    for column, value in (("api = ", api), ("created_at >= ", since),
-                          ("created_at < ", until)):
+    for column, value in (("api = ", api), ("created_at >= ", since), ("created_at < ", until)):
         if value is not None:
             clauses.append(f"{column}{mark}")
             params.append(value)
@@ -273,6 +308,7 @@ def entry_filters(mark: str, *, api: str | None, state: str | None, since: float
         clauses.append(f"code LIKE {mark} ESCAPE '\\'")
         params.append(code_like)
     return clauses, params
+
 
 def _iso(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
@@ -315,23 +351,40 @@ class JournalStore(Protocol):
 
     def get_many(self, api: str, codes: Sequence[str]) -> dict[str, Entry]: ...
 
-    def claim(self, api: str, code: str, body: Mapping[str, Any], *,
-              can_look_up: bool = False) -> Claim: ...
+    def claim(
+        self, api: str, code: str, body: Mapping[str, Any], *, can_look_up: bool = False
+    ) -> Claim: ...
 
-    def finish(self, api: str, code: str, state: JournalState, *, order_id: int | None = None,
-               status: str | None = None, error_kind: str | None = None,
-               error: str | None = None, expected_rev: int | None = None) -> bool: ...
+    def finish(
+        self,
+        api: str,
+        code: str,
+        state: JournalState,
+        *,
+        order_id: int | None = None,
+        status: str | None = None,
+        error_kind: str | None = None,
+        error: str | None = None,
+        expected_rev: int | None = None,
+    ) -> bool: ...
 
-    def finish_soon(self, api: str, code: str, state: JournalState, *,
-                    order_id: int | None = None, status: str | None = None,
-                    error_kind: str | None = None, error: str | None = None,
-                    expected_rev: int | None = None) -> Callable[[], bool]:
+    def finish_soon(
+        self,
+        api: str,
+        code: str,
+        state: JournalState,
+        *,
+        order_id: int | None = None,
+        status: str | None = None,
+        error_kind: str | None = None,
+        error: str | None = None,
+        expected_rev: int | None = None,
+    ) -> Callable[[], bool]:
         """`finish`, possibly queued: the function returned waits until the outcome is
         durable and returns (or raises) what `finish` would."""
         ...
 
-    def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None:
-        ...
+    def resolve(self, api: str, code: str, order_id: int, status: str | None = None) -> None: ...
 
     def record_status(self, api: str, code: str, status: str | None) -> None: ...
 
@@ -341,10 +394,16 @@ class JournalStore(Protocol):
 
     def abandon_in_flight(self, api: str, codes: list[str], reason: str) -> None: ...
 
-    def entries(self, api: str | None = None, *, state: str | None = None,
-                since: float | None = None, until: float | None = None,
-                code_like: str | None = None, limit: int | None = None) -> Iterator[Entry]:
-        ...
+    def entries(
+        self,
+        api: str | None = None,
+        *,
+        state: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        code_like: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Entry]: ...
 
     def code_salt(self) -> str: ...
 
@@ -383,17 +442,23 @@ def unusable(path: Path, exc: BaseException, doing: str) -> JournalUnusable:
     Never suggests deleting the file: it is the only record of what this machine placed.
     """
     text = str(exc).lower()
-    keep = ("do not delete it: it is the record of every order kalixo placed from here, and "
-            "without it a re-run could buy them again")
+    keep = (
+        "do not delete it: it is the record of every order kalixo placed from here, and "
+        "without it a re-run could buy them again"
+    )
     if _is_full(exc, path):
         return JournalUnusable(
             f"no space left to {doing} the journal {path}",
             hint=f"free some space on the disk that holds {path.parent}, then run the same "
             "command again",
         )
-    if isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text \
-            or (isinstance(exc, OSError) and exc.errno == errno.EROFS) \
-            or ("unable to open" in text and not _writable(path)):
+    if (
+        isinstance(exc, PermissionError)
+        or "readonly" in text
+        or "read-only" in text
+        or (isinstance(exc, OSError) and exc.errno == errno.EROFS)
+        or ("unable to open" in text and not _writable(path))
+    ):
         return JournalUnusable(
             f"the journal {path} is read-only: kalixo cannot {doing} it",
             hint=f"make {path} and its folder writable by this user (chmod u+w); read-only "
@@ -478,8 +543,7 @@ class Journal:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         if os.stat(path).st_mode & 0o077:
             os.chmod(path, 0o600)
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         db = self._db
         _while_busy(lambda: db.execute("PRAGMA journal_mode=WAL"))
         _while_busy(lambda: db.execute("PRAGMA synchronous=FULL"))
@@ -493,23 +557,28 @@ class Journal:
         if not self.path.exists():
             return  # nothing sent yet: an empty journal
         uri = f"file:{quote(str(self.path))}?mode=ro"
-        self._db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None
+        )
         try:
             present = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
         except sqlite3.OperationalError:
             # A WAL journal in a folder nobody may write (a read-only mount, a chmod):
             # SQLite cannot make its shared-memory file, and nobody can be writing it.
             self._db.close()
-            self._db = sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=30,
-                                       check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(
+                f"{uri}&immutable=1",
+                uri=True,
+                timeout=30,
+                check_same_thread=False,
+                isolation_level=None,
+            )
             present = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
         if not present:
             self._db.close()
             self._db = None
             return
-        self._columns = tuple(name if name in present else f"NULL AS {name}"
-                              for name in COLUMNS)
+        self._columns = tuple(name if name in present else f"NULL AS {name}" for name in COLUMNS)
 
     def _upgrade(self) -> None:
         """Create the tables, or bring a journal an older kalixo wrote up to date, in place.
@@ -518,8 +587,9 @@ class Journal:
         with no owner is held by nobody, so an old `sending` row still reads as unknown).
         """
         with self._write() as db:
-            tables = {row[0] for row in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
             if "orders" in tables:
                 present = {row[1] for row in db.execute("PRAGMA table_info(orders)")}
                 for name, kind in _ADDED_COLUMNS:
@@ -530,20 +600,23 @@ class Journal:
             for statement in _INDEXES:
                 db.execute(statement)
             db.execute(_META)
-            db.execute("INSERT INTO meta (name, value) VALUES ('salt', ?) "
-                       "ON CONFLICT (name) DO NOTHING", (secrets.token_hex(16),))
+            db.execute(
+                "INSERT INTO meta (name, value) VALUES ('salt', ?) ON CONFLICT (name) DO NOTHING",
+                (secrets.token_hex(16),),
+            )
             row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
             found = int(row[0]) if row else 1
             if found > SCHEMA_VERSION:
                 raise JournalUnusable(
                     f"the journal {self.path} was written by a newer kalixo (schema {found}, "
                     f"this one reads {SCHEMA_VERSION})",
-                    hint="upgrade kalixo (pip install -U kalixo-cli); the journal is kept "
-                    "as it is",
+                    hint="upgrade kalixo (pip install -U kalixo-cli); the journal is kept as it is",
                 )
-            db.execute("INSERT INTO meta (name, value) VALUES ('schema', ?) "
-                       "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                       (str(SCHEMA_VERSION),))
+            db.execute(
+                "INSERT INTO meta (name, value) VALUES ('schema', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
 
     def close(self) -> None:
         self._stop.set()
@@ -606,13 +679,15 @@ class Journal:
         reader = getattr(self._local, "db", None)
         self._connection()  # closed: say so, whichever thread asks
         if reader is None:
-            reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                     isolation_level=None)
+            reader = sqlite3.connect(
+                self.path, timeout=30, check_same_thread=False, isolation_level=None
+            )
             try:
                 # The first read opens the WAL; like `_open`, wait out a process that
                 # holds the file meanwhile.
-                _while_busy(lambda: reader.execute(
-                    "SELECT 1 FROM sqlite_master LIMIT 1").fetchall())
+                _while_busy(
+                    lambda: reader.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                )
             except BaseException:
                 reader.close()
                 raise
@@ -664,8 +739,9 @@ class Journal:
                 self._leading = False
                 for other in batch:
                     other.done = other.settled
-                self._pending[:0] = [other for other in batch
-                                     if not other.settled and other is not item]
+                self._pending[:0] = [
+                    other for other in batch if not other.settled and other is not item
+                ]
                 self._turn.notify_all()
             raise
         with self._turn:
@@ -722,8 +798,7 @@ class Journal:
         if self._db is None and self.readonly:
             return None
         with self._guard("read"), self._reading() as db:
-            row = db.execute(
-                f"{self._select()} WHERE api = ? AND code = ?", (api, code)).fetchone()
+            row = db.execute(f"{self._select()} WHERE api = ? AND code = ?", (api, code)).fetchone()
         return self._entry(row, time.time()) if row else None
 
     def get_many(self, api: str, codes: Sequence[str]) -> dict[str, Entry]:
@@ -733,7 +808,7 @@ class Journal:
         if self._db is None and self.readonly:
             return found
         for start in range(0, len(codes), 500):
-            part = codes[start:start + 500]
+            part = codes[start : start + 500]
             marks = ", ".join("?" * len(part))
             with self._guard("read"), self._reading() as db:
                 rows = db.execute(
@@ -745,21 +820,28 @@ class Journal:
                 found[entry.code] = entry
         return found
 
-    def entries(self, api: str | None = None, *, state: str | None = None,
-                since: float | None = None, until: float | None = None,
-                code_like: str | None = None, limit: int | None = None) -> Iterator[Entry]:
+    def entries(
+        self,
+        api: str | None = None,
+        *,
+        state: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        code_like: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Entry]:
         if self._db is None and self.readonly:
             return
-        clauses, params = entry_filters("?", api=api, state=state, since=since, until=until,
-                                        code_like=code_like)
+        clauses, params = entry_filters(
+            "?", api=api, state=state, since=since, until=until, code_like=code_like
+        )
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         # Whether a `sending` row is unknown depends on its owner, so that filter (and the
         # limit after it) is applied here; any other limit goes to the database.
         by_owner = state in ("unknown", "sending")
         tail = f" LIMIT {int(limit)}" if limit is not None and not by_owner else ""
         with self._guard("read"), self._reading() as db:
-            cursor = db.execute(
-                f"{self._select()} {where} ORDER BY created_at, code{tail}", params)
+            cursor = db.execute(f"{self._select()} {where} ORDER BY created_at, code{tail}", params)
         shown = 0
         while True:  # a batch at a time: a listing of any size in the memory of one batch
             with self._guard("read"), self._reading():  # (the lock, read-only)
@@ -781,8 +863,10 @@ class Journal:
         with self._guard("read"), self._reading() as db:
             row = db.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()
         if row is None:
-            raise JournalUnusable(f"the journal {self.path} has no salt yet",
-                                  hint="run a command that writes it (place-order)")
+            raise JournalUnusable(
+                f"the journal {self.path} has no salt yet",
+                hint="run a command that writes it (place-order)",
+            )
         return str(row[0])
 
     def health(self) -> Health:
@@ -809,8 +893,9 @@ class Journal:
 
     # -- claiming and recording -------------------------------------------------------
 
-    def claim(self, api: str, code: str, body: Mapping[str, Any], *,
-              can_look_up: bool = False) -> Claim:
+    def claim(
+        self, api: str, code: str, body: Mapping[str, Any], *, can_look_up: bool = False
+    ) -> Claim:
         """Atomically take `code` for this process if the rule lets it be sent now.
 
         Durable before it returns, so the intent is on disk before a byte is sent. The
@@ -833,11 +918,11 @@ class Journal:
                        owner_boot, owner_start, lease_until, rev)
                    VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?, ?, ?, ?, ?, ?, 1)
                    ON CONFLICT (api, code) DO NOTHING""",
-                (api, code, digest, text, now, now, *owner))
+                (api, code, digest, text, now, now, *owner),
+            )
             if cursor.rowcount == 1:
                 return Claim(verdict(None, digest, can_look_up=can_look_up), won=True)
-            row = db.execute(f"{self._select()} WHERE api = ? AND code = ?",
-                             (api, code)).fetchone()
+            row = db.execute(f"{self._select()} WHERE api = ? AND code = ?", (api, code)).fetchone()
             if row is None:
                 return None  # gone between the two statements: try again
             entry = self._entry(row, now)
@@ -851,7 +936,8 @@ class Journal:
                        owner_pid = ?, owner_boot = ?, owner_start = ?,
                        lease_until = ?, rev = rev + 1
                    WHERE api = ? AND code = ? AND rev = ?""",
-                (digest, text, now, *owner, api, code, entry.rev))
+                (digest, text, now, *owner, api, code, entry.rev),
+            )
             # None: another process changed the row between our read and write.
             return Claim(known, won=True) if cursor.rowcount == 1 else None
 
@@ -863,12 +949,23 @@ class Journal:
                 if claim.won:
                     self._start_heartbeat()
                 return claim
-        raise JournalUnusable(f"the journal {self.path} kept changing under the claim of "
-                              f"{code}", hint="run the same command again")
+        raise JournalUnusable(
+            f"the journal {self.path} kept changing under the claim of {code}",
+            hint="run the same command again",
+        )
 
-    def finish(self, api: str, code: str, state: JournalState, *, order_id: int | None = None,
-               status: str | None = None, error_kind: str | None = None,
-               error: str | None = None, expected_rev: int | None = None) -> bool:
+    def finish(
+        self,
+        api: str,
+        code: str,
+        state: JournalState,
+        *,
+        order_id: int | None = None,
+        status: str | None = None,
+        error_kind: str | None = None,
+        error: str | None = None,
+        expected_rev: int | None = None,
+    ) -> bool:
         """Record an outcome; False when the row was not this writer's to change.
 
         An answer in hand (`placed`) is always recorded. Anything else never replaces
@@ -877,14 +974,29 @@ class Journal:
         `expected_rev` (a row read earlier, as `orders sync` does), only if nobody has
         changed the row since it was read.
         """
-        return self.finish_soon(api, code, state, order_id=order_id, status=status,
-                                error_kind=error_kind, error=error,
-                                expected_rev=expected_rev)()
+        return self.finish_soon(
+            api,
+            code,
+            state,
+            order_id=order_id,
+            status=status,
+            error_kind=error_kind,
+            error=error,
+            expected_rev=expected_rev,
+        )()
 
-    def finish_soon(self, api: str, code: str, state: JournalState, *,
-                    order_id: int | None = None, status: str | None = None,
-                    error_kind: str | None = None, error: str | None = None,
-                    expected_rev: int | None = None) -> Callable[[], bool]:
+    def finish_soon(
+        self,
+        api: str,
+        code: str,
+        state: JournalState,
+        *,
+        order_id: int | None = None,
+        status: str | None = None,
+        error_kind: str | None = None,
+        error: str | None = None,
+        expected_rev: int | None = None,
+    ) -> Callable[[], bool]:
         """`finish`, queued for the next group commit: the function returned waits until
         it is on disk and returns (or raises) what `finish` would. A bulk worker queues the
         outcome and takes its next order, whose claim then shares the outcome's fsync;
@@ -903,8 +1015,20 @@ class Journal:
                           WHEN ? IS NOT NULL THEN rev = ?
                           ELSE owner_token = ? OR owner_token IS NULL OR state <> 'sending'
                           END))""",
-                (state, order_id, status, error_kind, error, time.time(), api, code,
-                 state, expected_rev, expected_rev, self.owner.token),
+                (
+                    state,
+                    order_id,
+                    status,
+                    error_kind,
+                    error,
+                    time.time(),
+                    api,
+                    code,
+                    state,
+                    expected_rev,
+                    expected_rev,
+                    self.owner.token,
+                ),
             )
             return cursor.rowcount == 1
 
@@ -918,16 +1042,26 @@ class Journal:
 
         return durable
 
-    def _set_by_hand(self, api: str, code: str, state: JournalState, *, order_id: int | None,
-                     status: str | None, error: str | None) -> None:
+    def _set_by_hand(
+        self,
+        api: str,
+        code: str,
+        state: JournalState,
+        *,
+        order_id: int | None,
+        status: str | None,
+        error: str | None,
+    ) -> None:
         with self._guard("write"):
-            self._commit(lambda db: db.execute(
-                """UPDATE orders SET state = ?, order_id = COALESCE(?, order_id),
+            self._commit(
+                lambda db: db.execute(
+                    """UPDATE orders SET state = ?, order_id = COALESCE(?, order_id),
                        status = COALESCE(?, status), error_kind = 'resolved by hand',
                        error = ?, updated_at = ?, lease_until = NULL, rev = rev + 1
                    WHERE api = ? AND code = ?""",
-                (state, order_id, status, error, time.time(), api, code),
-            ))
+                    (state, order_id, status, error, time.time(), api, code),
+                )
+            )
 
     def record_status(self, api: str, code: str, status: str | None) -> None:
         """The order's latest status as the API gave it, so the journal ends at `failed` or
@@ -935,11 +1069,13 @@ class Journal:
         if status is None:
             return
         with self._guard("write"):
-            self._commit(lambda db: db.execute(
-                "UPDATE orders SET status = ?, updated_at = ?, rev = rev + 1 "
-                "WHERE api = ? AND code = ? AND state = 'placed' AND status IS NOT ?",
-                (status, time.time(), api, code, status),
-            ))
+            self._commit(
+                lambda db: db.execute(
+                    "UPDATE orders SET status = ?, updated_at = ?, rev = rev + 1 "
+                    "WHERE api = ? AND code = ? AND state = 'placed' AND status IS NOT ?",
+                    (status, time.time(), api, code, status),
+                )
+            )
 
     def by_order_id(self, api: str, order_id: int) -> Entry | None:
         """The row of the order Kalixo knows as `order_id` (the newest, should two claim it)."""
@@ -958,35 +1094,41 @@ class Journal:
 
     def mark_not_placed(self, api: str, code: str) -> None:
         """The user checked: it was never placed, so it may be sent again."""
-        self._set_by_hand(api, code, "failed", order_id=None, status=None,
-                          error="not placed, by the user's word")
+        self._set_by_hand(
+            api, code, "failed", order_id=None, status=None, error="not placed, by the user's word"
+        )
 
     def abandon_in_flight(self, api: str, codes: list[str], reason: str) -> None:
         """This process's rows still `sending` when a run stops become `unknown`."""
         rows = [(reason, time.time(), api, code, self.owner.token) for code in codes]
         with self._guard("write"):
-            self._commit(lambda db: db.executemany(
-                """UPDATE orders SET state = 'unknown', error_kind = 'interrupted', error = ?,
+            self._commit(
+                lambda db: db.executemany(
+                    """UPDATE orders SET state = 'unknown', error_kind = 'interrupted', error = ?,
                        updated_at = ?, lease_until = NULL, rev = rev + 1
                    WHERE api = ? AND code = ? AND state = 'sending' AND owner_token = ?""",
-                rows,
-            ))
+                    rows,
+                )
+            )
 
     # -- the lease ---------------------------------------------------------------------
 
     def _start_heartbeat(self) -> None:
         if self._heartbeat is None:
-            self._heartbeat = threading.Thread(target=self._renew, name="kalixo-lease",
-                                               daemon=True)
+            self._heartbeat = threading.Thread(target=self._renew, name="kalixo-lease", daemon=True)
             self._heartbeat.start()
 
     def _renew(self) -> None:
         """Keep this process's claims alive for other machines while it runs."""
         while not self._stop.wait(HEARTBEAT_SECONDS):
             with contextlib.suppress(sqlite3.Error, JournalUnusable):
-                self._commit(lambda db: db.execute(
-                    "UPDATE orders SET lease_until = ? WHERE owner_token = ? AND state = "
-                    "'sending'", (time.time() + LEASE_SECONDS, self.owner.token)))
+                self._commit(
+                    lambda db: db.execute(
+                        "UPDATE orders SET lease_until = ? WHERE owner_token = ? AND state = "
+                        "'sending'",
+                        (time.time() + LEASE_SECONDS, self.owner.token),
+                    )
+                )
 
 
 def _while_busy(step: Callable[[], object], *, patience: float = 30.0) -> None:

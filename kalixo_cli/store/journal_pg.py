@@ -59,8 +59,10 @@ PAGE = 1000  # rows `entries` reads at a time
 # Versioned, in order; `migrate` applies those above the database's version in one
 # transaction. Never edit a released step: add one.
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
-    (1, (
-        """CREATE TABLE kalixo_orders (
+    (
+        1,
+        (
+            """CREATE TABLE kalixo_orders (
             api         text NOT NULL,
             code        text NOT NULL,
             hash        text NOT NULL,
@@ -84,9 +86,10 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             owner_user  text,
             PRIMARY KEY (api, code)
         )""",
-        "CREATE INDEX kalixo_orders_by_time ON kalixo_orders (api, created_at)",
-        "CREATE INDEX kalixo_orders_by_owner ON kalixo_orders (owner_token, state)",
-    )),
+            "CREATE INDEX kalixo_orders_by_time ON kalixo_orders (api, created_at)",
+            "CREATE INDEX kalixo_orders_by_owner ON kalixo_orders (owner_token, state)",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
@@ -116,7 +119,10 @@ class ImportReport:
 
 def _same(mine: Entry, theirs: Entry) -> bool:
     return (mine.hash, mine.effective_state, mine.order_id) == (
-        theirs.hash, theirs.effective_state, theirs.order_id)
+        theirs.hash,
+        theirs.effective_state,
+        theirs.order_id,
+    )
 
 
 class PostgresJournal:
@@ -126,8 +132,14 @@ class PostgresJournal:
     operation is short), and re-opened by the next operation after it was lost.
     """
 
-    def __init__(self, url: str, *, readonly: bool = False, password: str | None = None,
-                 check_schema: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        readonly: bool = False,
+        password: str | None = None,
+        check_schema: bool = True,
+    ) -> None:
         self.url = url
         self.where = mask_url(url)
         self.readonly = readonly
@@ -155,9 +167,13 @@ class PostgresJournal:
             return self._conn
         self._discard()
         options: dict[str, Any] = {
-            "autocommit": True, "connect_timeout": CONNECT_TIMEOUT,
-            "application_name": "kalixo", "keepalives": 1, "keepalives_idle": 10,
-            "keepalives_interval": 5, "keepalives_count": 3,
+            "autocommit": True,
+            "connect_timeout": CONNECT_TIMEOUT,
+            "application_name": "kalixo",
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
         }
         if self._password is not None:
             options["password"] = self._password
@@ -182,8 +198,11 @@ class PostgresJournal:
     def _connect_error(self, exc: Exception) -> JournalUnusable:
         text = str(exc)
         lowered = text.lower()
-        if "password authentication failed" in lowered or "28p01" in lowered \
-                or getattr(exc, "sqlstate", None) in ("28P01", "28000"):
+        if (
+            "password authentication failed" in lowered
+            or "28p01" in lowered
+            or getattr(exc, "sqlstate", None) in ("28P01", "28000")
+        ):
             return JournalUnreachable(
                 f"the shared journal {self.where} refused the credentials "
                 f"({self._clean(text)}); nothing was sent",
@@ -192,14 +211,16 @@ class PostgresJournal:
         if "no password supplied" in lowered:
             return JournalUnreachable(
                 f"the shared journal {self.where} asks for a password and none was given; "
-                "nothing was sent", hint=PASSWORD_HINT)
+                "nothing was sent",
+                hint=PASSWORD_HINT,
+            )
         if "does not exist" in lowered and "database" in lowered:
             return JournalUnreachable(
                 f"the shared journal {self.where}: {self._clean(text)}; nothing was sent",
-                hint="create the database (createdb), then run `kalixo journal migrate`")
+                hint="create the database (createdb), then run `kalixo journal migrate`",
+            )
         return JournalUnreachable(
-            f"cannot reach the shared journal {self.where} ({self._clean(text)}); "
-            "nothing was sent",
+            f"cannot reach the shared journal {self.where} ({self._clean(text)}); nothing was sent",
             hint="check that PostgreSQL runs and that this machine may connect to it; kalixo "
             "never falls back to the local journal, which does not know the other machines' "
             "orders",
@@ -281,13 +302,15 @@ class PostgresJournal:
             raise JournalUnusable(
                 f"the shared journal {self.where} has schema {found}, newer than this kalixo "
                 f"knows ({SCHEMA_VERSION})",
-                hint="upgrade kalixo on this machine (pip install -U 'kalixo[postgres]')")
+                hint="upgrade kalixo on this machine (pip install -U 'kalixo[postgres]')",
+            )
         if found < SCHEMA_VERSION:
             raise JournalUnusable(
                 f"the shared journal {self.where} has schema {found}; this kalixo needs "
                 f"{SCHEMA_VERSION}",
                 hint="upgrade it once, from any machine: `kalixo journal migrate` (older "
-                "kalixo versions on other machines must be upgraded too)")
+                "kalixo versions on other machines must be upgraded too)",
+            )
 
     def migrate(self) -> tuple[int | None, int]:
         """Create or upgrade the schema in one transaction; (version before, after).
@@ -299,24 +322,32 @@ class PostgresJournal:
             raise JournalUnusable(f"the shared journal {self.where} is opened read-only")
         with self._guard("migrate") as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('kalixo journal migrate'))")
-            conn.execute("CREATE TABLE IF NOT EXISTS kalixo_meta "
-                         "(name text PRIMARY KEY, value text NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS kalixo_meta "
+                "(name text PRIMARY KEY, value text NOT NULL)"
+            )
             row = conn.execute("SELECT value FROM kalixo_meta WHERE name = 'schema'").fetchone()
             before = int(row[0]) if row else None
             if before is not None and before > SCHEMA_VERSION:
                 raise JournalUnusable(
                     f"the shared journal {self.where} has schema {before}, newer than this "
                     f"kalixo knows ({SCHEMA_VERSION}); nothing was changed",
-                    hint="upgrade kalixo (pip install -U 'kalixo[postgres]')")
+                    hint="upgrade kalixo (pip install -U 'kalixo[postgres]')",
+                )
             for version, statements in MIGRATIONS:
                 if before is None or version > before:
                     for statement in statements:
                         conn.execute(statement)
-            conn.execute("INSERT INTO kalixo_meta (name, value) VALUES ('salt', %s) "
-                         "ON CONFLICT (name) DO NOTHING", (secrets.token_hex(16),))
-            conn.execute("INSERT INTO kalixo_meta (name, value) VALUES ('schema', %s) "
-                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                         (str(SCHEMA_VERSION),))
+            conn.execute(
+                "INSERT INTO kalixo_meta (name, value) VALUES ('salt', %s) "
+                "ON CONFLICT (name) DO NOTHING",
+                (secrets.token_hex(16),),
+            )
+            conn.execute(
+                "INSERT INTO kalixo_meta (name, value) VALUES ('schema', %s) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
         return before, SCHEMA_VERSION
 
     # -- reading ---------------------------------------------------------------------------
@@ -332,7 +363,8 @@ class PostgresJournal:
         with self._guard("read") as conn:
             row = conn.execute(
                 f"SELECT {_NOW}, {', '.join('o.' + c for c in PG_COLUMNS)} FROM (SELECT 1) one "
-                "LEFT JOIN kalixo_orders o ON o.api = %s AND o.code = %s", (api, code)
+                "LEFT JOIN kalixo_orders o ON o.api = %s AND o.code = %s",
+                (api, code),
             ).fetchone()
         assert row is not None
         now, *rest = row
@@ -343,23 +375,33 @@ class PostgresJournal:
         planning a batch at the speed of reading it)."""
         found: dict[str, Entry] = {}
         for start in range(0, len(codes), PAGE):
-            part = list(codes[start:start + PAGE])
+            part = list(codes[start : start + PAGE])
             with self._guard("read") as conn:
                 now_row = conn.execute(f"SELECT {_NOW}").fetchone()
                 rows = conn.execute(
                     f"SELECT {', '.join(PG_COLUMNS)} FROM kalixo_orders "
-                    "WHERE api = %s AND code = ANY(%s)", (api, part)).fetchall()
+                    "WHERE api = %s AND code = ANY(%s)",
+                    (api, part),
+                ).fetchall()
             now = float(now_row[0]) if now_row else 0.0
             for row in rows:
                 entry = self._entry(row, now)
                 found[entry.code] = entry
         return found
 
-    def entries(self, api: str | None = None, *, state: str | None = None,
-                since: float | None = None, until: float | None = None,
-                code_like: str | None = None, limit: int | None = None) -> Iterator[Entry]:
-        clauses, params = entry_filters("%s", api=api, state=state, since=since, until=until,
-                                        code_like=code_like)
+    def entries(
+        self,
+        api: str | None = None,
+        *,
+        state: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        code_like: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Entry]:
+        clauses, params = entry_filters(
+            "%s", api=api, state=state, since=since, until=until, code_like=code_like
+        )
         shown = 0
         after: tuple[float, str] | None = None
         while True:  # a page at a time (keyset): a listing of any size in one page's memory
@@ -370,7 +412,8 @@ class PostgresJournal:
                 rows = conn.execute(
                     f"SELECT {', '.join(PG_COLUMNS)} FROM kalixo_orders {where} "
                     f"ORDER BY created_at, code LIMIT {PAGE}",
-                    [*params, *after] if after else params).fetchall()
+                    [*params, *after] if after else params,
+                ).fetchall()
             now = float(now_row[0]) if now_row else 0.0
             for row in rows:
                 entry = self._entry(row, now)
@@ -383,8 +426,10 @@ class PostgresJournal:
             if len(rows) < PAGE:
                 return
             last = rows[-1]
-            after = (float(last[PG_COLUMNS.index("created_at")]),
-                     str(last[PG_COLUMNS.index("code")]))
+            after = (
+                float(last[PG_COLUMNS.index("created_at")]),
+                str(last[PG_COLUMNS.index("code")]),
+            )
 
     def code_salt(self) -> str:
         with self._guard("read") as conn:
@@ -401,9 +446,11 @@ class PostgresJournal:
         if schema == 0:
             problems.append("no kalixo tables yet: run `kalixo journal migrate`")
         elif schema != SCHEMA_VERSION:
-            problems.append(f"schema {schema}, this kalixo needs {SCHEMA_VERSION}: run "
-                            "`kalixo journal migrate`" if schema < SCHEMA_VERSION else
-                            f"schema {schema} is newer than this kalixo: upgrade kalixo")
+            problems.append(
+                f"schema {schema}, this kalixo needs {SCHEMA_VERSION}: run `kalixo journal migrate`"
+                if schema < SCHEMA_VERSION
+                else f"schema {schema} is newer than this kalixo: upgrade kalixo"
+            )
         else:
             with self._guard("read") as conn:
                 row = conn.execute("SELECT count(*) FROM kalixo_orders").fetchone()
@@ -416,17 +463,20 @@ class PostgresJournal:
         if self.readonly:
             raise JournalUnusable(f"the shared journal {self.where} is opened read-only")
 
-    def claim(self, api: str, code: str, body: Mapping[str, Any], *,
-              can_look_up: bool = False) -> Claim:
+    def claim(
+        self, api: str, code: str, body: Mapping[str, Any], *, can_look_up: bool = False
+    ) -> Claim:
         """Atomically take `code` for this process if the rule lets it be sent now; committed
         (durable on the server) before it returns, so before a byte is sent."""
         self._writable()
         digest = request_hash(body)
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         me = self.owner
-        select = (f"SELECT {_NOW}, {', '.join('o.' + c for c in PG_COLUMNS)} "
-                  "FROM (SELECT 1) one LEFT JOIN kalixo_orders o "
-                  "ON o.api = %s AND o.code = %s")
+        select = (
+            f"SELECT {_NOW}, {', '.join('o.' + c for c in PG_COLUMNS)} "
+            "FROM (SELECT 1) one LEFT JOIN kalixo_orders o "
+            "ON o.api = %s AND o.code = %s"
+        )
         with self._guard("claim an order in") as conn:
             for _ in range(5):
                 with conn.transaction():
@@ -437,8 +487,15 @@ class PostgresJournal:
                     known = verdict(entry, digest, can_look_up=can_look_up)
                     if not known.may_send:
                         return Claim(known, won=False)
-                    owner = (me.token, me.host, me.pid, me.boot, me.start,
-                             now + LEASE_SECONDS, self.user)
+                    owner = (
+                        me.token,
+                        me.host,
+                        me.pid,
+                        me.boot,
+                        me.start,
+                        now + LEASE_SECONDS,
+                        self.user,
+                    )
                     if entry is None:
                         cursor = conn.execute(
                             """INSERT INTO kalixo_orders (api, code, hash, body, state,
@@ -448,7 +505,8 @@ class PostgresJournal:
                                VALUES (%s, %s, %s, %s, 'sending', 1, %s, %s, %s, %s, %s, %s,
                                        %s, %s, %s, 1)
                                ON CONFLICT (api, code) DO NOTHING""",
-                            (api, code, digest, text, now, now, *owner))
+                            (api, code, digest, text, now, now, *owner),
+                        )
                     else:
                         cursor = conn.execute(
                             """UPDATE kalixo_orders SET hash = %s, body = %s, state = 'sending',
@@ -457,17 +515,29 @@ class PostgresJournal:
                                    owner_pid = %s, owner_boot = %s, owner_start = %s,
                                    lease_until = %s, owner_user = %s, rev = rev + 1
                                WHERE api = %s AND code = %s AND rev = %s""",
-                            (digest, text, now, *owner, api, code, entry.rev))
+                            (digest, text, now, *owner, api, code, entry.rev),
+                        )
                     if cursor.rowcount == 1:
                         self._start_heartbeat()
                         return Claim(known, won=True)
                 # Another machine changed the row between our read and write: read again.
-        raise JournalUnusable(f"the shared journal {self.where} kept changing under the "
-                              f"claim of {code}", hint="run the same command again")
+        raise JournalUnusable(
+            f"the shared journal {self.where} kept changing under the claim of {code}",
+            hint="run the same command again",
+        )
 
-    def finish(self, api: str, code: str, state: JournalState, *, order_id: int | None = None,
-               status: str | None = None, error_kind: str | None = None,
-               error: str | None = None, expected_rev: int | None = None) -> bool:
+    def finish(
+        self,
+        api: str,
+        code: str,
+        state: JournalState,
+        *,
+        order_id: int | None = None,
+        status: str | None = None,
+        error_kind: str | None = None,
+        error: str | None = None,
+        expected_rev: int | None = None,
+    ) -> bool:
         """Record an outcome; False when the row was not this writer's to change.
 
         The same rule as the local journal: `placed` (an answer in hand) is always
@@ -488,19 +558,47 @@ class PostgresJournal:
                           ELSE owner_token = %s OR owner_token IS NULL
                                OR state <> 'sending'
                           END))""",
-                (state, order_id, status, error_kind, error, api, code, state, expected_rev,
-                 expected_rev, self.owner.token))
+                (
+                    state,
+                    order_id,
+                    status,
+                    error_kind,
+                    error,
+                    api,
+                    code,
+                    state,
+                    expected_rev,
+                    expected_rev,
+                    self.owner.token,
+                ),
+            )
         return cursor.rowcount == 1
 
-    def finish_soon(self, api: str, code: str, state: JournalState, *,
-                    order_id: int | None = None, status: str | None = None,
-                    error_kind: str | None = None, error: str | None = None,
-                    expected_rev: int | None = None) -> Callable[[], bool]:
+    def finish_soon(
+        self,
+        api: str,
+        code: str,
+        state: JournalState,
+        *,
+        order_id: int | None = None,
+        status: str | None = None,
+        error_kind: str | None = None,
+        error: str | None = None,
+        expected_rev: int | None = None,
+    ) -> Callable[[], bool]:
         """`finish`, done now (the connection commits each statement as it comes): the
         function returned gives its result, or raises its error, as `finish` would."""
         try:
-            done = self.finish(api, code, state, order_id=order_id, status=status,
-                               error_kind=error_kind, error=error, expected_rev=expected_rev)
+            done = self.finish(
+                api,
+                code,
+                state,
+                order_id=order_id,
+                status=status,
+                error_kind=error_kind,
+                error=error,
+                expected_rev=expected_rev,
+            )
         except JournalUnusable as exc:
             failure = exc
 
@@ -510,8 +608,16 @@ class PostgresJournal:
             return failed
         return lambda: done
 
-    def _set_by_hand(self, api: str, code: str, state: JournalState, *, order_id: int | None,
-                     status: str | None, error: str | None) -> None:
+    def _set_by_hand(
+        self,
+        api: str,
+        code: str,
+        state: JournalState,
+        *,
+        order_id: int | None,
+        status: str | None,
+        error: str | None,
+    ) -> None:
         self._writable()
         with self._guard("record a resolution in") as conn:
             conn.execute(
@@ -519,7 +625,8 @@ class PostgresJournal:
                        status = COALESCE(%s, status), error_kind = 'resolved by hand',
                        error = %s, updated_at = {_NOW}, lease_until = NULL, rev = rev + 1
                    WHERE api = %s AND code = %s""",
-                (state, order_id, status, error, api, code))
+                (state, order_id, status, error, api, code),
+            )
 
     def record_status(self, api: str, code: str, status: str | None) -> None:
         """The order's latest status as the API gave it (placed rows only)."""
@@ -530,7 +637,9 @@ class PostgresJournal:
             conn.execute(
                 f"UPDATE kalixo_orders SET status = %s, updated_at = {_NOW}, rev = rev + 1 "
                 "WHERE api = %s AND code = %s AND state = 'placed' "
-                "AND status IS DISTINCT FROM %s", (status, api, code, status))
+                "AND status IS DISTINCT FROM %s",
+                (status, api, code, status),
+            )
 
     def by_order_id(self, api: str, order_id: int) -> Entry | None:
         """The row of the order Kalixo knows as `order_id` (the newest, should two claim it)."""
@@ -538,7 +647,8 @@ class PostgresJournal:
             now_row = conn.execute(f"SELECT {_NOW}").fetchone()
             row = conn.execute(
                 f"SELECT {', '.join(PG_COLUMNS)} FROM kalixo_orders WHERE api = %s "
-                "AND order_id = %s ORDER BY created_at DESC LIMIT 1", (api, order_id)
+                "AND order_id = %s ORDER BY created_at DESC LIMIT 1",
+                (api, order_id),
             ).fetchone()
         return self._entry(row, float(now_row[0]) if now_row else 0.0) if row else None
 
@@ -546,8 +656,9 @@ class PostgresJournal:
         self._set_by_hand(api, code, "placed", order_id=order_id, status=status, error=None)
 
     def mark_not_placed(self, api: str, code: str) -> None:
-        self._set_by_hand(api, code, "failed", order_id=None, status=None,
-                          error="not placed, by the user's word")
+        self._set_by_hand(
+            api, code, "failed", order_id=None, status=None, error="not placed, by the user's word"
+        )
 
     def abandon_in_flight(self, api: str, codes: list[str], reason: str) -> None:
         self._writable()
@@ -557,7 +668,8 @@ class PostgresJournal:
                        error = %s, updated_at = {_NOW}, lease_until = NULL, rev = rev + 1
                    WHERE api = %s AND code = %s AND state = 'sending'
                      AND owner_token = %s""",
-                [(reason, api, code, self.owner.token) for code in codes])
+                [(reason, api, code, self.owner.token) for code in codes],
+            )
 
     # -- import ------------------------------------------------------------------------------
 
@@ -579,13 +691,16 @@ class PostgresJournal:
                 values = tuple(getattr(entry, name) for name in PG_COLUMNS)
                 cursor = conn.execute(
                     f"INSERT INTO kalixo_orders ({columns}) VALUES ({marks}) "
-                    "ON CONFLICT (api, code) DO NOTHING", values)
+                    "ON CONFLICT (api, code) DO NOTHING",
+                    values,
+                )
                 if cursor.rowcount == 1:
                     report.added.append(entry.code)
                     continue
                 row = conn.execute(
                     f"SELECT {columns} FROM kalixo_orders WHERE api = %s AND code = %s",
-                    (entry.api, entry.code)).fetchone()
+                    (entry.api, entry.code),
+                ).fetchone()
                 assert row is not None
                 theirs = self._entry(row, now)
                 if _same(entry, theirs):
@@ -598,19 +713,18 @@ class PostgresJournal:
 
     def _start_heartbeat(self) -> None:
         if self._heartbeat is None:
-            self._heartbeat = threading.Thread(target=self._renew, name="kalixo-lease",
-                                               daemon=True)
+            self._heartbeat = threading.Thread(target=self._renew, name="kalixo-lease", daemon=True)
             self._heartbeat.start()
 
     def _renew(self) -> None:
         """Keep this process's claims alive for the other machines while it runs."""
         while not self._stop.wait(HEARTBEAT_SECONDS):
-            with contextlib.suppress(JournalUnusable), \
-                    self._guard("renew the lease in") as conn:
+            with contextlib.suppress(JournalUnusable), self._guard("renew the lease in") as conn:
                 conn.execute(
                     f"UPDATE kalixo_orders SET lease_until = {_NOW} + %s "
                     "WHERE owner_token = %s AND state = 'sending'",
-                    (LEASE_SECONDS, self.owner.token))
+                    (LEASE_SECONDS, self.owner.token),
+                )
 
 
 def _user() -> str | None:

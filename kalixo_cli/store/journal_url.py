@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from kalixo_cli.store.journal import JournalStore
 
 SCHEMES = ("sqlite", "postgresql", "postgres")
-PASSWORD_HINT = ("put the password in ~/.pgpass or PGPASSWORD, or store it in the OS keyring "
-                 "with `kalixo journal set-password`")
+PASSWORD_HINT = (
+    "put the password in ~/.pgpass or PGPASSWORD, or store it in the OS keyring "
+    "with `kalixo journal set-password`"
+)
 
 
 def mask_url(url: str) -> str:
@@ -57,8 +59,10 @@ def parse_journal_url(value: str) -> str:
         raise ValueError("must be sqlite:///ABSOLUTE/PATH or postgresql://USER@HOST:PORT/DB")
     if scheme == "sqlite":
         if parts.netloc or not parts.path.startswith("/") or parts.path.endswith("/"):
-            raise ValueError("must be sqlite:///ABSOLUTE/PATH/journal.sqlite3 (three slashes, "
-                             "then an absolute path to a file)")
+            raise ValueError(
+                "must be sqlite:///ABSOLUTE/PATH/journal.sqlite3 (three slashes, "
+                "then an absolute path to a file)"
+            )
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment")
         return text
@@ -104,8 +108,9 @@ def locate(url: str | None) -> JournalLocation:
     return JournalLocation("postgresql", url)
 
 
-def open_journal(location: JournalLocation, *, readonly: bool = False,
-                 password: str | None = None) -> JournalStore:
+def open_journal(
+    location: JournalLocation, *, readonly: bool = False, password: str | None = None
+) -> JournalStore:
     """The backend for `location`. A shared journal that cannot be reached raises
     JournalUnreachable (exit 5): there is never a fall-back to the local file."""
     if location.kind == "sqlite":

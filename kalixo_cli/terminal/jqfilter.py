@@ -23,8 +23,9 @@ class JqProgram:
     def apply(self, data: Any = None, *, text: str | None = None) -> list[str]:
         """Run on a value (or on JSON text, kept as received). Raises ValueError from jq
         when the expression fails on this input (`.a` on an array, say)."""
-        bound = (self._program.input_text(text) if text is not None
-                 else self._program.input_value(data))
+        bound = (
+            self._program.input_text(text) if text is not None else self._program.input_value(data)
+        )
         return [result_line(value) for value in bound.all()]
 
 
@@ -43,17 +44,19 @@ def compile_jq(expression: str) -> JqProgram:
     try:
         import jq
     except ImportError:  # pragma: no cover - jq is a dependency; a broken install says so
-        raise UsageError("--jq needs the jq package, which is not installed",
-                         hint="reinstall kalixo (pip install kalixo), which installs jq") from None
+        raise UsageError(
+            "--jq needs the jq package, which is not installed",
+            hint="reinstall kalixo (pip install kalixo), which installs jq",
+        ) from None
     if not expression.strip():
         raise UsageError("--jq is empty", hint="give a jq expression, such as '.orderId'")
     try:
         program = jq.compile(expression)
     except ValueError as exc:
-        raise UsageError(f"--jq {expression!r} is not a valid jq expression: "
-                         f"{describe_jq_error(exc)}",
-                         hint="see https://jqlang.github.io/jq/manual/ ; "
-                         "for example --jq '.products[].pins[]'") from None
+        raise UsageError(
+            f"--jq {expression!r} is not a valid jq expression: {describe_jq_error(exc)}",
+            hint="see https://jqlang.github.io/jq/manual/ ; for example --jq '.products[].pins[]'",
+        ) from None
     return JqProgram(expression, program)
 
 
@@ -63,7 +66,7 @@ def describe_jq_error(exc: ValueError) -> str:
     first = lines[0] if lines else "error"
     for prefix in ("jq: error: ", "jq: error (at <unknown>): "):
         if first.startswith(prefix):
-            first = first[len(prefix):]
+            first = first[len(prefix) :]
     from kalixo_cli.domain.sanitize import clean
 
     return clean(first.rstrip(":"))  # may quote the data, which came from outside

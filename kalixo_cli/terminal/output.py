@@ -69,8 +69,9 @@ class Output:
 
     # -- choosing the format ---------------------------------------------------------------
 
-    def choose(self, requested: str | None, raw: bool = False,
-               allowed: Sequence[str] = ("table", "json")) -> OutputFormat:
+    def choose(
+        self, requested: str | None, raw: bool = False, allowed: Sequence[str] = ("table", "json")
+    ) -> OutputFormat:
         """-o as asked (one of `allowed`), else a table at a terminal and JSON in a pipe;
         --raw is JSON; --jq makes it JSON (or JSON Lines, asked for by name)."""
         return self.use(resolve_format(requested, raw, allowed), explicit=requested is not None)
@@ -82,18 +83,26 @@ class Output:
             if explicit and fmt not in ("json", "jsonl"):
                 from kalixo_cli.domain.errors import UsageError
 
-                raise UsageError(f"--jq filters JSON, so it cannot go with -o {fmt}",
-                                 hint="drop -o, or use -o json (or -o jsonl: the filter runs "
-                                 "on each line)")
+                raise UsageError(
+                    f"--jq filters JSON, so it cannot go with -o {fmt}",
+                    hint="drop -o, or use -o json (or -o jsonl: the filter runs on each line)",
+                )
             fmt = "jsonl" if explicit and fmt == "jsonl" else "json"
         self.format = fmt
         return fmt
 
     # -- results (stdout) ------------------------------------------------------------------
 
-    def result(self, data: Any, *, view: View | None = None, csv: LazyCsvRows | None = None,
-               jsonl: Iterable[Any] | None = None, array: bool = False,
-               raw: str | None = None) -> None:
+    def result(
+        self,
+        data: Any,
+        *,
+        view: View | None = None,
+        csv: LazyCsvRows | None = None,
+        jsonl: Iterable[Any] | None = None,
+        array: bool = False,
+        raw: str | None = None,
+    ) -> None:
         """A command's result in the chosen format: `data` as JSON (through --jq); `jsonl`
         a record a line (by default `data` itself, or each item of it with `array`); `csv`
         as (fieldnames, rows), or what makes them; `view` as a table. A form not given
@@ -227,8 +236,9 @@ def resolve_format(
     if requested is None:
         return "table" if sys.stdout.isatty() else "json"
     if requested not in allowed:
-        raise UsageError(f"-o {requested} does not fit this command",
-                         hint=f"use one of: {', '.join(allowed)}")
+        raise UsageError(
+            f"-o {requested} does not fit this command", hint=f"use one of: {', '.join(allowed)}"
+        )
     return requested  # type: ignore[return-value]
 
 
@@ -249,8 +259,7 @@ def _console_class() -> type[Console]:
         def render_str(self, text: str, **kwargs: Any) -> Text:
             return super().render_str(clean_lines(text), **kwargs)
 
-        def render(self, renderable: RenderableType,
-                   options: ConsoleOptions | None = None) -> Any:
+        def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Any:
             # The last line of defence: a view that forgot to clean a string still cannot
             # put a control character on the terminal (its columns may just be off).
             for segment in super().render(renderable, options):
@@ -314,8 +323,9 @@ def csv_rows(rows: Iterable[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
 def print_csv(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> None:
     import csv
 
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(fieldnames), lineterminator="\n",
-                            extrasaction="ignore")
+    writer = csv.DictWriter(
+        sys.stdout, fieldnames=list(fieldnames), lineterminator="\n", extrasaction="ignore"
+    )
     writer.writeheader()
     writer.writerows(csv_rows(rows))
     sys.stdout.flush()

@@ -36,11 +36,15 @@ def check_target(path: Path, *, force: bool) -> None:
         )
     folder = path.parent
     if not folder.is_dir():
-        raise UsageError(f"--pins-out {path}: folder {folder} does not exist",
-                         hint="create it first, or name a file in an existing folder")
+        raise UsageError(
+            f"--pins-out {path}: folder {folder} does not exist",
+            hint="create it first, or name a file in an existing folder",
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"--pins-out {path}: folder {folder} is not writable",
-                         hint="name a file in a folder you can write to")
+        raise UsageError(
+            f"--pins-out {path}: folder {folder} is not writable",
+            hint="name a file in a folder you can write to",
+        )
 
 
 def render_pins(rows: Sequence[dict[str, Any]], path: Path) -> bytes:

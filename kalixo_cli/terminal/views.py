@@ -45,15 +45,23 @@ def _status_text(status: str | None) -> Any:
 # narrowest; below this a terminal gets the stacked view.
 TABLE_BESIDE_PIN = 34
 PIN_FIELDS = ("orderId", "productId", "sku", "pin")
-ORDER_CSV_FIELDS = ("orderId", "externalOrderCode", "status", "currency", "productId", "sku",
-                    "price", "quantity", "pin")
+ORDER_CSV_FIELDS = (
+    "orderId",
+    "externalOrderCode",
+    "status",
+    "currency",
+    "productId",
+    "sku",
+    "price",
+    "quantity",
+    "pin",
+)
 
 
 def pin_rows(order: Order) -> list[dict[str, Any]]:
     """One record per delivered PIN: what --pins-out files hold."""
     return [
-        {"orderId": order.orderId, "productId": product.productId, "sku": product.sku,
-         "pin": pin}
+        {"orderId": order.orderId, "productId": product.productId, "sku": product.sku, "pin": pin}
         for product in order.products
         for pin in product.pins
     ]
@@ -63,10 +71,16 @@ def order_csv_rows(order: Order) -> list[dict[str, Any]]:
     """One row per PIN, and one (with an empty pin) per line still waiting for its PINs."""
     rows: list[dict[str, Any]] = []
     for product in order.products:
-        base = {"orderId": order.orderId, "externalOrderCode": order.externalOrderCode,
-                "status": order.status, "currency": order.currency,
-                "productId": product.productId, "sku": product.sku, "price": product.price,
-                "quantity": product.quantity}
+        base = {
+            "orderId": order.orderId,
+            "externalOrderCode": order.externalOrderCode,
+            "status": order.status,
+            "currency": order.currency,
+            "productId": product.productId,
+            "sku": product.sku,
+            "price": product.price,
+            "quantity": product.quantity,
+        }
         rows.extend({**base, "pin": pin} for pin in product.pins or [""])
     return rows
 
@@ -77,8 +91,9 @@ def _line_box(plain: bool) -> Any:
     return None if plain else box.SIMPLE_HEAD
 
 
-def order_view(order: Order, *, mask_pins: bool = False, plain: bool = False,
-               width: int = 80) -> RenderableType:
+def order_view(
+    order: Order, *, mask_pins: bool = False, plain: bool = False, width: int = 80
+) -> RenderableType:
     """A summary grid, then one table row per PIN so no PIN is ever wrapped or cut.
 
     `plain` (output that is not a terminal) drops the rules, leaving aligned columns; a
@@ -100,14 +115,15 @@ def order_view(order: Order, *, mask_pins: bool = False, plain: bool = False,
     if width < widest_pin + TABLE_BESIDE_PIN:
         stacked: list[Any] = [summary, ""]
         for product in order.products:
-            stacked.append(Text(
-                f"{product.productId} {clean(product.sku or '-')} "
-                f"{format_amount(product.price, order.currency)} x{product.quantity}",
-                style="bold",
-            ))
+            stacked.append(
+                Text(
+                    f"{product.productId} {clean(product.sku or '-')} "
+                    f"{format_amount(product.price, order.currency)} x{product.quantity}",
+                    style="bold",
+                )
+            )
             pins = [mask_pin(pin) for pin in product.pins] if mask_pins else product.pins
-            stacked.extend(Text(f"  {clean(pin)}", no_wrap=True, overflow="ignore")
-                           for pin in pins)
+            stacked.extend(Text(f"  {clean(pin)}", no_wrap=True, overflow="ignore") for pin in pins)
             if not pins:
                 stacked.append(Text("  (not delivered)", style="dim"))
         return Group(*stacked)
@@ -151,8 +167,11 @@ def request_view(request: OrderRequest, *, plain: bool = False) -> RenderableTyp
     lines.add_column("Line total", justify="right", no_wrap=True)
     for line in request.orderProducts:
         lines.add_row(
-            str(line.productId), line.sku, format_amount(line.price, line.currency),
-            str(line.quantity), format_amount(line.total, line.currency),
+            str(line.productId),
+            line.sku,
+            format_amount(line.price, line.currency),
+            str(line.quantity),
+            format_amount(line.total, line.currency),
         )
     return Group(summary, "", lines)
 
@@ -174,9 +193,25 @@ def settings_view(described: dict[str, Any], *, plain: bool = False) -> Renderab
 # --------------------------------------------------------------------------------------
 # The catalog: CSV rows, a product list, one product, paging notes.
 
-CSV_FIELDS = ("id", "sku", "productCode", "name", "brand", "country", "category",
-              "languages", "tags", "denominationType", "price", "currency",
-              "denominationMin", "denominationMax", "denominationStep", "buyingPrice", "status")
+CSV_FIELDS = (
+    "id",
+    "sku",
+    "productCode",
+    "name",
+    "brand",
+    "country",
+    "category",
+    "languages",
+    "tags",
+    "denominationType",
+    "price",
+    "currency",
+    "denominationMin",
+    "denominationMax",
+    "denominationStep",
+    "buyingPrice",
+    "status",
+)
 
 
 def csv_row(product: Product) -> dict[str, Any]:
@@ -220,8 +255,14 @@ def catalog_view(products: Sequence[Product], *, plain: bool = False) -> Rendera
     table.add_column("Country", no_wrap=True)
     table.add_column("Price", justify="right", no_wrap=True)
     for product in products:
-        table.add_row(str(product.id), product.sku or "-", product.name or "-",
-                      product.brand or "-", product.country or "-", price_label(product))
+        table.add_row(
+            str(product.id),
+            product.sku or "-",
+            product.name or "-",
+            product.brand or "-",
+            product.country or "-",
+            price_label(product),
+        )
     return table
 
 
@@ -247,26 +288,36 @@ def product_view(product: Product) -> RenderableType:
     ]
     if product.is_open and product.price is not None:
         rows.append(("Default amount", format_amount(product.price, product.currency)))
-    rows.append(("Buying price", format_amount(product.buyingPrice, product.currency)
-                 if product.buyingPrice is not None else None))
+    rows.append(
+        (
+            "Buying price",
+            format_amount(product.buyingPrice, product.currency)
+            if product.buyingPrice is not None
+            else None,
+        )
+    )
     rows.append(("Status", product.status))
     for label, value in rows:
         grid.add_row(label, value if value else "-")
     return grid
 
 
-def summary_lines(pages: CatalogPages, *, filtered_here: bool,
-                  cache_age: float | None) -> list[str]:
+def summary_lines(
+    pages: CatalogPages, *, filtered_here: bool, cache_age: float | None
+) -> list[str]:
     """What a listing says on stderr once it is printed: what was left out, and whether
     the answer came from the cache."""
     lines: list[str] = []
     if pages.more:
         if filtered_here:
-            lines.append(f"showing the first {pages.listed} matches; more may match: "
-                         "--all lists every one")
+            lines.append(
+                f"showing the first {pages.listed} matches; more may match: --all lists every one"
+            )
         else:
-            lines.append(f"showing {pages.listed} of {pages.count} products: --all lists "
-                         "every one, --limit N another number")
+            lines.append(
+                f"showing {pages.listed} of {pages.count} products: --all lists "
+                "every one, --limit N another number"
+            )
     if cache_age is not None:
         lines.append(cache_note(cache_age))
     return lines
@@ -293,15 +344,23 @@ JOURNAL_COLUMNS = ("Code", "State", "Order", "Status", "Sent (UTC)", "Host", "Er
 
 def journal_cells(record: Mapping[str, Any]) -> list[str]:
     """A row as shown: outside text cleaned here, so the widths are those of what is shown."""
-    return [clean(record["externalOrderCode"]), record["state"],
-            "-" if record["orderId"] is None else str(record["orderId"]),
-            clean(record["status"] or "-"), record["createdAt"].replace("T", " ").rstrip("Z"),
-            clean((record.get("sentBy") or {}).get("host") or "-"),
-            clean(record["error"] or "")]
+    return [
+        clean(record["externalOrderCode"]),
+        record["state"],
+        "-" if record["orderId"] is None else str(record["orderId"]),
+        clean(record["status"] or "-"),
+        record["createdAt"].replace("T", " ").rstrip("Z"),
+        clean((record.get("sentBy") or {}).get("host") or "-"),
+        clean(record["error"] or ""),
+    ]
 
 
-def journal_view(records: Sequence[Mapping[str, Any]], plain: bool,
-                 widths: list[int] | None = None, header: bool = True) -> RenderableType:
+def journal_view(
+    records: Sequence[Mapping[str, Any]],
+    plain: bool,
+    widths: list[int] | None = None,
+    header: bool = True,
+) -> RenderableType:
     """Journal entries (their JSON form), a row each; `widths` fixed by the caller when a
     long listing is printed a chunk at a time."""
     from rich.table import Table
@@ -329,16 +388,22 @@ def sync_view(records: Sequence[Mapping[str, Any]], plain: bool) -> RenderableTy
         table.add_row(
             Text(record["externalOrderCode"]),
             "-" if record["orderId"] is None else str(record["orderId"]),
-            before, now if record["changed"] else Text("unchanged", style="dim"),
+            before,
+            now if record["changed"] else Text("unchanged", style="dim"),
             Text(record["detail"] or ""),
         )
     return table
 
 
-BULK_OUTCOMES = {"placed": "placed", "skipped": "skipped (placed before)",
-                 "rejected": "rejected by the API", "failed": "not placed (temporary failure)",
-                 "unknown": "outcome unknown", "skipped_unknown": "skipped (outcome unknown)",
-                 "skipped_busy": "skipped (being sent by another run)"}
+BULK_OUTCOMES = {
+    "placed": "placed",
+    "skipped": "skipped (placed before)",
+    "rejected": "rejected by the API",
+    "failed": "not placed (temporary failure)",
+    "unknown": "outcome unknown",
+    "skipped_unknown": "skipped (outcome unknown)",
+    "skipped_busy": "skipped (being sent by another run)",
+}
 
 
 def bulk_summary_view(counts: Mapping[str, int], not_sent: int, plain: bool) -> RenderableType:
@@ -378,8 +443,11 @@ def wallet_view(wallet: Mapping[str, Any], *, plain: bool = False) -> Renderable
     for currency, amount in sorted(wallet["balances"].items()):
         table.add_row(currency, _major(amount, currency))
     threshold = "none set" if wallet["threshold"] is None else f"{wallet['threshold']:,g}"
-    low = (Text(f"yes (alert threshold {threshold})", style="bold red") if wallet["lowBalance"]
-           else Text(f"no (alert threshold {threshold})"))
+    low = (
+        Text(f"yes (alert threshold {threshold})", style="bold red")
+        if wallet["lowBalance"]
+        else Text(f"no (alert threshold {threshold})")
+    )
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
@@ -418,8 +486,11 @@ def doctor_view(checks: Sequence[Mapping[str, Any]], *, plain: bool = False) -> 
         detail = Text(clean(check["detail"]))
         if check["hint"]:
             detail.append(f"\nhint: {clean(check['hint'])}", style="dim")
-        table.add_row(Text(check["status"], style="" if plain else DOCTOR_STYLES[check["status"]]),
-                      check["check"], detail)
+        table.add_row(
+            Text(check["status"], style="" if plain else DOCTOR_STYLES[check["status"]]),
+            check["check"],
+            detail,
+        )
     return table
 
 
@@ -436,8 +507,10 @@ def auth_status_view(report: Mapping[str, Any]) -> RenderableType:
     grid.add_row(report["credential"].capitalize(), report["masked"] or f"none (run {hint})")
     grid.add_row("Source", report["source"] or "-")
     grid.add_row("Stored in", report["store"] or "-")
-    for label, key in (("Access expires", "accessTokenExpires"),
-                       ("Refresh expires", "refreshTokenExpires")):
+    for label, key in (
+        ("Access expires", "accessTokenExpires"),
+        ("Refresh expires", "refreshTokenExpires"),
+    ):
         if report[key]:
             grid.add_row(label, report[key])
     return grid
@@ -451,8 +524,14 @@ def profiles_view(rows: Sequence[Mapping[str, Any]], *, plain: bool = False) -> 
     for column in ("", "Profile", "API", "Version", "Token", "API key"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row("*" if row["active"] else "", row["profile"], row["api_url"] or "-",
-                      row["api_version"] or "-", row["token"] or "-", row["api_key"] or "-")
+        table.add_row(
+            "*" if row["active"] else "",
+            row["profile"],
+            row["api_url"] or "-",
+            row["api_version"] or "-",
+            row["token"] or "-",
+            row["api_key"] or "-",
+        )
     return table
 
 

@@ -55,8 +55,9 @@ if TYPE_CHECKING:
     from kalixo_cli.inputs.bulk_file import BulkOrder
     from kalixo_cli.store.journal import Entry
 
-OutcomeKind = Literal["placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown",
-                      "skipped_busy"]
+OutcomeKind = Literal[
+    "placed", "rejected", "failed", "unknown", "skipped", "skipped_unknown", "skipped_busy"
+]
 
 # Worst first: the exit code of a run is that of its worst outcome.
 EXIT_FOR = {
@@ -68,9 +69,16 @@ EXIT_FOR = {
     "placed": ExitCode.OK,
     "skipped": ExitCode.OK,
 }
-SEVERITY = [ExitCode.INTERRUPTED, ExitCode.PLACED_NOT_RECORDED, ExitCode.JOURNAL_UNUSABLE,
-            ExitCode.OUTCOME_UNKNOWN, ExitCode.TEMPORARY, ExitCode.AUTH,
-            ExitCode.REJECTED, ExitCode.OK]
+SEVERITY = [
+    ExitCode.INTERRUPTED,
+    ExitCode.PLACED_NOT_RECORDED,
+    ExitCode.JOURNAL_UNUSABLE,
+    ExitCode.OUTCOME_UNKNOWN,
+    ExitCode.TEMPORARY,
+    ExitCode.AUTH,
+    ExitCode.REJECTED,
+    ExitCode.OK,
+]
 
 
 # ------------------------------------------------------------------------------------------
@@ -94,7 +102,8 @@ class Plan:
         """(index, code, body, reconcile first) in file order."""
         cursor = self.db.execute(
             "SELECT idx, code, body, verdict = 'reconcile' FROM batch "
-            "WHERE verdict IN ('send', 'reconcile') ORDER BY idx")
+            "WHERE verdict IN ('send', 'reconcile') ORDER BY idx"
+        )
         while rows := cursor.fetchmany(500):
             yield from rows
 
@@ -102,7 +111,8 @@ class Plan:
         cursor = self.db.execute(
             "SELECT code, verdict, order_id, error FROM batch "
             "WHERE verdict NOT IN ('send', 'reconcile') "
-            "ORDER BY idx")
+            "ORDER BY idx"
+        )
         while rows := cursor.fetchmany(500):
             yield from rows
 
@@ -129,10 +139,11 @@ def _planned(db: sqlite3.Connection, codes: list[str]) -> dict[str, str]:
     """Which of `codes` earlier batches planned, and where they were in the file."""
     found: dict[str, str] = {}
     for start in range(0, len(codes), 500):
-        part = codes[start:start + 500]
+        part = codes[start : start + 500]
         marks = ", ".join("?" * len(part))
-        found.update(db.execute(f"SELECT code, where_ FROM batch WHERE code IN ({marks})",
-                                part).fetchall())
+        found.update(
+            db.execute(f"SELECT code, where_ FROM batch WHERE code IN ({marks})", part).fetchall()
+        )
     return found
 
 
@@ -192,8 +203,9 @@ def _new_plan_file(folder: Path) -> str:
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         clean_stale_plans(folder)
-        descriptor, path = tempfile.mkstemp(prefix=_plan_name_prefix(), suffix=".sqlite3",
-                                            dir=folder)
+        descriptor, path = tempfile.mkstemp(
+            prefix=_plan_name_prefix(), suffix=".sqlite3", dir=folder
+        )
     except OSError as exc:
         raise JournalUnusable(
             f"cannot create the batch's plan file in {folder}: {exc.strerror or exc}",
@@ -204,9 +216,15 @@ def _new_plan_file(folder: Path) -> str:
     return path
 
 
-def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: JournalStore, api: str,
-               max_problems: int = 50, can_look_up: bool = False,
-               folder: Path | None = None) -> Plan:
+def plan_batch(
+    orders: Iterable[BulkOrder | InputError],
+    *,
+    journal: JournalStore,
+    api: str,
+    max_problems: int = 50,
+    can_look_up: bool = False,
+    folder: Path | None = None,
+) -> Plan:
     """Validate everything before anything is sent; raise InputError listing the problems.
 
     The plan (order bodies) is a private file in the data folder's `plans/`, removed when
@@ -229,8 +247,11 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: JournalStor
         if len(problems) < max_problems:
             problems.append(item)
 
-    def judge(items: list[BulkOrder | InputError], known_entries: dict[str, Entry],
-              earlier: dict[str, str]) -> tuple[list[Problem], Settled]:
+    def judge(
+        items: list[BulkOrder | InputError],
+        known_entries: dict[str, Entry],
+        earlier: dict[str, str],
+    ) -> tuple[list[Problem], Settled]:
         """The problems and the rows of a batch of items, in file order; `earlier` maps
         the codes of earlier batches to where they were (and gains this batch's)."""
         found: list[Problem] = []
@@ -241,9 +262,14 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: JournalStor
                 continue
             code = item.code
             if code in earlier:
-                found.append(Problem(f"appears twice in the file (first at {earlier[code]}); "
-                                     "rows of one order must be together, codes unique",
-                                     where=item.where, field=f"externalOrderCode {code}"))
+                found.append(
+                    Problem(
+                        f"appears twice in the file (first at {earlier[code]}); "
+                        "rows of one order must be together, codes unique",
+                        where=item.where,
+                        field=f"externalOrderCode {code}",
+                    )
+                )
                 continue
             entry = known_entries.get(code)
             if entry is None:  # the usual case: never sent
@@ -253,33 +279,53 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: JournalStor
             # Hashing is only needed to compare with what was sent before.
             known = verdict(entry, request_hash(json.loads(item.body)), can_look_up=can_look_up)
             if known.kind == "conflict":
-                found.append(Problem(
-                    f"was already sent with a different order "
-                    f"({known.entry.effective_state if known.entry else '?'}); "
-                    "give this order a new code", where=item.where,
-                    field=f"externalOrderCode {code}"))
+                found.append(
+                    Problem(
+                        f"was already sent with a different order "
+                        f"({known.entry.effective_state if known.entry else '?'}); "
+                        "give this order a new code",
+                        where=item.where,
+                        field=f"externalOrderCode {code}",
+                    )
+                )
                 continue
-            kind = {"send": "send", "reconcile": "reconcile", "placed": "skipped",
-                    "unknown": "skipped_unknown", "busy": "skipped_busy"}[known.kind]
+            kind = {
+                "send": "send",
+                "reconcile": "reconcile",
+                "placed": "skipped",
+                "unknown": "skipped_unknown",
+                "busy": "skipped_busy",
+            }[known.kind]
             detail = entry.error
             if kind == "skipped_busy":
                 detail = f"being sent by another kalixo process ({entry.owner_text})"
             earlier[code] = item.where
-            settled.rows.append((item.index, code, item.where,
-                                 item.body if kind in ("send", "reconcile") else None,
-                                 kind, entry.order_id,
-                                 detail if kind not in ("send", "reconcile") else None))
+            settled.rows.append(
+                (
+                    item.index,
+                    code,
+                    item.where,
+                    item.body if kind in ("send", "reconcile") else None,
+                    kind,
+                    entry.order_id,
+                    detail if kind not in ("send", "reconcile") else None,
+                )
+            )
             settled.kinds.append(kind)
         return found, settled
 
     def insert(settled: Settled) -> bool:
         """Insert the rows; False if a code was already planned (that row is left out)."""
         before = db.total_changes
-        db.executemany("INSERT INTO batch (idx, code, where_, body, verdict) "
-                       "VALUES (?, ?, ?, ?, 'send') ON CONFLICT (code) DO NOTHING",
-                       settled.sends)
-        db.executemany("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?) "
-                       "ON CONFLICT (code) DO NOTHING", settled.rows)
+        db.executemany(
+            "INSERT INTO batch (idx, code, where_, body, verdict) "
+            "VALUES (?, ?, ?, ?, 'send') ON CONFLICT (code) DO NOTHING",
+            settled.sends,
+        )
+        db.executemany(
+            "INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING",
+            settled.rows,
+        )
         return db.total_changes - before == len(settled.sends) + len(settled.rows)
 
     def settle(items: list[BulkOrder | InputError]) -> None:
@@ -319,8 +365,11 @@ def plan_batch(orders: Iterable[BulkOrder | InputError], *, journal: JournalStor
         raise
     if problems:
         plan.close()
-        more = f"; {invalid - len(problems)} more problems not shown" if invalid > len(
-            problems) else ""
+        more = (
+            f"; {invalid - len(problems)} more problems not shown"
+            if invalid > len(problems)
+            else ""
+        )
         raise InputError(problems, hint=f"{invalid} problems in all{more}; nothing was sent")
     if plan.total == 0 and invalid == 0:
         plan.close()
@@ -359,7 +408,8 @@ class Result:
         error: dict[str, Any] | None = None
         if self.error is not None:
             error = {
-                "kind": self.error.kind, "exitCode": int(self.error.exit_code),
+                "kind": self.error.kind,
+                "exitCode": int(self.error.exit_code),
                 "message": self.error.message,
                 "serverMessage": getattr(self.error, "server_message", None),
                 "correlationKey": getattr(self.error, "correlation_key", None),
@@ -403,13 +453,19 @@ class Summary:
             self.worst = other.worst
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.counts, "notRecorded": self.not_recorded, "notSent": self.not_sent,
-                "exitCode": int(self.worst), "stopped": self.stopped,
-                "sendSeconds": round(self.send_seconds, 3)}
+        return {
+            **self.counts,
+            "notRecorded": self.not_recorded,
+            "notSent": self.not_sent,
+            "exitCode": int(self.worst),
+            "stopped": self.stopped,
+            "sendSeconds": round(self.send_seconds, 3),
+        }
 
 
-def _place_one(journal: JournalStore, api: str, client: OrderClient,
-               request: OrderRequest) -> Result | None:
+def _place_one(
+    journal: JournalStore, api: str, client: OrderClient, request: OrderRequest
+) -> Result | None:
     """The order's result line; None for one the run stopped before it was sent."""
     from kalixo_cli.workflows.placement import Refused, place, refusal
 
@@ -429,19 +485,24 @@ def _place_one(journal: JournalStore, api: str, client: OrderClient,
             return Result(code, "skipped_busy", detail=refusal(known, code).message)
         if known.kind == "conflict":
             return Result(code, "rejected", error=refusal(known, code))
-        return Result(code, "skipped_unknown", order_id=order_id,
-                      detail=entry.error if entry else None)
+        return Result(
+            code, "skipped_unknown", order_id=order_id, detail=entry.error if entry else None
+        )
     except PlacedNotRecorded as exc:  # placed: the line is written, with its PINs
-        return Result(code, "placed", order=exc.result.order if exc.result else None,
-                      order_id=exc.order_id, error=exc)
+        return Result(
+            code,
+            "placed",
+            order=exc.result.order if exc.result else None,
+            order_id=exc.order_id,
+            error=exc,
+        )
     except OutcomeUnknown as exc:
         return Result(code, "unknown", error=exc)
     except (RequestRejected, AuthRejected, CodeTaken) as exc:
         return Result(code, "rejected", error=exc)
     except KalixoError as exc:  # nothing was placed (refused connection, 429 after waits)
         return Result(code, "failed", error=exc)
-    return Result(code, "placed", order=result.order,
-                  settle=deferred[0] if deferred else None)
+    return Result(code, "placed", order=result.order, settle=deferred[0] if deferred else None)
 
 
 RECONCILE_ROUNDS = 3
@@ -470,19 +531,32 @@ def _first_ctrl_c_stops(stop: threading.Event) -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def send_plan(plan: Plan, *, journal: JournalStore, api: str,
-              client_factory: Callable[[], OrderClient], concurrency: int,
-              on_result: Callable[[Result], None], stop: threading.Event,
-              can_look_up: bool = False) -> Summary:
+def send_plan(
+    plan: Plan,
+    *,
+    journal: JournalStore,
+    api: str,
+    client_factory: Callable[[], OrderClient],
+    concurrency: int,
+    on_result: Callable[[Result], None],
+    stop: threading.Event,
+    can_look_up: bool = False,
+) -> Summary:
     """Send what the plan says, `concurrency` at a time, in file order; report each result.
 
     Where the API can look codes up (v2), orders whose outcome stayed unknown (retries ran
     out, or the retry budget did) get further rounds: each is looked up by code, and sent
     again only if the API has no order under it. Their result is reported once, at the end.
     """
-    sender = _Sender(journal=journal, api=api, client_factory=client_factory,
-                     concurrency=concurrency, on_result=on_result, stop=stop,
-                     rounds=RECONCILE_ROUNDS if can_look_up else 0)
+    sender = _Sender(
+        journal=journal,
+        api=api,
+        client_factory=client_factory,
+        concurrency=concurrency,
+        on_result=on_result,
+        stop=stop,
+        rounds=RECONCILE_ROUNDS if can_look_up else 0,
+    )
     return sender.send(plan)
 
 
@@ -490,10 +564,17 @@ class _Sender:
     """One run of `send_plan`: the workers' orders in flight, the ones held for the next
     round, and the summary; the main thread alone hands out, collects and reports."""
 
-    def __init__(self, *, journal: JournalStore, api: str,
-                 client_factory: Callable[[], OrderClient], concurrency: int,
-                 on_result: Callable[[Result], None], stop: threading.Event,
-                 rounds: int) -> None:
+    def __init__(
+        self,
+        *,
+        journal: JournalStore,
+        api: str,
+        client_factory: Callable[[], OrderClient],
+        concurrency: int,
+        on_result: Callable[[Result], None],
+        stop: threading.Event,
+        rounds: int,
+    ) -> None:
         self.journal = journal
         self.api = api
         self.client_factory = client_factory
@@ -509,9 +590,12 @@ class _Sender:
     def send(self, plan: Plan) -> Summary:
         started = time.monotonic()
         summary, in_flight, held = self.summary, self.in_flight, self.held
-        with ThreadPoolExecutor(max_workers=self.concurrency,
-                                thread_name_prefix="kalixo-send") as pool, \
-                _first_ctrl_c_stops(self.stop) as interrupted:
+        with (
+            ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix="kalixo-send"
+            ) as pool,
+            _first_ctrl_c_stops(self.stop) as interrupted,
+        ):
             # A first Ctrl-C only sets `stop`: nothing new starts, requests already on the
             # wire finish (each has its timeout) and are reported once, by the same
             # bookkeeping as ever, since no exception cuts into it. A second Ctrl-C leaves
@@ -525,13 +609,16 @@ class _Sender:
             except KeyboardInterrupt:
                 for future in list(in_flight):
                     future.cancel()
-                self.journal.abandon_in_flight(self.api, [c for c, _ in in_flight.values()],
-                                               "interrupted twice while sending")
+                self.journal.abandon_in_flight(
+                    self.api, [c for c, _ in in_flight.values()], "interrupted twice while sending"
+                )
                 raise
             if interrupted.is_set():
                 summary.worst = ExitCode.INTERRUPTED
-                summary.stopped = "interrupted: requests in flight were finished; run the " \
+                summary.stopped = (
+                    "interrupted: requests in flight were finished; run the "
                     "same command again to send the rest"
+                )
             for code, _ in held:  # interrupted before their round: unknown, as journaled
                 result = Result(code, "unknown", detail="not reconciled before the run stopped")
                 summary.add(result)
@@ -578,8 +665,9 @@ class _Sender:
             try:
                 result = future.result()
             except BaseException as exc:  # a bug in a worker: the order's fate is unknown
-                self.journal.abandon_in_flight(self.api, [code],
-                                               f"{type(exc).__name__} in a worker")
+                self.journal.abandon_in_flight(
+                    self.api, [code], f"{type(exc).__name__} in a worker"
+                )
                 result = Result(code, "unknown", detail=f"{type(exc).__name__}: {exc}")
             if result is None:  # stopped while waiting for its turn: not sent
                 del in_flight[future]
@@ -587,8 +675,11 @@ class _Sender:
             result = result.settled()  # recorded before it is reported
             # Unknown, or not placed for a passing reason (refused connection, 429s past
             # the budget): with look-ups, both are safe to try again in the next round.
-            if result.outcome in ("unknown", "failed") and self.rounds_left > 0 \
-                    and not stop.is_set():
+            if (
+                result.outcome in ("unknown", "failed")
+                and self.rounds_left > 0
+                and not stop.is_set()
+            ):
                 self.held.append((code, body))
                 del in_flight[future]
                 continue
@@ -600,13 +691,20 @@ class _Sender:
                 summary.stopped = "the API refused the credentials; nothing more was sent"
             elif isinstance(result.error, JournalUnusable) and not stop.is_set():
                 stop.set()
-                summary.stopped = (f"the journal cannot be written ({result.error.message}); "
-                                   "nothing more was sent")
+                summary.stopped = (
+                    f"the journal cannot be written ({result.error.message}); nothing more was sent"
+                )
 
 
-def skipped_results(plan: Plan, *, journal: JournalStore, api: str,
-                    client_factory: Callable[[], OrderClient], look_up: bool,
-                    concurrency: int) -> Iterator[Result]:
+def skipped_results(
+    plan: Plan,
+    *,
+    journal: JournalStore,
+    api: str,
+    client_factory: Callable[[], OrderClient],
+    look_up: bool,
+    concurrency: int,
+) -> Iterator[Result]:
     """The result lines of orders placed by an earlier run, as that run printed them: the
     order looked up from the API, with its PINs and its status now (a few at a time, a
     chunk of the plan in memory at once). Orders with an unknown outcome are not looked
@@ -621,8 +719,12 @@ def skipped_results(plan: Plan, *, journal: JournalStore, api: str,
         code, kind, order_id, error = row
         if kind != "skipped":  # unknown, or busy in another process: not looked up
             outcome = "skipped_busy" if kind == "skipped_busy" else "skipped_unknown"
-            return Result(code, outcome, order_id=order_id,  # type: ignore[arg-type]
-                          detail=error)
+            return Result(
+                code,
+                outcome,
+                order_id=order_id,  # type: ignore[arg-type]
+                detail=error,
+            )
         entry = journal.get(api, code)
         status = entry.status if entry is not None else None
         if not look_up:
@@ -632,13 +734,22 @@ def skipped_results(plan: Plan, *, journal: JournalStore, api: str,
             made = local.client = client_factory()
         reference = order_id if order_id is not None else (code if made.can_look_up else None)
         if reference is None:
-            return Result(code, "skipped", status=status,
-                          detail="placed before; the journal has no orderId to look it up by")
+            return Result(
+                code,
+                "skipped",
+                status=status,
+                detail="placed before; the journal has no orderId to look it up by",
+            )
         try:
             order = made.retrieve_order(reference).order
         except KalixoError as exc:
-            return Result(code, "skipped", order_id=order_id, status=status,
-                          detail=f"placed before; could not look it up: {exc.message}")
+            return Result(
+                code,
+                "skipped",
+                order_id=order_id,
+                status=status,
+                detail=f"placed before; could not look it up: {exc.message}",
+            )
         request = request_of(entry.body) if entry is not None else None
         if request is not None:
             complete_from_request(order, request)
@@ -646,7 +757,8 @@ def skipped_results(plan: Plan, *, journal: JournalStore, api: str,
         return Result(code, "skipped", order=order)
 
     rows = plan.skipped_rows()
-    with ThreadPoolExecutor(max_workers=concurrency if look_up else 1,
-                            thread_name_prefix="kalixo-look-up") as pool:
+    with ThreadPoolExecutor(
+        max_workers=concurrency if look_up else 1, thread_name_prefix="kalixo-look-up"
+    ) as pool:
         while chunk := [row for _, row in zip(range(256), rows, strict=False)]:
             yield from pool.map(one, chunk)

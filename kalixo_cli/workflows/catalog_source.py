@@ -1,5 +1,4 @@
-"""A client's catalog as the commands read it: answers from the API, kept in the cache.
-"""
+"""A client's catalog as the commands read it: answers from the API, kept in the cache."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import RequestRejected
 
 if TYPE_CHECKING:
-
     pass
 from kalixo_cli.domain.catalog import CatalogFilters, CatalogPages, Product
 from kalixo_cli.store.catalog_cache import CacheHit, CatalogCache
@@ -26,13 +24,15 @@ log = logging.getLogger("kalixo.catalog")
 class CatalogClient(Protocol):
     """What `api.v1.V1Client` and `api.v2.V2Client` offer for the catalog."""
 
-    def catalog_page(self, skip: int, take: int,
-                     filters: CatalogFilters | None = None) -> tuple[int, list[Product]]: ...
+    def catalog_page(
+        self, skip: int, take: int, filters: CatalogFilters | None = None
+    ) -> tuple[int, list[Product]]: ...
 
     def catalog_product(self, product_id: int) -> Product: ...
 
-    def catalog_product_by_code(self, *, ean: str | None = None,
-                                sku: str | None = None) -> Product: ...
+    def catalog_product_by_code(
+        self, *, ean: str | None = None, sku: str | None = None
+    ) -> Product: ...
 
 
 class CatalogSource:
@@ -44,8 +44,16 @@ class CatalogSource:
     `oldest` is the age in seconds of the oldest cached answer used.
     """
 
-    def __init__(self, client: CatalogClient, *, api: str, version: ApiVersion, account: str,
-                 cache: CatalogCache | None, refresh: bool = False) -> None:
+    def __init__(
+        self,
+        client: CatalogClient,
+        *,
+        api: str,
+        version: ApiVersion,
+        account: str,
+        cache: CatalogCache | None,
+        refresh: bool = False,
+    ) -> None:
         self.client = client
         self.api = api
         self.version = version
@@ -72,13 +80,13 @@ class CatalogSource:
             self.oldest = hit.age if self.oldest is None else max(self.oldest, hit.age)
         return hit
 
-    def _keep(self, key: dict[str, Any], count: int | None,
-              products: Sequence[Product]) -> None:
+    def _keep(self, key: dict[str, Any], count: int | None, products: Sequence[Product]) -> None:
         if self.cache is not None:
             self.cache.put(key, count, products)
 
-    def page(self, skip: int, take: int,
-             filters: CatalogFilters | None = None) -> tuple[int, list[Product]]:
+    def page(
+        self, skip: int, take: int, filters: CatalogFilters | None = None
+    ) -> tuple[int, list[Product]]:
         filters = filters or CatalogFilters()
         key = self._key(page={"filters": filters.key(), "skip": skip, "take": take})
         hit = self._cached(key)
@@ -89,14 +97,23 @@ class CatalogSource:
         self._keep(key, count, products)
         return count, products
 
-    def pages(self, filters: CatalogFilters | None = None, *, limit: int | None = None,
-              page_size: int | None = None) -> CatalogPages:
+    def pages(
+        self,
+        filters: CatalogFilters | None = None,
+        *,
+        limit: int | None = None,
+        page_size: int | None = None,
+    ) -> CatalogPages:
         filters = filters or CatalogFilters()
         short_page_ends = self.filters_on_server or filters.empty
         if not short_page_ends:
             page_size = None  # matches are sparse: fetch as much as a request allows
-        return CatalogPages(lambda skip, take: self.page(skip, take, filters), limit=limit,
-                            page_size=page_size, short_page_ends=short_page_ends)
+        return CatalogPages(
+            lambda skip, take: self.page(skip, take, filters),
+            limit=limit,
+            page_size=page_size,
+            short_page_ends=short_page_ends,
+        )
 
     def product(self, product_id: int) -> Product:
         """One product by id: what `request_from_products` takes as its `lookup`."""
@@ -123,7 +140,8 @@ class CatalogSource:
                 self.refresh = False
         if found is None:
             raise RequestRejected(
-                f"product {product_id} is not in the catalog", status=404,
+                f"product {product_id} is not in the catalog",
+                status=404,
                 hint="`kalixo catalog list` shows the products you can order",
             )
         return found

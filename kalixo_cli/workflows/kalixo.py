@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from kalixo_cli.domain.order import Order
     from kalixo_cli.workflows.bulk import Result
 
+
 def _log_note(message: str) -> None:
     import logging
 
@@ -49,13 +50,20 @@ class Kalixo:
     Close it (or use `with`) to end its connections, its journal and its sandbox.
     """
 
-    def __init__(self, *, profile: str | None = None, api_url: str | None = None,
-                 sandbox: bool = False, on_warning: Callable[[str], None] = log_warning,
-                 on_note: Callable[[str], None] = _log_note) -> None:
+    def __init__(
+        self,
+        *,
+        profile: str | None = None,
+        api_url: str | None = None,
+        sandbox: bool = False,
+        on_warning: Callable[[str], None] = log_warning,
+        on_note: Callable[[str], None] = _log_note,
+    ) -> None:
         if sandbox and api_url:
             raise UsageError("sandbox and api_url cannot be used together")
-        self.session = Session(api_url_flag=api_url, profile_flag=profile, sandbox=sandbox,
-                               on_warning=on_warning)
+        self.session = Session(
+            api_url_flag=api_url, profile_flag=profile, sandbox=sandbox, on_warning=on_warning
+        )
         self._note = on_note
 
     def close(self) -> None:
@@ -64,14 +72,19 @@ class Kalixo:
     def __enter__(self) -> Kalixo:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.close()
 
     # -- one order ---------------------------------------------------------------------
 
-    def order_request(self, order: OrderRequest | Mapping[str, Any] | str | Path, *,
-                      new_code: bool = False) -> OrderRequest:
+    def order_request(
+        self, order: OrderRequest | Mapping[str, Any] | str | Path, *, new_code: bool = False
+    ) -> OrderRequest:
         """The validated request `place_order` would send (nothing is sent): an order file
         (JSON or CSV), a dict in the file's JSON shape, or an `OrderRequest`.
 
@@ -94,16 +107,24 @@ class Kalixo:
             parsed = order_file.parse_order(data, name=name, fmt=fmt)
             request, generated = parsed.request, parsed.generated_code
         if new_code and not generated:
-            raise UsageError("new_code is for orders without a code, and this one gives "
-                             f"externalOrderCode {request.externalOrderCode}")
+            raise UsageError(
+                "new_code is for orders without a code, and this one gives "
+                f"externalOrderCode {request.externalOrderCode}"
+            )
         if generated and not new_code:
             code = order_file.content_code(request, salt=self.session.journal().code_salt())
             request = request.model_copy(update={"externalOrderCode": code})
         return request
 
-    def place_order(self, order: OrderRequest | Mapping[str, Any] | str | Path, *,
-                    new_code: bool = False, wait: bool = False, timeout: float = 600.0,
-                    poll_interval: float = 15.0) -> Order:
+    def place_order(
+        self,
+        order: OrderRequest | Mapping[str, Any] | str | Path,
+        *,
+        new_code: bool = False,
+        wait: bool = False,
+        timeout: float = 600.0,
+        poll_interval: float = 15.0,
+    ) -> Order:
         """Place the order exactly once and return it with its PINs (a code placed before
         is replayed: the order as the API has it now, nothing sent). `wait` polls a
         processing order until it is done, as `--wait` does."""
@@ -121,12 +142,19 @@ class Kalixo:
         try:
             journal.record_status(api, request.externalOrderCode, placed.status)
         except JournalUnusable as exc:  # the order is recorded as placed already
-            session.on_warning(f"could not record order {placed.orderId}'s final status: "
-                               f"{exc.message}")
+            session.on_warning(
+                f"could not record order {placed.orderId}'s final status: {exc.message}"
+            )
         return placed
 
-    def retrieve_order(self, reference: int | str, *, wait: bool = False,
-                       timeout: float = 600.0, poll_interval: float = 15.0) -> Order:
+    def retrieve_order(
+        self,
+        reference: int | str,
+        *,
+        wait: bool = False,
+        timeout: float = 600.0,
+        poll_interval: float = 15.0,
+    ) -> Order:
         """The order by its orderId (v2: or its externalOrderCode), in the shape
         `place_order` returns."""
         from kalixo_cli.workflows.placement import complete_retrieved
@@ -136,8 +164,7 @@ class Kalixo:
         if wait:
             order = self._wait(order, timeout=timeout, interval=poll_interval)
         if client.can_look_up:  # v2 leaves out what the journal and the catalog know
-            complete_retrieved(self.session.journal(), self.session.journal_key(), client,
-                               order)
+            complete_retrieved(self.session.journal(), self.session.journal_key(), client, order)
         return order
 
     def _wait(self, order: Order, *, timeout: float, interval: float) -> Order:
@@ -148,14 +175,23 @@ class Kalixo:
         reference = order.orderId if order.orderId is not None else order.externalOrderCode
         assert reference is not None
         client = self.session.client()
-        return wait_for_order(order, lambda: client.retrieve_order(reference).order,
-                              timeout=timeout, interval=interval)
+        return wait_for_order(
+            order,
+            lambda: client.retrieve_order(reference).order,
+            timeout=timeout,
+            interval=interval,
+        )
 
     # -- many orders -------------------------------------------------------------------
 
-    def place_orders(self, orders: Iterable[OrderRequest | Mapping[str, Any]], *,
-                     concurrency: int = 4, look_up: bool = True,
-                     max_problems: int = 50) -> list[Result]:
+    def place_orders(
+        self,
+        orders: Iterable[OrderRequest | Mapping[str, Any]],
+        *,
+        concurrency: int = 4,
+        look_up: bool = True,
+        max_problems: int = 50,
+    ) -> list[Result]:
         """Place many orders, each exactly once, `concurrency` at a time: what
         `kalixo place-orders` does with a file. Every order is validated before anything
         is sent (an `InputError` lists the problems); each needs its own
@@ -168,13 +204,18 @@ class Kalixo:
         from kalixo_cli.workflows.bulk import plan_batch, send_plan, skipped_results
 
         session = self.session
-        lines = BytesIO(b"".join(json.dumps(_as_body(order)).encode("utf-8") + b"\n"
-                                 for order in orders))
+        lines = BytesIO(
+            b"".join(json.dumps(_as_body(order)).encode("utf-8") + b"\n" for order in orders)
+        )
         api, journal = session.journal_key(), session.journal()
         can_look_up = session.settings().version.finds_orders_by_code
-        plan = plan_batch(iter_bulk_orders(lines, name="<orders>", fmt="jsonl"),
-                          journal=journal, api=api, max_problems=max_problems,
-                          can_look_up=can_look_up)
+        plan = plan_batch(
+            iter_bulk_orders(lines, name="<orders>", fmt="jsonl"),
+            journal=journal,
+            api=api,
+            max_problems=max_problems,
+            can_look_up=can_look_up,
+        )
         with contextlib.closing(plan):
             stop = threading.Event()
             pacer, budget = RatePacer(stop=stop), RetryBudget()
@@ -184,12 +225,26 @@ class Kalixo:
             def client() -> Any:
                 return session.new_client(pacer=pacer, budget=budget)
 
-            done = list(skipped_results(plan, journal=journal, api=api,
-                                        client_factory=client, look_up=look_up,
-                                        concurrency=concurrency))
-            send_plan(plan, journal=journal, api=api, client_factory=client,
-                      concurrency=concurrency, on_result=done.append, stop=stop,
-                      can_look_up=can_look_up)
+            done = list(
+                skipped_results(
+                    plan,
+                    journal=journal,
+                    api=api,
+                    client_factory=client,
+                    look_up=look_up,
+                    concurrency=concurrency,
+                )
+            )
+            send_plan(
+                plan,
+                journal=journal,
+                api=api,
+                client_factory=client,
+                concurrency=concurrency,
+                on_result=done.append,
+                stop=stop,
+                can_look_up=can_look_up,
+            )
         return done
 
 

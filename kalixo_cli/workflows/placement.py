@@ -38,15 +38,30 @@ if TYPE_CHECKING:
     from kalixo_cli.domain.order import Order
     from kalixo_cli.store.journal import JournalState, JournalStore
 
-__all__ = ["Refused", "Verdict", "VerdictKind", "check", "order_difference", "place",
-           "place_or_replay", "refusal", "replay", "resolution_hint", "verdict"]
+__all__ = [
+    "Refused",
+    "Verdict",
+    "VerdictKind",
+    "check",
+    "order_difference",
+    "place",
+    "place_or_replay",
+    "refusal",
+    "replay",
+    "resolution_hint",
+    "verdict",
+]
 
 
-def check(journal: JournalStore, api: str, request: OrderRequest, *,
-          can_look_up: bool = False) -> Verdict:
+def check(
+    journal: JournalStore, api: str, request: OrderRequest, *, can_look_up: bool = False
+) -> Verdict:
     """What the journal says of this request now (a read; `place` claims atomically)."""
-    return verdict(journal.get(api, request.externalOrderCode), request_hash(request.body()),
-                   can_look_up=can_look_up)
+    return verdict(
+        journal.get(api, request.externalOrderCode),
+        request_hash(request.body()),
+        can_look_up=can_look_up,
+    )
 
 
 def order_difference(order: Order, request: OrderRequest) -> str | None:
@@ -59,11 +74,11 @@ def order_difference(order: Order, request: OrderRequest) -> str | None:
     if not order.products:
         return None
     theirs = sorted((p.productId or 0, p.quantity or 0, p.price) for p in order.products)
-    ours = sorted((line.productId, line.quantity, line.price)
-                  for line in request.orderProducts)
+    ours = sorted((line.productId, line.quantity, line.price) for line in request.orderProducts)
     same = len(theirs) == len(ours) and all(
         (t_id, t_qty) == (o_id, o_qty) and (t_price is None or t_price == o_price)
-        for (t_id, t_qty, t_price), (o_id, o_qty, o_price) in zip(theirs, ours, strict=True))
+        for (t_id, t_qty, t_price), (o_id, o_qty, o_price) in zip(theirs, ours, strict=True)
+    )
     if same:
         return None
 
@@ -95,8 +110,7 @@ def refusal(known: Verdict, code: str) -> KalixoError:
         return CodeBusy(
             f"order {code} is being sent by another kalixo process ({entry.owner_text}); "
             "it was not sent again",
-            hint="wait for that run to finish; `kalixo orders show "
-            f"{code}` then says how it ended",
+            hint=f"wait for that run to finish; `kalixo orders show {code}` then says how it ended",
         )
     if known.kind == "conflict":
         return UsageError(
@@ -118,17 +132,29 @@ def refusal(known: Verdict, code: str) -> KalixoError:
     )
 
 
-def _record(journal: JournalStore, api: str, code: str, state: JournalState, *,
-            error_kind: str | None, error: str | None) -> None:
+def _record(
+    journal: JournalStore,
+    api: str,
+    code: str,
+    state: JournalState,
+    *,
+    error_kind: str | None,
+    error: str | None,
+) -> None:
     """Record a failed attempt's outcome; if the journal cannot, the claim stays `sending`,
     which reads as unknown once this process ends: never sent again unchecked."""
     with contextlib.suppress(JournalUnusable):
         journal.finish(api, code, state, error_kind=error_kind, error=error)
 
 
-def _placed(journal: JournalStore, api: str, result: OrderResult, request: OrderRequest,
-            error_kind: str | None = None,
-            defer: list[Callable[[], None]] | None = None) -> OrderResult:
+def _placed(
+    journal: JournalStore,
+    api: str,
+    result: OrderResult,
+    request: OrderRequest,
+    error_kind: str | None = None,
+    defer: list[Callable[[], None]] | None = None,
+) -> OrderResult:
     """Record an order in hand. If the journal cannot, the answer is not lost: it travels
     in `PlacedNotRecorded`, for the caller to print before it exits 10.
 
@@ -144,13 +170,15 @@ def _placed(journal: JournalStore, api: str, result: OrderResult, request: Order
         return error
 
     try:
-        durable = journal.finish_soon(api, code, "placed", order_id=order.orderId,
-                                      status=order.status, error_kind=error_kind)
+        durable = journal.finish_soon(
+            api, code, "placed", order_id=order.orderId, status=order.status, error_kind=error_kind
+        )
         if defer is None:
             durable()
     except JournalUnusable as exc:
         raise failed(exc) from exc
     if defer is not None:
+
         def settle() -> None:
             try:
                 durable()
@@ -161,19 +189,25 @@ def _placed(journal: JournalStore, api: str, result: OrderResult, request: Order
     return result
 
 
-def _check_same(journal: JournalStore, api: str, result: OrderResult,
-                request: OrderRequest, where: str | None) -> None:
+def _check_same(
+    journal: JournalStore, api: str, result: OrderResult, request: OrderRequest, where: str | None
+) -> None:
     code = request.externalOrderCode
     difference = order_difference(result.order, request)
     if difference is not None:
         error = CodeTaken(code, result.order.orderId, difference, where=where)
-        _record(journal, api, code, "rejected", error_kind=_error_kind(error),
-                error=error.message)
+        _record(journal, api, code, "rejected", error_kind=_error_kind(error), error=error.message)
         raise error
 
 
-def place(journal: JournalStore, api: str, client: OrderClient, request: OrderRequest, *,
-          defer: list[Callable[[], None]] | None = None) -> OrderResult:
+def place(
+    journal: JournalStore,
+    api: str,
+    client: OrderClient,
+    request: OrderRequest,
+    *,
+    defer: list[Callable[[], None]] | None = None,
+) -> OrderResult:
     """Claim the code, POST once, record the outcome whatever it is.
 
     The claim is taken right before the request is written (after any pacing wait); a code
@@ -207,15 +241,20 @@ def place(journal: JournalStore, api: str, client: OrderClient, request: OrderRe
         try:
             found = client.look_up(code)
         except KalixoError as exc:  # could not ask: the outcome stays unknown
-            _record(journal, api, code, "unknown", error_kind=_error_kind(exc),
-                    error=exc.message)
+            _record(journal, api, code, "unknown", error_kind=_error_kind(exc), error=exc.message)
             raise OutcomeUnknown(
                 f"could not look order {code} up to settle its unknown outcome: {exc.message}",
                 hint="run the same command again later: it looks the code up first",
             ) from exc
         except BaseException:
-            _record(journal, api, code, "unknown", error_kind="interrupted",
-                    error="interrupted while looking the code up")
+            _record(
+                journal,
+                api,
+                code,
+                "unknown",
+                error_kind="interrupted",
+                error="interrupted while looking the code up",
+            )
             raise
         if found is not None:
             _check_same(journal, api, found, request, where=None)
@@ -229,8 +268,9 @@ def place(journal: JournalStore, api: str, client: OrderClient, request: OrderRe
             raise
         _record_failure(journal, api, code, exc)
         if isinstance(exc, SendCancelled):  # a repeat cancelled after an attempt went out
-            raise OutcomeUnknown(f"order {code} was interrupted between two attempts",
-                                 hint=resolution_hint(code)) from exc
+            raise OutcomeUnknown(
+                f"order {code} was interrupted between two attempts", hint=resolution_hint(code)
+            ) from exc
         raise
     _check_same(journal, api, result, request, where=None)
     result = _placed(journal, api, result, request, defer=defer)
@@ -252,13 +292,25 @@ def _record_failure(journal: JournalStore, api: str, code: str, exc: BaseExcepti
     if isinstance(exc, OutcomeUnknown):
         _record(journal, api, code, "unknown", error_kind=_error_kind(exc), error=exc.message)
     elif isinstance(exc, (RequestRejected, AuthRejected)):
-        _record(journal, api, code, "rejected", error_kind=_error_kind(exc),
-                error=exc.server_message or exc.message)
+        _record(
+            journal,
+            api,
+            code,
+            "rejected",
+            error_kind=_error_kind(exc),
+            error=exc.server_message or exc.message,
+        )
     elif isinstance(exc, (TransportError, ServiceUnavailable)):
         _record(journal, api, code, "failed", error_kind=_error_kind(exc), error=exc.message)
     else:  # Ctrl-C or a bug mid-request: nobody knows
-        _record(journal, api, code, "unknown", error_kind="interrupted",
-                error=f"{type(exc).__name__} while sending")
+        _record(
+            journal,
+            api,
+            code,
+            "unknown",
+            error_kind="interrupted",
+            error=f"{type(exc).__name__} while sending",
+        )
 
 
 def resolution_hint(code: str) -> str:
@@ -271,9 +323,14 @@ def resolution_hint(code: str) -> str:
     )
 
 
-def place_or_replay(journal: JournalStore, api: str, client: OrderClient,
-                    request: OrderRequest, *,
-                    note: Callable[[str], None]) -> tuple[OrderResult, bool]:
+def place_or_replay(
+    journal: JournalStore,
+    api: str,
+    client: OrderClient,
+    request: OrderRequest,
+    *,
+    note: Callable[[str], None],
+) -> tuple[OrderResult, bool]:
     """`place`, except that a code the journal knows as placed is an idempotent replay
     (the order as the API has it now; nothing is sent). Any other refusal raises its
     error. Returns the result and whether it was a replay."""
@@ -285,8 +342,9 @@ def place_or_replay(journal: JournalStore, api: str, client: OrderClient,
         return replay(client, refused.verdict, request.externalOrderCode, note=note), True
 
 
-def replay(client: OrderClient, known: Verdict, code: str, *,
-           note: Callable[[str], None]) -> OrderResult:
+def replay(
+    client: OrderClient, known: Verdict, code: str, *, note: Callable[[str], None]
+) -> OrderResult:
     """An idempotent replay, as a Stripe idempotency key gives: the order placed earlier
     under this code, fresh from the API with its PINs; nothing is sent."""
     entry = known.entry
@@ -302,13 +360,14 @@ def replay(client: OrderClient, known: Verdict, code: str, *,
             hint=f"find its orderId with Kalixo support and record it with `kalixo orders "
             f"resolve {code} --order-id ORDER_ID --force`",
         )
-    note(f"order {code} was placed on {when} as order {reference}; not sent again "
-         "(shown as the API has it now)")
+    note(
+        f"order {code} was placed on {when} as order {reference}; not sent again "
+        "(shown as the API has it now)"
+    )
     return client.retrieve_order(reference)
 
 
-def complete_retrieved(journal: JournalStore, api: str, client: OrderClient,
-                       order: Order) -> None:
+def complete_retrieved(journal: JournalStore, api: str, client: OrderClient, order: Order) -> None:
     """Fill what a v2 answer leaves out (currency, total, SKUs; a failed order's lines)
     from the request this machine sent, else from the catalog, and journal the status.
     (v1's retrieve answer states them all, and its retrieve-order loads no SQLite.)"""
@@ -329,6 +388,7 @@ def complete_retrieved(journal: JournalStore, api: str, client: OrderClient,
             complete_from_request(order, request)
         journal.record_status(api, entry.code, order.status)
     if order.currency is None or any(p.sku is None for p in order.products):
+
         def lookup(product_id: int) -> Product | None:
             try:
                 return client.catalog_product(product_id)

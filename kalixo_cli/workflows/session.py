@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 ENV_ALLOW_INSECURE_HTTP = "KALIXO_ALLOW_INSECURE_HTTP"
 
 
-
 def log_warning(message: str) -> None:
     """Where a session's warnings go when no one says: the `kalixo` logger (the Python
     API's default; the commands print them on stderr)."""
@@ -55,9 +54,14 @@ class Session:
     dataclass's generated code.)
     """
 
-    def __init__(self, *, api_url_flag: str | None = None, profile_flag: str | None = None,
-                 sandbox: bool = False,
-                 on_warning: Callable[[str], None] = log_warning) -> None:
+    def __init__(
+        self,
+        *,
+        api_url_flag: str | None = None,
+        profile_flag: str | None = None,
+        sandbox: bool = False,
+        on_warning: Callable[[str], None] = log_warning,
+    ) -> None:
         self.api_url_flag = api_url_flag
         self.profile_flag = profile_flag
         self.sandbox = sandbox
@@ -84,7 +88,9 @@ class Session:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = resolve_settings(
-                api_url_flag=self.api_url_flag, env=os.environ, file=self.config_file(),
+                api_url_flag=self.api_url_flag,
+                env=os.environ,
+                file=self.config_file(),
                 profile_flag=self.profile_flag,
             )
         return self._settings
@@ -110,15 +116,21 @@ class Session:
                     f"no API {'key' if version is ApiVersion.V2 else 'token'} "
                     f"for profile {settings.profile.value}",
                     where=f"api {settings.api_url.value}",
-                    hint=("run `kalixo auth set-key` or set KALIXO_API_KEY"
-                          if version is ApiVersion.V2 else
-                          "run `kalixo auth login` or `kalixo auth set-token`, or set "
-                          "KALIXO_TOKEN")
+                    hint=(
+                        "run `kalixo auth set-key` or set KALIXO_API_KEY"
+                        if version is ApiVersion.V2
+                        else "run `kalixo auth login` or `kalixo auth set-token`, or set "
+                        "KALIXO_TOKEN"
+                    )
                     + "; or try the offline sandbox with `kalixo --sandbox ...`",
                 )
             check_key_matches_url(credential.value, settings.api_url.value)
-            self._endpoint = Endpoint(settings.api_url.value, credential.value,
-                                      journal_key=self.journal_key(), version=version)
+            self._endpoint = Endpoint(
+                settings.api_url.value,
+                credential.value,
+                journal_key=self.journal_key(),
+                version=version,
+            )
         self.redactor.add(self._endpoint.token)
         return self._endpoint
 
@@ -152,8 +164,10 @@ class Session:
             return False
         if not self._warned_insecure:
             self._warned_insecure = True
-            self.on_warning(f"{url} is plain http://: the credential and every PIN cross "
-                            f"the network unencrypted ({ENV_ALLOW_INSECURE_HTTP} is set)")
+            self.on_warning(
+                f"{url} is plain http://: the credential and every PIN cross "
+                f"the network unencrypted ({ENV_ALLOW_INSECURE_HTTP} is set)"
+            )
         return True
 
     def new_client(self, **transport_options: Any) -> OrderClient:
@@ -167,9 +181,12 @@ class Session:
         v2 = endpoint.version is ApiVersion.V2
         rules = transport_options.pop("rules", None) or (V2_RULES if v2 else V1_RULES)
         transport = Transport(
-            endpoint.base_url, None if v2 else endpoint.token,
-            api_key=endpoint.token if v2 else None, rules=rules,
-            timeout=settings.timeout.value, retries=settings.retries.value,
+            endpoint.base_url,
+            None if v2 else endpoint.token,
+            api_key=endpoint.token if v2 else None,
+            rules=rules,
+            timeout=settings.timeout.value,
+            retries=settings.retries.value,
             allow_plain_http=not self.sandbox and self.allow_plain_http(endpoint.base_url),
             **transport_options,
         )
@@ -196,9 +213,13 @@ class Session:
         given in the environment is the only one used, so a script meant for one account
         never acts as the account saved on the machine."""
         token, refresh = settings.token, settings.refresh_token
-        return (not self.sandbox and token is not None and refresh is not None
-                and not token.source.startswith("env ")
-                and not refresh.source.startswith("env "))
+        return (
+            not self.sandbox
+            and token is not None
+            and refresh is not None
+            and not token.source.startswith("env ")
+            and not refresh.source.startswith("env ")
+        )
 
     def credential_variable(self) -> str | None:
         """The environment variable the credential in use came from, if it did."""
@@ -214,9 +235,11 @@ class Session:
         settings create it)."""
         from kalixo_cli.store.config import ENV_PROFILE, parse_profile_name
 
-        for raw, source in ((self.profile_flag, "--profile"),
-                            (os.environ.get(ENV_PROFILE), f"env {ENV_PROFILE}"),
-                            (self.config_file().values.get("profile"), "config")):
+        for raw, source in (
+            (self.profile_flag, "--profile"),
+            (os.environ.get(ENV_PROFILE), f"env {ENV_PROFILE}"),
+            (self.config_file().values.get("profile"), "config"),
+        ):
             if raw:
                 try:
                     return parse_profile_name(raw)
@@ -244,8 +267,10 @@ class Session:
         for key in remove:
             if key in SECRET_KEYS and values.get(key) == credstore.MARKER:
                 credstore.delete(name, key)
-        changes = {key: credstore.put(name, key, value) if key in SECRET_KEYS else value
-                   for key, value in changes.items()}
+        changes = {
+            key: credstore.put(name, key, value) if key in SECRET_KEYS else value
+            for key, value in changes.items()
+        }
         values = {k: v for k, v in {**values, **changes}.items() if k not in remove}
         save_config(file.path, with_profile_values(file, name, values))
         self._config = None
@@ -331,8 +356,9 @@ class Endpoint:
 
     __slots__ = ("base_url", "journal_key", "token", "version")
 
-    def __init__(self, base_url: str, token: str, *, journal_key: str,
-                 version: ApiVersion = ApiVersion.V1) -> None:
+    def __init__(
+        self, base_url: str, token: str, *, journal_key: str, version: ApiVersion = ApiVersion.V1
+    ) -> None:
         self.base_url = base_url
         self.token = token  # the credential: a v1 bearer token or a v2 API key
         self.journal_key = journal_key

@@ -37,8 +37,9 @@ class OrderReader(Protocol):
 def needs_sync(entry: Entry) -> bool:
     """An outcome nobody knows, or an order the API is still working on."""
     state = entry.effective_state
-    return state == "unknown" or (state == "placed"
-                                  and (entry.status or "").lower() in PENDING_STATUSES)
+    return state == "unknown" or (
+        state == "placed" and (entry.status or "").lower() in PENDING_STATUSES
+    )
 
 
 @dataclass(frozen=True)
@@ -87,60 +88,103 @@ def _look_up(client: OrderReader, code: str) -> OrderResult | None:
         raise
 
 
-def sync_entry(journal: JournalStore, api: str, client: OrderReader, entry: Entry, *,
-               now: float, in_flight_for: float) -> SyncChange:
+def sync_entry(
+    journal: JournalStore,
+    api: str,
+    client: OrderReader,
+    entry: Entry,
+    *,
+    now: float,
+    in_flight_for: float,
+) -> SyncChange:
     """Ask the API about one row and record what it says. Never raises a KalixoError: a
     failure to ask is reported on the row, which stays as it was."""
     before = entry.effective_state
-    unchanged = SyncChange(entry.code, entry.order_id, before, entry.status, before,
-                           entry.status)
+    unchanged = SyncChange(entry.code, entry.order_id, before, entry.status, before, entry.status)
     try:
         if client.can_look_up:
             found = _look_up(client, entry.code)
         elif entry.order_id is not None:
             found = client.retrieve_order(entry.order_id)
         else:
-            return _with(unchanged, detail="API v1 cannot look an order up by its code; "
-                         f"settle it with `kalixo orders resolve {entry.code}`")
+            return _with(
+                unchanged,
+                detail="API v1 cannot look an order up by its code; "
+                f"settle it with `kalixo orders resolve {entry.code}`",
+            )
     except KalixoError as exc:
         return _with(unchanged, detail=exc.message, error=exc)
     if found is None:
         if before == "placed":
             return _with(unchanged, detail="the API has no order under this code now")
         if entry.state == "sending" and now - entry.updated_at < in_flight_for:
-            return _with(unchanged, detail="being sent right now, or only just stopped; "
-                         "sync again in a minute")
-        if not journal.finish(api, entry.code, "failed", error_kind=SYNCED, error=NOT_PLACED,
-                              expected_rev=entry.rev):
-            return _with(unchanged, detail="another kalixo process took it up meanwhile; "
-                         "sync again in a minute")
-        return SyncChange(entry.code, entry.order_id, before, entry.status, "failed",
-                          entry.status, detail=NOT_PLACED + "; it may be sent again")
+            return _with(
+                unchanged,
+                detail="being sent right now, or only just stopped; sync again in a minute",
+            )
+        if not journal.finish(
+            api, entry.code, "failed", error_kind=SYNCED, error=NOT_PLACED, expected_rev=entry.rev
+        ):
+            return _with(
+                unchanged,
+                detail="another kalixo process took it up meanwhile; sync again in a minute",
+            )
+        return SyncChange(
+            entry.code,
+            entry.order_id,
+            before,
+            entry.status,
+            "failed",
+            entry.status,
+            detail=NOT_PLACED + "; it may be sent again",
+        )
     order = found.order
     order_id = order.orderId if order.orderId is not None else entry.order_id
-    journal.finish(api, entry.code, "placed", order_id=order_id, status=order.status,
-                   error_kind=SYNCED)
-    detail = ("placed, as the API says" if before != "placed"
-              else f"now {order.status}" if order.status != entry.status else None)
-    return SyncChange(entry.code, order_id, before, entry.status, "placed", order.status,
-                      detail=detail)
+    journal.finish(
+        api, entry.code, "placed", order_id=order_id, status=order.status, error_kind=SYNCED
+    )
+    detail = (
+        "placed, as the API says"
+        if before != "placed"
+        else f"now {order.status}"
+        if order.status != entry.status
+        else None
+    )
+    return SyncChange(
+        entry.code, order_id, before, entry.status, "placed", order.status, detail=detail
+    )
 
 
-def _with(change: SyncChange, *, detail: str | None = None,
-          error: KalixoError | None = None) -> SyncChange:
-    return SyncChange(change.code, change.order_id, change.state_before, change.status_before,
-                      change.state, change.status, detail=detail, error=error)
+def _with(
+    change: SyncChange, *, detail: str | None = None, error: KalixoError | None = None
+) -> SyncChange:
+    return SyncChange(
+        change.code,
+        change.order_id,
+        change.state_before,
+        change.status_before,
+        change.state,
+        change.status,
+        detail=detail,
+        error=error,
+    )
 
 
-def sync_entries(journal: JournalStore, api: str, client: OrderReader, entries: Iterable[Entry],
-                 *, in_flight_for: float, clock: Callable[[], float] = time.time,
-                 on_change: Callable[[SyncChange], None] | None = None) -> list[SyncChange]:
+def sync_entries(
+    journal: JournalStore,
+    api: str,
+    client: OrderReader,
+    entries: Iterable[Entry],
+    *,
+    in_flight_for: float,
+    clock: Callable[[], float] = time.time,
+    on_change: Callable[[SyncChange], None] | None = None,
+) -> list[SyncChange]:
     changes = []
     for entry in entries:
         if not needs_sync(entry):
             continue
-        change = sync_entry(journal, api, client, entry, now=clock(),
-                            in_flight_for=in_flight_for)
+        change = sync_entry(journal, api, client, entry, now=clock(), in_flight_for=in_flight_for)
         changes.append(change)
         if on_change is not None:
             on_change(change)

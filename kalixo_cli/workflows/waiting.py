@@ -30,11 +30,17 @@ def seconds_until(stamp: str | None, now: float) -> float:
     return max(0.0, moment.timestamp() - now)
 
 
-def wait_for_order(order: Order, fetch: Callable[[], Order], *, timeout: float,
-                   interval: float, sleep: Callable[[float], None] = time.sleep,
-                   clock: Callable[[], float] = time.monotonic,
-                   wall_clock: Callable[[], float] = time.time,
-                   on_poll: Callable[[Order, float], None] | None = None) -> Order:
+def wait_for_order(
+    order: Order,
+    fetch: Callable[[], Order],
+    *,
+    timeout: float,
+    interval: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    on_poll: Callable[[Order, float], None] | None = None,
+) -> Order:
     """The order once it is no longer pending; StillProcessing (exit 8) at `timeout`."""
     interval = max(interval, MIN_INTERVAL)
     deadline = clock() + timeout
