@@ -476,8 +476,8 @@ def transport(
         clock=fake.clock,
         wall_clock=fake.wall,
         rng=random.Random(1),
-        **options,
-    )  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def test_get_5xx_is_retried_with_backoff_and_logged(

@@ -433,8 +433,8 @@ def resolve_settings(
         flag_name="--api-url",
         env_name=ENV_API_URL,
         default=None,
-        **common,
-    )  # type: ignore[arg-type]
+        **common,  # type: ignore[arg-type]
+    )
     version = _pick(
         "api_version",
         parse_api_version,
@@ -442,8 +442,8 @@ def resolve_settings(
         flag_name=None,
         env_name=ENV_API_VERSION,
         default=None,
-        **common,
-    )  # type: ignore[arg-type]
+        **common,  # type: ignore[arg-type]
+    )
     if version.value is None:
         inferred = version_from_url(api_url.value) if api_url.value else None
         version = (
@@ -460,8 +460,8 @@ def resolve_settings(
         flag_name=None,
         env_name=ENV_TIMEOUT,
         default=DEFAULT_TIMEOUT,
-        **common,
-    )  # type: ignore[arg-type]
+        **common,  # type: ignore[arg-type]
+    )
     retries = _pick(
         "retries",
         parse_retries,
@@ -469,8 +469,8 @@ def resolve_settings(
         flag_name=None,
         env_name=ENV_RETRIES,
         default=DEFAULT_RETRIES,
-        **common,
-    )  # type: ignore[arg-type]
+        **common,  # type: ignore[arg-type]
+    )
     deadline = _pick(
         "deadline",
         parse_deadline,
@@ -478,8 +478,8 @@ def resolve_settings(
         flag_name=None,
         env_name=ENV_DEADLINE,
         default=DEFAULT_DEADLINE,
-        **common,
-    )  # type: ignore[arg-type]
+        **common,  # type: ignore[arg-type]
+    )
     journal_url = _pick(
         "journal_url",
         parse_journal_url,
@@ -487,8 +487,8 @@ def resolve_settings(
         flag_name=None,
         env_name=ENV_JOURNAL_URL,
         default=None,
-        **common,
-    )  # type: ignore[arg-type]
+        **common,  # type: ignore[arg-type]
+    )
     return Settings(
         profile=profile,
         deadline=deadline,

@@ -721,8 +721,8 @@ def skipped_results(
             outcome = "skipped_busy" if kind == "skipped_busy" else "skipped_unknown"
             return Result(
                 code,
-                outcome,
-                order_id=order_id,  # type: ignore[arg-type]
+                outcome,  # type: ignore[arg-type]
+                order_id=order_id,
                 detail=error,
             )
         entry = journal.get(api, code)
