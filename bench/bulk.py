@@ -420,7 +420,7 @@ def _fill_journal(path: Path, api: str, count: int) -> None:
     row by row in SQL (whatever the columns are), as a long-used machine would have."""
     import sqlite3
 
-    from kalixo_cli.store.journal import Journal
+    from kalixo_cli.store.journal_sqlite import Journal
 
     with Journal(path) as journal:
         for i in range(100):

@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kalixo_cli.store.journal import Journal, request_hash
+from kalixo_cli.store.journal import request_hash
+from kalixo_cli.store.journal_sqlite import Journal
 
 API = "bench"
 
@@ -80,7 +81,7 @@ def claim_path(path: Path, orders: int) -> float:
 RACER = """
 import json, sys, time
 from pathlib import Path
-from kalixo_cli.store.journal import Journal
+from kalixo_cli.store.journal_sqlite import Journal
 path, orders = Path(sys.argv[1]), int(sys.argv[2])
 journal = Journal(path)
 print("ready", flush=True)

@@ -71,8 +71,8 @@ class JournalBackend:
 
     def open_as(self, owner: Owner) -> JournalStore:
         """A handle whose claims are `owner`'s (a process of another machine, say)."""
-        from kalixo_cli.store.journal import Journal
         from kalixo_cli.store.journal_pg import PostgresJournal
+        from kalixo_cli.store.journal_sqlite import Journal
 
         journal = self.open()
         assert isinstance(journal, Journal | PostgresJournal)

@@ -18,7 +18,8 @@ import pytest
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
-from kalixo_cli.store.journal import Journal, default_journal_path
+from kalixo_cli.store.journal import default_journal_path
+from kalixo_cli.store.journal_sqlite import Journal
 from tests.helpers import kill_repeatedly, record_exit, run
 
 PLACE = "/v1/orders/place-order"

@@ -20,7 +20,8 @@ import pytest
 
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
-from kalixo_cli.store.journal import Journal, default_journal_path
+from kalixo_cli.store.journal import default_journal_path
+from kalixo_cli.store.journal_sqlite import Journal
 from tests.faultserver import Reply, Seen, fault_server
 from tests.helpers import run
 from tests.test_journal import claim_and_die
@@ -206,7 +207,7 @@ def test_a_claim_is_won_by_exactly_one_of_many_processes(tmp_path: Path) -> None
     Journal(path).close()
     script = (
         "import sys, json; from pathlib import Path; "
-        "from kalixo_cli.store.journal import Journal; "
+        "from kalixo_cli.store.journal_sqlite import Journal; "
         "j = Journal(Path(sys.argv[1])); "
         "print(json.dumps(j.claim('api', 'RACE-1', {'n': 1}).won)); sys.stdout.flush(); "
         "sys.stdin.read()"
@@ -734,7 +735,7 @@ def test_a_full_disk_before_a_bulk_run_sends_nothing(
 def test_a_running_process_renews_the_lease_of_its_claims(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kalixo_cli.store.journal as journal_module
+    import kalixo_cli.store.journal_sqlite as journal_module
 
     monkeypatch.setattr(journal_module, "HEARTBEAT_SECONDS", 0.05)
     path = tmp_path / "journal.sqlite3"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kalixo_cli.store.journal import Journal, request_hash
+from kalixo_cli.store.journal import request_hash
+from kalixo_cli.store.journal_sqlite import Journal
 from kalixo_cli.workflows.placement import verdict
 from tests.helpers import run
 
@@ -29,7 +30,7 @@ def claim_and_die(path: Path, api: str, code: str, body: dict[str, object]) -> N
     mid-request looks the same to the journal)."""
     script = (
         "import json, sys; from pathlib import Path; "
-        "from kalixo_cli.store.journal import Journal; "
+        "from kalixo_cli.store.journal_sqlite import Journal; "
         "j = Journal(Path(sys.argv[1])); "
         "assert j.claim(sys.argv[2], sys.argv[3], json.loads(sys.argv[4])).won; "
         "import os; os._exit(0)"

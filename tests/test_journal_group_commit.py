@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from kalixo_cli.domain.errors import JournalUnusable
-from kalixo_cli.store.journal import Journal
+from kalixo_cli.store.journal_sqlite import Journal
 from tests.test_exactly_once import wait_until
 
 API = "https://api.example/v1"
@@ -273,7 +273,7 @@ def test_readers_of_a_new_journal_opened_by_two_processes_at_once(tmp_path: Path
     script = (
         "import sys, threading\n"
         "from pathlib import Path\n"
-        "from kalixo_cli.store.journal import Journal\n"
+        "from kalixo_cli.store.journal_sqlite import Journal\n"
         "j = Journal(Path(sys.argv[1]))\n"
         "seen = []\n"
         "def read(n):\n"

@@ -22,7 +22,8 @@ from kalixo_cli.sandbox import (
     SANDBOX_TOKEN,
 )
 from kalixo_cli.sandbox.server import RunningSandbox
-from kalixo_cli.store.journal import Journal, default_journal_path
+from kalixo_cli.store.journal import default_journal_path
+from kalixo_cli.store.journal_sqlite import Journal
 from tests.helpers import Clock, run
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from kalixo_cli.commands.orders import TABLE_PAGE
-from kalixo_cli.store.journal import Journal, default_journal_path
+from kalixo_cli.store.journal import default_journal_path
+from kalixo_cli.store.journal_sqlite import Journal
 from kalixo_cli.terminal.output import print_json_array
 from tests.helpers import run
 

@@ -26,7 +26,7 @@ from kalixo_cli.domain.models import OrderRequest
 from kalixo_cli.sandbox.faults import Faults, RateDecision, RateLimiter
 from kalixo_cli.sandbox.faults import Window as Window_
 from kalixo_cli.sandbox.server import RunningSandbox
-from kalixo_cli.store.journal import Journal
+from kalixo_cli.store.journal_sqlite import Journal
 from kalixo_cli.workflows.placement import place
 from tests.helpers import run
 

@@ -13,7 +13,8 @@ import pytest
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.inputs.json_order import JsonState
 from kalixo_cli.inputs.order_file import parse_batch_json_order
-from kalixo_cli.store.journal import Journal, default_journal_path
+from kalixo_cli.store.journal import default_journal_path
+from kalixo_cli.store.journal_sqlite import Journal
 from tests.helpers import run
 
 API = "https://api.kalixo.io/v1"

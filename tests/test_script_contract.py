@@ -27,7 +27,8 @@ import typer.main
 from kalixo_cli.cli import app
 from kalixo_cli.domain.errors import ExitCode
 from kalixo_cli.sandbox.server import RunningSandbox
-from kalixo_cli.store.journal import Journal, default_journal_path
+from kalixo_cli.store.journal import default_journal_path
+from kalixo_cli.store.journal_sqlite import Journal
 from tests.faultserver import FaultServer, Reply
 from tests.helpers import Clock, record_exit, run
 

@@ -15,7 +15,8 @@ from typer.testing import Result
 
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
-from kalixo_cli.store.journal import Journal, default_journal_path
+from kalixo_cli.store.journal import default_journal_path
+from kalixo_cli.store.journal_sqlite import Journal
 from tests.helpers import Clock, run
 from tests.test_journal import claim_and_die
 

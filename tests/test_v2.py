@@ -22,7 +22,8 @@ from kalixo_cli.sandbox import (
 )
 from kalixo_cli.sandbox.faults import Faults
 from kalixo_cli.sandbox.server import RunningSandbox
-from kalixo_cli.store.journal import Journal, default_journal_path
+from kalixo_cli.store.journal import default_journal_path
+from kalixo_cli.store.journal_sqlite import Journal
 from tests.helpers import kill_repeatedly, run
 
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "order.json")

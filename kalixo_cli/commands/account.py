@@ -195,7 +195,7 @@ def check_journal(state: AppState) -> Check:
     """The journal: it opens, `PRAGMA integrity_check` passes, and its disk has room; or
     the shared one journal_url names answers with the right schema."""
     from kalixo_cli.domain.errors import JournalUnusable
-    from kalixo_cli.store.journal import Journal
+    from kalixo_cli.store.journal_sqlite import Journal
     from kalixo_cli.store.journal_url import locate
 
     name = "journal"

@@ -89,7 +89,7 @@ def import_journal(
 
     Example: kalixo journal import ~/.local/share/kalixo/journal.sqlite3
     """
-    from kalixo_cli.store.journal import Journal
+    from kalixo_cli.store.journal_sqlite import Journal
 
     state = get_state(ctx)
     out = state.out

@@ -114,7 +114,7 @@ def open_journal(
     """The backend for `location`. A shared journal that cannot be reached raises
     JournalUnreachable (exit 5): there is never a fall-back to the local file."""
     if location.kind == "sqlite":
-        from kalixo_cli.store.journal import Journal
+        from kalixo_cli.store.journal_sqlite import Journal
 
         assert location.path is not None
         return Journal(location.path, readonly=readonly)
