@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
@@ -61,14 +61,28 @@ class FailureKind(Enum):
     STATUS = "status"  # the server answered with an error status
 
 
-@dataclass(frozen=True)
 class Failure:
-    """One failed attempt, as the HTTP seam saw it."""
+    """One failed attempt, as the HTTP seam saw it.
 
-    kind: FailureKind
-    status: int | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    reason: str = ""
+    (Failure and Decision are plain slotted classes, not dataclasses: every command
+    imports this module, and start-up pays for a dataclass's generated code.)"""
+
+    __slots__ = ("headers", "kind", "reason", "status")
+
+    def __init__(
+        self,
+        kind: FailureKind,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        reason: str = "",
+    ) -> None:
+        self.kind = kind
+        self.status = status
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Failure({self.kind.value}, status={self.status}, reason={self.reason!r})"
 
     @classmethod
     def connect(cls, reason: str = "") -> Failure:
@@ -169,13 +183,18 @@ class Action(Enum):
     LOOK_UP = "look_up"  # the order exists already: fetch it by its code instead
 
 
-@dataclass(frozen=True)
 class Decision:
     """What to do after a failed attempt; `delay` is the wait before a retry, in seconds."""
 
-    action: Action
-    delay: float = 0.0
-    reason: str = ""
+    __slots__ = ("action", "delay", "reason")
+
+    def __init__(self, action: Action, delay: float = 0.0, reason: str = "") -> None:
+        self.action = action
+        self.delay = delay
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Decision({self.action.name}, delay={self.delay:g}, reason={self.reason!r})"
 
     @property
     def retry(self) -> bool:
