@@ -29,7 +29,21 @@ class OrderResult:
     notes: tuple[str, ...] = ()
 
 
-class OrderClient(Protocol):
+class CatalogClient(Protocol):
+    """What a client offers for the catalog (all `workflows.catalog_source` needs)."""
+
+    def catalog_page(
+        self, skip: int, take: int, filters: CatalogFilters | None = None
+    ) -> tuple[int, list[Product]]: ...
+
+    def catalog_product(self, product_id: int) -> Product: ...
+
+    def catalog_product_by_code(
+        self, *, ean: str | None = None, sku: str | None = None
+    ) -> Product: ...
+
+
+class OrderClient(CatalogClient, Protocol):
     """An API client: orders, the catalog, and a probe for `ping` and `doctor`."""
 
     transport: Transport
@@ -48,16 +62,6 @@ class OrderClient(Protocol):
     def look_up(self, code: str) -> OrderResult | None:
         """The order placed under `code`, None when there is none; only if `can_look_up`."""
         ...
-
-    def catalog_page(
-        self, skip: int, take: int, filters: CatalogFilters | None = None
-    ) -> tuple[int, list[Product]]: ...
-
-    def catalog_product(self, product_id: int) -> Product: ...
-
-    def catalog_product_by_code(
-        self, *, ean: str | None = None, sku: str | None = None
-    ) -> Product: ...
 
     def probe(self) -> Probe: ...
 

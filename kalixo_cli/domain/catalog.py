@@ -14,13 +14,10 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kalixo_cli.domain.errors import UsageError
 from kalixo_cli.domain.normalize import as_int
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("kalixo.catalog")
 PAGE_SIZE = 100  # the most products the API gives per request (`take`)

@@ -26,13 +26,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kalixo_cli.domain.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 from kalixo_cli.domain.catalog import Product
+from kalixo_cli.domain.errors import ConfigError
 from kalixo_cli.store.config import APP_NAME
 
 log = logging.getLogger("kalixo.catalog")

@@ -4,35 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from kalixo_cli.domain.api_version import ApiVersion
+from kalixo_cli.domain.catalog import CatalogFilters, CatalogPages, Product
 from kalixo_cli.domain.errors import RequestRejected
+from kalixo_cli.store.catalog_cache import CacheHit, CatalogCache
 
 if TYPE_CHECKING:
-    pass
-from kalixo_cli.domain.catalog import CatalogFilters, CatalogPages, Product
-from kalixo_cli.store.catalog_cache import CacheHit, CatalogCache
+    from kalixo_cli.api.base import CatalogClient
 
 log = logging.getLogger("kalixo.catalog")
 
 
 # --------------------------------------------------------------------------------------
 # A client's catalog, through the cache.
-
-
-class CatalogClient(Protocol):
-    """What `api.v1.V1Client` and `api.v2.V2Client` offer for the catalog."""
-
-    def catalog_page(
-        self, skip: int, take: int, filters: CatalogFilters | None = None
-    ) -> tuple[int, list[Product]]: ...
-
-    def catalog_product(self, product_id: int) -> Product: ...
-
-    def catalog_product_by_code(
-        self, *, ean: str | None = None, sku: str | None = None
-    ) -> Product: ...
 
 
 class CatalogSource:
