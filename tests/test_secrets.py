@@ -243,3 +243,24 @@ def test_a_post_redirect_names_the_target_but_does_not_send_you_there(
         "your credential) at an address only this answer names"
     )
     assert faults.count("POST") == 1
+
+
+def test_an_order_code_shaped_like_a_pin_is_shown_whole_in_errors(sandbox: object) -> None:
+    """PINs are masked in errors, but the user's own order code is what the error is about:
+    SHOP-2026-0042 has the shape of a PIN and must still be shown whole."""
+    code = "SHOP-2026-0042"
+    first = run(["place-order", "examples/order.json", "--external-order-code", code, "-o", "json"])
+    assert first.exit_code == 0, first.stderr
+    clash = run(["place-order", "examples/order.csv", "--external-order-code", code, "-o", "json"])
+    assert clash.exit_code == ExitCode.USAGE
+    assert code in clash.stderr and "SHOP-****" not in clash.stderr
+    error = json.loads(clash.stderr.strip().splitlines()[-1])["error"]  # -o json: on stderr
+    assert code in error["message"]
+    missing = run(["orders", "show", "SHOP-2026-9999"])
+    assert "SHOP-2026-9999" in missing.stderr
+    # a PIN in the same message is still masked
+    from kalixo_cli.domain.redact import Redactor
+
+    redact = Redactor()
+    redact.allow(code)
+    assert redact(f"{code} holds ABCDE-FGHIJ-KLMNO") == f"{code} holds ABCDE-*****-KLMNO"

@@ -261,6 +261,7 @@ def place_order(
             f"externalOrderCode {request.externalOrderCode}",
             hint="change the code in the file to buy the same again",
         )
+    state.redactor.allow(request.externalOrderCode)  # the user's own code: shown whole
     if dry_run:
         if fmt == "csv":  # a request has no PIN rows: its JSON
             out.json(request.body())
@@ -539,6 +540,7 @@ def retrieve_order(
     state.choose_output(output, raw)
     _check_pins_out(pins_out, force=force)
     key = _reference(reference, state.settings().version)
+    state.redactor.allow(reference.strip())
     client = state.client()
     result = client.retrieve_order(key)
     if wait:

@@ -208,6 +208,7 @@ def show(
     Example: kalixo orders show O-12345 -o json
     """
     app_state = get_state(ctx)
+    app_state.redactor.allow(code)
     out = app_state.out
     app_state.choose_output(output)
     entry = app_state.journal(readonly=True).get(app_state.journal_key(), code)
@@ -252,6 +253,7 @@ def resolve(
     if (order_id is None) == (not not_placed):
         raise UsageError("give exactly one of --order-id N or --not-placed")
     app_state = get_state(ctx)
+    app_state.redactor.allow(code)
     journal = app_state.journal()
     api = app_state.journal_key()
     entry = journal.get(api, code)
