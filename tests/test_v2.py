@@ -95,6 +95,14 @@ def test_wait_times_out_with_exit_8(v2: RunningSandbox) -> None:
     )
     assert result.exit_code == ExitCode.STILL_PROCESSING
     assert "still processing" in result.stderr
+    # the order in hand is printed before the exit 8: a script gets its orderId and status
+    order = json.loads(result.stdout)
+    assert order["status"] == "processing" and order["orderId"]
+    retrieved = run(
+        ["retrieve-order", str(order["orderId"]), "--wait", "--timeout", "1", "-o", "json"]
+    )
+    assert retrieved.exit_code == ExitCode.STILL_PROCESSING
+    assert json.loads(retrieved.stdout)["orderId"] == order["orderId"]
 
 
 @pytest.mark.parametrize(

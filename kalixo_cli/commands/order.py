@@ -1,6 +1,7 @@
 """place-order and retrieve-order: read input, call the client, hand the order to output."""
 
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -290,22 +291,33 @@ def place_order(
         raise
     if not replayed:
         _warn_low_balance(out, result)
+
+    def finish(result: "OrderResult", *, exit_on_status: bool) -> None:
+        complete_from_request(result.order, request)
+        try:
+            journal.record_status(api, request.externalOrderCode, result.order.status)
+        except JournalUnusable as exc:  # the order is recorded as placed already
+            out.warn(f"could not record order {result.order.orderId}'s final status: {exc.message}")
+        _finish_order(
+            out,
+            result,
+            raw=raw,
+            mask_pins=mask_pins,
+            pins_out=pins_out,
+            force=force,
+            exit_on_status=exit_on_status,
+        )
+
     if wait:
-        result = _wait(out, client, result, timeout=timeout, interval=poll_interval)
-    complete_from_request(result.order, request)
-    try:
-        journal.record_status(api, request.externalOrderCode, result.order.status)
-    except JournalUnusable as exc:  # the order is recorded as placed already
-        out.warn(f"could not record order {result.order.orderId}'s final status: {exc.message}")
-    _finish_order(
-        out,
-        result,
-        raw=raw,
-        mask_pins=mask_pins,
-        pins_out=pins_out,
-        force=force,
-        exit_on_status=True,
-    )
+        result = _wait(
+            out,
+            client,
+            result,
+            timeout=timeout,
+            interval=poll_interval,
+            in_hand=lambda latest: finish(latest, exit_on_status=False),
+        )
+    finish(result, exit_on_status=True)
 
 
 def _request_view(request: "OrderRequest", plain: bool) -> "RenderableType":
@@ -426,9 +438,18 @@ def _warn_low_balance(out: Output, result: "OrderResult") -> None:
 
 
 def _wait(
-    out: Output, client: "OrderClient", result: "OrderResult", *, timeout: float, interval: float
+    out: Output,
+    client: "OrderClient",
+    result: "OrderResult",
+    *,
+    timeout: float,
+    interval: float,
+    in_hand: Callable[["OrderResult"], None],
 ) -> "OrderResult":
-    """Poll the order until it is no longer processing; a spinner at a terminal."""
+    """Poll the order until it is no longer processing; a spinner at a terminal.
+
+    If the wait ends without it (--timeout, exit 8; or a failed poll), `in_hand` gets the
+    order as last seen before the error is raised: an order in hand is never lost."""
     from kalixo_cli.workflows.waiting import PENDING, wait_for_order
 
     order = result.order
@@ -453,6 +474,10 @@ def _wait(
                 f"order {reference} is {o.status}; next look in {delay:.0f} s"
             ),
         )
+    except KalixoError:
+        spinner.stop()
+        in_hand(latest[0])
+        raise
     finally:
         spinner.stop()
     return latest[0]
@@ -543,21 +568,32 @@ def retrieve_order(
     state.redactor.allow(reference.strip())
     client = state.client()
     result = client.retrieve_order(key)
-    if wait:
-        result = _wait(state.out, client, result, timeout=timeout, interval=poll_interval)
-    if client.can_look_up:  # v2 leaves out what the journal and the catalog know
-        from kalixo_cli.workflows.placement import complete_retrieved
 
-        complete_retrieved(state.journal(), state.journal_key(), client, result.order)
-    _finish_order(
-        state.out,
-        result,
-        raw=raw,
-        mask_pins=mask_pins,
-        pins_out=pins_out,
-        force=force,
-        exit_on_status=exit_status,
-    )
+    def finish(result: "OrderResult", *, exit_on_status: bool) -> None:
+        if client.can_look_up:  # v2 leaves out what the journal and the catalog know
+            from kalixo_cli.workflows.placement import complete_retrieved
+
+            complete_retrieved(state.journal(), state.journal_key(), client, result.order)
+        _finish_order(
+            state.out,
+            result,
+            raw=raw,
+            mask_pins=mask_pins,
+            pins_out=pins_out,
+            force=force,
+            exit_on_status=exit_on_status,
+        )
+
+    if wait:
+        result = _wait(
+            state.out,
+            client,
+            result,
+            timeout=timeout,
+            interval=poll_interval,
+            in_hand=lambda latest: finish(latest, exit_on_status=False),
+        )
+    finish(result, exit_on_status=exit_status)
 
 
 def _reference(text: str, version: ApiVersion) -> int | str:

@@ -78,7 +78,9 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
         "the order ended unsuccessfully (failed, cancelled, error); "
         "retrieve-order only with --exit-status"
     ),
-    ExitCode.STILL_PROCESSING: "still processing when --wait reached its --timeout",
+    ExitCode.STILL_PROCESSING: (
+        "still processing when --wait reached its --timeout (the order as it stands is printed)"
+    ),
     ExitCode.FILTER_FAILED: (
         "--jq failed on the result: the command ran (an order may have been placed) and its "
         "unfiltered JSON was printed instead"
