@@ -222,7 +222,7 @@ def _check_filter(state: "AppState | None") -> None:
             f"--jq {program.expression if program else ''!r} failed on "
             f"the result: {out.jq_failure}; the unfiltered JSON was printed instead",
             hint="the command itself ran (an order it placed is placed); fix the expression "
-            "and filter the printed JSON, or run a read command such as retrieve-order again",
+            "and filter the printed JSON (`kalixo schema --list` names the shapes)",
         )
 
 

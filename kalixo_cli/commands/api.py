@@ -237,7 +237,7 @@ def api(
     place-orders journal every order so that none is ever bought twice. An error status
     prints the body and exits 3, 4 or 5 as any command does.
 
-    Example: kalixo api catalog/products -f take=5 --jq '.data[].name'
+    Example: kalixo api catalog/products -f take=5 --jq '.products[].name'
     """
     state = get_state(ctx)
     chosen = (method or ("POST" if input_file is not None else "GET")).upper()
