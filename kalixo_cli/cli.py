@@ -184,9 +184,8 @@ def _report(state: "AppState | None", error: KalixoError) -> None:
     )
     context = state.error_context() if state is not None else None
     if context:
-        sys.stderr.write(
-            clean(f"kalixo: (profile {context['profile']}, {redact(context['apiUrl'])})") + "\n"
-        )
+        where = redact(context["apiUrl"]) if context["apiUrl"] else "the offline sandbox"
+        sys.stderr.write(clean(f"kalixo: (profile {context['profile']}, {where})") + "\n")
     if state is not None and state.json_errors:
         data = error.to_json()
         if context:

@@ -87,3 +87,12 @@ def test_every_error_names_the_profile_and_url(faults: FaultServer) -> None:
     assert f"(profile default, {faults.url}/v1)" in result.stderr
     error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
     assert error["profile"] == "default" and error["apiUrl"] == f"{faults.url}/v1"
+
+
+def test_an_error_under_sandbox_never_names_the_configured_production_url() -> None:
+    """Before the sandbox has started, the URL in force is not the configured one."""
+    result = run(["--sandbox", "wallet", "-o", "json"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "(profile default, the offline sandbox)" in result.stderr
+    assert "api.kalixo.io" not in result.stderr
+    assert json.loads(result.stderr.strip().splitlines()[-1])["error"]["apiUrl"] is None

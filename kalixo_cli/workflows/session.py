@@ -284,12 +284,17 @@ class Session:
             self._client = self.new_client(deadline=self.settings().deadline.value)
         return self._client
 
-    def error_context(self) -> dict[str, str] | None:
-        """Which profile and URL a failing command was using, once they were known."""
+    def error_context(self) -> dict[str, str | None] | None:
+        """Which profile and URL a failing command was using, once they were known (the
+        sandbox's URL is known once it has started; the configured one is not in use)."""
         if self._settings is None:
             return None
-        url = self._endpoint.base_url if self._endpoint else self._settings.api_url.value
-        return {"profile": str(self._settings.profile.value), "apiUrl": str(url)}
+        url: str | None = None
+        if self._endpoint is not None:
+            url = self._endpoint.base_url
+        elif not self.sandbox:
+            url = str(self._settings.api_url.value)
+        return {"profile": str(self._settings.profile.value), "apiUrl": url}
 
     def journal_key(self) -> str:
         """The API the journal files entries under, without starting or calling anything."""
