@@ -155,3 +155,66 @@ def test_processes_started_together_on_a_new_journal_all_open_it(tmp_path: Path)
         ]
         assert failures == []
         assert len(list(Journal(path).entries())) == 40
+
+
+def test_a_lock_taken_without_the_busy_handler_is_waited_out() -> None:
+    """SQLite answers "database is locked" at once while another process turns a new file
+    to WAL; `_while_busy` tries again, but lets any other error through at once, and gives
+    up (raising the lock error) once its patience is spent."""
+    import sqlite3
+
+    from kalixo_cli.store.journal_sqlite import _while_busy
+
+    tries: list[int] = []
+
+    def locked_twice() -> None:
+        tries.append(1)
+        if len(tries) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+
+    _while_busy(locked_twice)
+    assert len(tries) == 3
+
+    def broken() -> None:
+        tries.append(1)
+        raise sqlite3.OperationalError("no such table: orders")
+
+    tries.clear()
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        _while_busy(broken)
+    assert len(tries) == 1
+
+    def always_locked() -> None:
+        tries.append(1)
+        raise sqlite3.OperationalError("database is locked")
+
+    tries.clear()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _while_busy(always_locked, patience=0.0)
+    assert 1 <= len(tries) <= 2
+
+
+def test_a_journal_that_cannot_take_the_final_status_warns_and_keeps_the_order(
+    tmp_path: Path,
+) -> None:
+    from kalixo_cli.domain.models import OrderRequest
+    from kalixo_cli.domain.order import Order
+    from kalixo_cli.workflows.placement import record_final
+
+    body = {
+        **BODY,
+        "price": 3299,
+        "orderProducts": [
+            {"productId": 2, "price": 3299, "sku": "GB-EN-1", "currency": "GBP", "quantity": 1}
+        ],
+    }
+    request = OrderRequest.model_validate(body)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    assert journal.claim(API, "J-1", request.body()).won
+    journal.finish(API, "J-1", "placed", order_id=7)
+    journal.close()  # as a journal gone bad after the order was placed
+    order = Order(orderId=7, externalOrderCode="J-1", status="completed")
+    warnings: list[str] = []
+    record_final(journal, API, request, order, warn=warnings.append)
+    assert order.currency == "GBP" and order.price == 3299  # completed from the request
+    assert len(warnings) == 1 and "could not record order 7's final status" in warnings[0]

@@ -333,20 +333,7 @@ class Transport:
             lambda: self._get.get(url, params=params, timeout=self._timeout, stream=True),
         )
         if isinstance(outcome, _Unanswered):
-            if isinstance(outcome.error, BodyTooLarge):
-                raise self._too_large(outcome.error, url) from outcome.error
-            if outcome.failure.kind is FailureKind.TIMEOUT:
-                raise TransportError(
-                    f"the API did not answer within {self._timeout[1]:g} s",
-                    where=url,
-                    hint="try again, or allow more time with KALIXO_TIMEOUT or "
-                    "`kalixo config set timeout`",
-                ) from outcome.error
-            raise TransportError(
-                f"cannot reach {self._host}: {outcome.failure.reason}",
-                where=url,
-                hint="check the network and --api-url",
-            ) from outcome.error
+            raise self._unanswered(outcome, url) from outcome.error
         response = outcome.response
         log.debug("GET took %.0f ms in all", (self._clock() - started) * 1000)
         if response.status_code >= 400:
@@ -390,19 +377,7 @@ class Transport:
             ),
         )
         if isinstance(outcome, _Unanswered):
-            if isinstance(outcome.error, BodyTooLarge):
-                raise self._too_large(outcome.error, url) from outcome.error
-            if outcome.failure.kind is FailureKind.TIMEOUT:
-                raise TransportError(
-                    f"the API did not answer within {self._timeout[1]:g} s",
-                    where=url,
-                    hint="try again, or allow more time with KALIXO_TIMEOUT",
-                ) from outcome.error
-            raise TransportError(
-                f"cannot reach {self._host}: {outcome.failure.reason}",
-                where=url,
-                hint="check the network and --api-url",
-            ) from outcome.error
+            raise self._unanswered(outcome, url) from outcome.error
         response = outcome.response
         if 300 <= response.status_code < 400:
             raise self._redirect_error(response, url, "kalixo did not follow it")
@@ -685,6 +660,23 @@ class Transport:
                 response.close()
                 raise TotalTimeout(f"no complete answer within {self._timeout[1]:g} s")
         return response
+
+    def _unanswered(self, outcome: _Unanswered, url: str) -> TransportError:
+        """The error of a request that buys nothing (a GET, a login) when nothing answered."""
+        if isinstance(outcome.error, BodyTooLarge):
+            return self._too_large(outcome.error, url)
+        if outcome.failure.kind is FailureKind.TIMEOUT:
+            return TransportError(
+                f"the API did not answer within {self._timeout[1]:g} s",
+                where=url,
+                hint="try again, or allow more time with KALIXO_TIMEOUT or "
+                "`kalixo config set timeout`",
+            )
+        return TransportError(
+            f"cannot reach {self._host}: {outcome.failure.reason}",
+            where=url,
+            hint="check the network and --api-url",
+        )
 
     def _too_large(self, error: BodyTooLarge, url: str) -> TransportError:
         return TransportError(

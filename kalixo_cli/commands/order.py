@@ -12,14 +12,12 @@ from kalixo_cli.commands.context import AppState, get_state
 from kalixo_cli.commands.options import JqOption, OrderOutputOption, RawOption
 from kalixo_cli.domain.api_version import ApiVersion
 from kalixo_cli.domain.errors import (
-    JournalUnusable,
     KalixoError,
     OrderUnsuccessful,
     PartiallyCompleted,
     PlacedNotRecorded,
     UsageError,
 )
-from kalixo_cli.domain.normalize import complete_from_request
 from kalixo_cli.domain.order import Order
 from kalixo_cli.domain.sanitize import clean
 from kalixo_cli.terminal.output import Output, OutputFormat
@@ -293,11 +291,7 @@ def place_order(
         _warn_low_balance(out, result)
 
     def finish(result: "OrderResult", *, exit_on_status: bool) -> None:
-        complete_from_request(result.order, request)
-        try:
-            journal.record_status(api, request.externalOrderCode, result.order.status)
-        except JournalUnusable as exc:  # the order is recorded as placed already
-            out.warn(f"could not record order {result.order.orderId}'s final status: {exc.message}")
+        placement.record_final(journal, api, request, result.order, warn=out.warn)
         _finish_order(
             out,
             result,

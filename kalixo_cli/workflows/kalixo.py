@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from kalixo_cli.domain.errors import JournalUnusable, UsageError
+from kalixo_cli.domain.errors import UsageError
 from kalixo_cli.workflows.session import Session, log_warning
 
 if TYPE_CHECKING:
@@ -128,8 +128,7 @@ class Kalixo:
         """Place the order exactly once and return it with its PINs (a code placed before
         is replayed: the order as the API has it now, nothing sent). `wait` polls a
         processing order until it is done, as `--wait` does."""
-        from kalixo_cli.domain.normalize import complete_from_request
-        from kalixo_cli.workflows.placement import place_or_replay
+        from kalixo_cli.workflows.placement import place_or_replay, record_final
 
         request = self.order_request(order, new_code=new_code)
         session = self.session
@@ -138,13 +137,7 @@ class Kalixo:
         placed = result.order
         if wait:
             placed = self._wait(placed, timeout=timeout, interval=poll_interval)
-        complete_from_request(placed, request)
-        try:
-            journal.record_status(api, request.externalOrderCode, placed.status)
-        except JournalUnusable as exc:  # the order is recorded as placed already
-            session.on_warning(
-                f"could not record order {placed.orderId}'s final status: {exc.message}"
-            )
+        record_final(journal, api, request, placed, warn=session.on_warning)
         return placed
 
     def retrieve_order(

@@ -396,3 +396,23 @@ def complete_retrieved(journal: JournalStore, api: str, client: OrderClient, ord
                 return None
 
         complete_from_catalog(order, lookup)
+
+
+def record_final(
+    journal: JournalStore,
+    api: str,
+    request: OrderRequest,
+    order: Order,
+    *,
+    warn: Callable[[str], None],
+) -> None:
+    """Fill what the API's answer leaves out from the request sent, and journal the order's
+    status now. The order is recorded as placed already: a journal that cannot take the
+    status is a warning, never a reason to lose the order in hand."""
+    from kalixo_cli.domain.normalize import complete_from_request
+
+    complete_from_request(order, request)
+    try:
+        journal.record_status(api, request.externalOrderCode, order.status)
+    except JournalUnusable as exc:
+        warn(f"could not record order {order.orderId}'s final status: {exc.message}")
